@@ -1,0 +1,265 @@
+"""The ``gateway`` command (DESIGN §8). Thin: parse, call a service, print.
+
+Expected failures print ``error: <message>`` on stderr and exit 1, never a traceback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Annotated, NoReturn, TypeVar
+
+import typer
+import uvicorn
+
+from gateway.domain.errors import GatewayError
+from gateway.domain.merchant import Merchant, PointsSource
+from gateway.runtime import Runtime
+from gateway.settings import MissingSecretKey, Settings
+from gateway.store import api_keys as key_store
+from gateway.store import merchants as merchant_store
+from gateway.store.crypto import UndecryptableToken
+
+T = TypeVar("T")
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
+sandbox_app = typer.Typer(no_args_is_help=True, help="Run a POS simulator (DESIGN §7).")
+merchants_app = typer.Typer(no_args_is_help=True, help="Manage merchants.")
+keys_app = typer.Typer(no_args_is_help=True, help="Manage API keys.")
+app.add_typer(sandbox_app, name="sandbox")
+app.add_typer(merchants_app, name="merchants")
+app.add_typer(keys_app, name="keys")
+
+Host = Annotated[str, typer.Option(help="Interface to listen on.")]
+
+
+class CliError(Exception):
+    pass
+
+
+EXPECTED = (CliError, GatewayError, MissingSecretKey, UndecryptableToken)
+
+
+def fail(message: str) -> NoReturn:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(1)
+
+
+def main() -> None:
+    app()
+
+
+def _run(work: Callable[[Runtime], Awaitable[T]], *, migrated: bool = True) -> T:
+    """Run a command's async work on a runtime; expected failures end it with a message."""
+
+    async def runner() -> T:
+        runtime = Runtime(Settings())
+        try:
+            if migrated and not await runtime.db.is_current():
+                raise CliError("the database is not migrated: run `gateway migrate` first")
+            return await work(runtime)
+        finally:
+            await runtime.aclose()
+
+    try:
+        return asyncio.run(runner())
+    except EXPECTED as exc:
+        fail(str(exc))
+
+
+# --------------------------------------------------------------------------- sandboxes
+
+
+@sandbox_app.command("xseries")
+def sandbox_xseries(
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8101,
+    host: Host = "127.0.0.1",
+    fixtures: Annotated[
+        Path | None, typer.Option(help="JSON fixtures in the API's shapes (DESIGN §7).")
+    ] = None,
+    latency_ms: Annotated[int, typer.Option(help="Delay added to every API response.")] = 0,
+    token: Annotated[
+        str | None, typer.Option(help="The only bearer token accepted (default: any).")
+    ] = None,
+) -> None:
+    """Lightspeed Retail X-Series (0.9 API, 2.0 search, 2026-07 loyalty adjustments)."""
+    from gateway.sandbox import xseries
+
+    data = xseries.load_fixtures(fixtures) if fixtures else None
+    sandbox = xseries.create_app(data, token=token, latency_ms=latency_ms)
+    typer.echo(f"X-Series sandbox on http://{host}:{port}/api")
+    uvicorn.run(sandbox, host=host, port=port, log_level="warning")
+
+
+# --------------------------------------------------------------------------- gateway
+
+
+@app.command()
+def serve(
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    host: Host = "127.0.0.1",
+) -> None:
+    """Serve the gateway (GraphQL, Kounta adapters, webhooks, health)."""
+    from gateway.app import create_app
+
+    uvicorn.run(create_app(Settings()), host=host, port=port, access_log=False)
+
+
+@app.command()
+def migrate() -> None:
+    """Create or upgrade the database schema."""
+
+    async def work(runtime: Runtime) -> None:
+        await runtime.db.migrate()
+
+    _run(work, migrated=False)
+    typer.echo("database is at the newest schema")
+
+
+@app.command()
+def demo(
+    port: Annotated[int, typer.Option(help="Gateway port.")] = 8000,
+    xseries_port: Annotated[int, typer.Option(help="X-Series sandbox port.")] = 8101,
+    host: Host = "127.0.0.1",
+) -> None:
+    """Everything on the embedded defaults: sandboxes, gateway, SQLite, a demo merchant."""
+    from gateway.demo import DemoError, DemoPorts, run_demo
+
+    try:
+        with contextlib.suppress(KeyboardInterrupt):
+            asyncio.run(run_demo(DemoPorts(gateway=port, xseries=xseries_port), host=host))
+    except (DemoError, *EXPECTED) as exc:
+        fail(str(exc))
+
+
+# --------------------------------------------------------------------------- merchants
+
+
+@merchants_app.command("add")
+def merchants_add(
+    name: Annotated[str, typer.Option(help="The merchant's name (unique).")],
+    xseries_url: Annotated[
+        str | None, typer.Option(help="X-Series base URL, e.g. https://shop.retail.lightspeed.app")
+    ] = None,
+    xseries_token: Annotated[
+        str | None, typer.Option(help="X-Series personal token or OAuth access token.")
+    ] = None,
+    points_source: Annotated[
+        PointsSource | None, typer.Option(help="Balance of record (default: XSERIES).")
+    ] = None,
+    points_label: Annotated[str, typer.Option(help="What points are called.")] = "Points",
+    verify: Annotated[bool, typer.Option(help="Check the credentials against the POS.")] = True,
+) -> None:
+    """Add a merchant and connect its POS accounts."""
+    from gateway.services.merchants import XSeriesCredentials, add_merchant
+
+    if bool(xseries_url) != bool(xseries_token):
+        fail("--xseries-url and --xseries-token go together")
+    xseries = (
+        XSeriesCredentials(xseries_url, xseries_token) if xseries_url and xseries_token else None
+    )
+
+    async def work(runtime: Runtime) -> Merchant:
+        return await add_merchant(
+            runtime,
+            name=name,
+            xseries=xseries,
+            points_source=points_source,
+            points_label=points_label,
+            verify=verify,
+        )
+
+    merchant = _run(work)
+    typer.echo(f"added merchant {merchant.name} ({merchant.id})")
+
+
+@merchants_app.command("list")
+def merchants_list() -> None:
+    """List merchants."""
+
+    async def work(runtime: Runtime) -> list[Merchant]:
+        async with runtime.db.transaction() as session:
+            return await merchant_store.list_merchants(session)
+
+    for merchant in _run(work):
+        systems = ",".join(pos.value for pos in merchant.pos_systems) or "-"
+        typer.echo(
+            f"{merchant.id}  {merchant.name}  pos={systems}  points={merchant.points_source}"
+        )
+
+
+@merchants_app.command("show")
+def merchants_show(name: Annotated[str, typer.Argument(help="Merchant name.")]) -> None:
+    """Show a merchant and its POS accounts (never its tokens)."""
+
+    async def work(runtime: Runtime) -> Merchant:
+        async with runtime.db.transaction() as session:
+            merchant = await merchant_store.get_merchant_by_name(session, name)
+        if merchant is None:
+            raise CliError(f"no merchant named {name!r}")
+        return merchant
+
+    merchant = _run(work)
+    typer.echo(f"merchant       {merchant.name}")
+    typer.echo(f"id             {merchant.id}")
+    typer.echo(f"points source  {merchant.points_source}  (label: {merchant.points_label})")
+    for pos, account in merchant.accounts.items():
+        detail = f"  account {account.account_id}" if account.account_id else ""
+        typer.echo(f"{pos.label:<14} {account.base_url}{detail}")
+
+
+# --------------------------------------------------------------------------- keys
+
+
+@keys_app.command("create")
+def keys_create(
+    merchant: Annotated[str, typer.Option(help="Merchant name.")],
+) -> None:
+    """Create an API key; it is printed once, alone on the last line."""
+
+    async def work(runtime: Runtime) -> str:
+        async with runtime.db.transaction() as session:
+            found = await merchant_store.get_merchant_by_name(session, merchant)
+            if found is None:
+                raise CliError(f"no merchant named {merchant!r}")
+            return await key_store.create_api_key(session, found.id)
+
+    key = _run(work)
+    typer.echo(f"API key for {merchant} (shown once; send it as 'Authorization: Bearer <key>'):")
+    typer.echo(key)
+
+
+@keys_app.command("revoke")
+def keys_revoke(key: Annotated[str, typer.Argument(help="The key itself, or its id.")]) -> None:
+    """Revoke an API key at once."""
+
+    async def work(runtime: Runtime) -> key_store.ApiKeyInfo | None:
+        async with runtime.db.transaction() as session:
+            return await key_store.revoke_api_key(session, key)
+
+    info = _run(work)
+    if info is None:
+        fail("no such API key")
+    typer.echo(f"revoked key {info.id} ({info.prefix}...)")
+
+
+@keys_app.command("list")
+def keys_list(merchant: Annotated[str, typer.Option(help="Merchant name.")]) -> None:
+    """List a merchant's keys (ids and prefixes only)."""
+
+    async def work(runtime: Runtime) -> list[key_store.ApiKeyInfo]:
+        async with runtime.db.transaction() as session:
+            found = await merchant_store.get_merchant_by_name(session, merchant)
+            if found is None:
+                raise CliError(f"no merchant named {merchant!r}")
+            return await key_store.list_api_keys(session, found.id)
+
+    for info in _run(work):
+        state = f"revoked {info.revoked_at:%Y-%m-%d}" if info.revoked_at else "active"
+        typer.echo(f"{info.id}  {info.prefix}...  created {info.created_at:%Y-%m-%d}  {state}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,71 @@
+"""Logs (JSON, one line per event, with the request id) that never carry a secret."""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+from collections.abc import MutableMapping
+from typing import Any
+
+import structlog
+
+SECRET_KEYS = re.compile(
+    r"(authorization|token|secret|password|api[_-]?key|refresh|cookie|signature)", re.I
+)
+# The Kounta add-on token travels in the path; offers are bearer-like too.
+SECRET_PATHS = [
+    (re.compile(r"(/kounta/)[^/?]+(/)"), r"\1***\2"),
+    (re.compile(r"(/kounta/redeem/)[^/?]+"), r"\1***"),
+]
+BEARER = re.compile(r"(Bearer\s+)[A-Za-z0-9._~+/=-]+", re.I)
+
+
+def redact_path(path: str) -> str:
+    for pattern, replacement in SECRET_PATHS:
+        path = pattern.sub(replacement, path)
+    return path
+
+
+def _redact(value: Any) -> Any:
+    if isinstance(value, str):
+        return BEARER.sub(r"\1***", redact_path(value))
+    if isinstance(value, dict):
+        return {k: "***" if SECRET_KEYS.search(str(k)) else _redact(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_redact(v) for v in value]
+    return value
+
+
+def redact_secrets(
+    _logger: Any, _method: str, event: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
+    """structlog processor: mask secret-looking keys and secrets embedded in strings."""
+    for key in list(event):
+        if key != "event" and SECRET_KEYS.search(key):
+            event[key] = "***"
+        else:
+            event[key] = _redact(event[key])
+    return event
+
+
+def configure_logging(level: str = "INFO", *, json: bool = True) -> None:
+    renderer: Any = (
+        structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer(colors=False)
+    )
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            structlog.processors.format_exc_info,
+            redact_secrets,
+            renderer,
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
+        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        cache_logger_on_first_use=True,
+    )
+    # httpx logs every request URL at INFO; ours are logged (redacted) by pos/http.py.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    logging.getLogger("httpcore").setLevel(logging.WARNING)

@@ -1,0 +1,495 @@
+"""The one HTTP layer every POS client goes through.
+
+What it promises, whichever POS is behind it:
+- explicit connect/read timeouts and a pooled ``httpx.AsyncClient`` shared by all merchants;
+- safe requests (GET, or a write the caller marks idempotent) are retried a bounded number
+  of times with full-jitter exponential backoff on timeouts, connection errors and 5xx;
+- a 429 is waited out until its ``Retry-After`` (HTTP date or seconds) when that is within
+  ``max_retry_after_s`` and the request is safe, else surfaced as ``RATE_LIMITED``; an unsafe
+  request is never sent twice, except when the connection was refused before it left;
+- a circuit breaker per upstream stops hammering a POS that keeps failing;
+- identical GETs in flight at the same moment share one upstream call;
+- failures arrive as typed ``UpstreamError``s carrying the DESIGN §4 error codes.
+
+JSON is read with ``Decimal`` for every non-integer number and written with Decimals as
+exact number text, so money never passes through a float.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import hashlib
+import json
+import random
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any, Protocol
+
+import httpx
+import orjson
+import structlog
+
+from gateway.domain.errors import ErrorCode, GatewayError
+from gateway.metrics import UPSTREAM_LATENCY, UPSTREAM_REQUESTS
+
+log = structlog.get_logger("gateway.upstream")
+
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+RETRYABLE_STATUS = frozenset({500, 502, 503, 504})
+
+Params = Mapping[str, str | int | Sequence[str]]
+
+
+# --------------------------------------------------------------------------- errors
+
+
+class UpstreamError(GatewayError):
+    """A POS call that did not give a usable answer."""
+
+    code = ErrorCode.UPSTREAM_UNAVAILABLE
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        pos: str,
+        status: int | None = None,
+        upstream_message: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.pos = pos
+        self.status = status
+        self.upstream_message = upstream_message
+
+
+class UpstreamNotFound(UpstreamError):
+    code = ErrorCode.NOT_FOUND
+
+
+class UpstreamRejected(UpstreamError):
+    """The POS refused the request as invalid (400, 409, 422): retrying cannot help."""
+
+    code = ErrorCode.VALIDATION
+
+
+class UpstreamRateLimited(UpstreamError):
+    code = ErrorCode.RATE_LIMITED
+
+    def __init__(self, message: str, *, pos: str, retry_after_s: float | None) -> None:
+        super().__init__(message, pos=pos, status=429)
+        self.retry_after_s = retry_after_s
+        if retry_after_s is not None:
+            self.details["retry_after_s"] = f"{retry_after_s:.0f}"
+
+
+class UpstreamUnavailable(UpstreamError):
+    """5xx, timeouts, refused connections, an open circuit.
+
+    ``maybe_applied`` is True when a write may have reached the POS before the failure
+    (a read timeout after sending): the caller must read back before trying again.
+    """
+
+    code = ErrorCode.UPSTREAM_UNAVAILABLE
+
+    def __init__(
+        self, message: str, *, pos: str, status: int | None = None, maybe_applied: bool = False
+    ) -> None:
+        super().__init__(message, pos=pos, status=status)
+        self.maybe_applied = maybe_applied
+
+
+class UpstreamAuthError(UpstreamUnavailable):
+    """The POS refused the merchant's stored credentials (401/403)."""
+
+
+# --------------------------------------------------------------------------- policy, auth
+
+
+@dataclass(frozen=True)
+class HttpPolicy:
+    connect_timeout_s: float = 3.0
+    read_timeout_s: float = 10.0
+    max_retries: int = 3
+    backoff_base_s: float = 0.2
+    backoff_max_s: float = 2.0
+    max_retry_after_s: float = 10.0
+    breaker_failures: int = 5
+    breaker_reset_s: float = 15.0
+
+    @property
+    def timeout(self) -> httpx.Timeout:
+        return httpx.Timeout(self.read_timeout_s, connect=self.connect_timeout_s)
+
+    def backoff(self, attempt: int, rng: random.Random) -> float:
+        """Full jitter: uniform in [0, min(max, base * 2^attempt)]."""
+        return rng.uniform(0, min(self.backoff_max_s, self.backoff_base_s * 2**attempt))
+
+
+class Auth(Protocol):
+    """Supplies credentials per request; may renew them once when the POS says 401."""
+
+    async def headers(self) -> dict[str, str]: ...
+
+    async def renew(self, rejected: Mapping[str, str]) -> bool:
+        """Called after a 401 with the headers that were refused; True means try again."""
+        ...
+
+
+class BearerToken:
+    """A static bearer token (X-Series personal token, or a token managed elsewhere)."""
+
+    def __init__(self, token: str) -> None:
+        self._token = token
+
+    def __repr__(self) -> str:
+        return "BearerToken(***)"
+
+    async def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self._token}"}
+
+    async def renew(self, rejected: Mapping[str, str]) -> bool:
+        return False
+
+
+# --------------------------------------------------------------------------- JSON
+
+
+def _json_default(value: object) -> Any:
+    if isinstance(value, Decimal):
+        return orjson.Fragment(format(value, "f"))
+    raise TypeError(f"cannot encode {type(value).__name__} as JSON")
+
+
+def encode_json(body: object) -> bytes:
+    return orjson.dumps(body, default=_json_default)
+
+
+def decode_json(content: bytes) -> Any:
+    return json.loads(content, parse_float=Decimal)
+
+
+@dataclass(frozen=True)
+class UpstreamResponse:
+    status_code: int
+    headers: httpx.Headers
+    data: Any
+
+
+# --------------------------------------------------------------------------- breaker
+
+
+@dataclass
+class CircuitBreaker:
+    """Closed → open after ``threshold`` consecutive failures → one trial after ``reset_s``."""
+
+    threshold: int
+    reset_s: float
+    clock: Callable[[], float] = time.monotonic
+    failures: int = 0
+    opened_at: float | None = None
+    trial_in_flight: bool = False
+
+    def allow(self) -> bool:
+        if self.opened_at is None:
+            return True
+        if self.clock() - self.opened_at < self.reset_s or self.trial_in_flight:
+            return False
+        self.trial_in_flight = True
+        return True
+
+    def record_success(self) -> None:
+        self.failures = 0
+        self.opened_at = None
+        self.trial_in_flight = False
+
+    def record_failure(self) -> None:
+        self.failures += 1
+        self.trial_in_flight = False
+        if self.failures >= self.threshold:
+            self.opened_at = self.clock()
+
+
+# --------------------------------------------------------------------------- the layer
+
+
+@dataclass
+class HttpLayer:
+    """Process-wide: the pooled client, breakers per upstream host, in-flight GETs."""
+
+    policy: HttpPolicy = field(default_factory=HttpPolicy)
+    max_connections: int = 100
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
+    rng: random.Random = field(default_factory=random.Random)
+    transport: httpx.AsyncBaseTransport | None = None
+
+    def __post_init__(self) -> None:
+        self.client = httpx.AsyncClient(
+            timeout=self.policy.timeout,
+            limits=httpx.Limits(
+                max_connections=self.max_connections,
+                max_keepalive_connections=self.max_connections,
+            ),
+            transport=self.transport,
+            headers={"Accept": "application/json", "User-Agent": "lightspeed-loyalty-gateway"},
+        )
+        self._breakers: dict[str, CircuitBreaker] = {}
+        self.in_flight: dict[tuple[str, ...], asyncio.Task[UpstreamResponse]] = {}
+
+    async def aclose(self) -> None:
+        await self.client.aclose()
+
+    def upstream(
+        self, pos: str, base_url: str, auth: Auth, *, policy: HttpPolicy | None = None
+    ) -> Upstream:
+        return Upstream(self, pos, base_url.rstrip("/"), auth, policy or self.policy)
+
+    def forget(self, key: tuple[str, ...], task: asyncio.Task[UpstreamResponse]) -> None:
+        self.in_flight.pop(key, None)
+        if not task.cancelled():
+            task.exception()  # retrieved: waiters that gave up must not leave a warning behind
+
+    def breaker(self, base_url: str, policy: HttpPolicy) -> CircuitBreaker:
+        breaker = self._breakers.get(base_url)
+        if breaker is None:
+            breaker = CircuitBreaker(policy.breaker_failures, policy.breaker_reset_s)
+            self._breakers[base_url] = breaker
+        return breaker
+
+
+class Upstream:
+    """One POS account as seen through the layer: a base URL and its credentials."""
+
+    def __init__(
+        self, layer: HttpLayer, pos: str, base_url: str, auth: Auth, policy: HttpPolicy
+    ) -> None:
+        self.layer = layer
+        self.pos = pos
+        self.base_url = base_url
+        self.auth = auth
+        self.policy = policy
+
+    async def get(
+        self, path: str, params: Params | None = None, *, fresh: bool = False
+    ) -> UpstreamResponse:
+        """GET, sharing an identical call already in flight unless ``fresh``."""
+        if fresh:
+            return await self.request("GET", path, params=params)
+        headers = await self.auth.headers()
+        key = (self.base_url, path, _canonical(params), _identity(headers))
+        task = self.layer.in_flight.get(key)
+        if task is None:
+            task = asyncio.ensure_future(self.request("GET", path, params=params))
+            self.layer.in_flight[key] = task
+            task.add_done_callback(lambda done: self.layer.forget(key, done))
+        # shield: one caller giving up must not cancel the call the others are waiting on.
+        return await asyncio.shield(task)
+
+    async def post(self, path: str, body: object, *, idempotent: bool = False) -> UpstreamResponse:
+        return await self.request("POST", path, json_body=body, idempotent=idempotent)
+
+    async def put(self, path: str, body: object, *, idempotent: bool = True) -> UpstreamResponse:
+        return await self.request("PUT", path, json_body=body, idempotent=idempotent)
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Params | None = None,
+        json_body: object = None,
+        extra_headers: Mapping[str, str] | None = None,
+        idempotent: bool = False,
+    ) -> UpstreamResponse:
+        safe = method in SAFE_METHODS or idempotent
+        policy = self.policy
+        breaker = self.layer.breaker(self.base_url, policy)
+        content = None if json_body is None else encode_json(json_body)
+        renewed = False
+        attempt = 0
+        while True:
+            if not breaker.allow():
+                raise UpstreamUnavailable(
+                    f"{self.pos} is failing repeatedly; calls are paused for a few seconds",
+                    pos=self.pos,
+                )
+            headers = await self.auth.headers()
+            if content is not None:
+                headers["Content-Type"] = "application/json"
+            if extra_headers:
+                headers.update(extra_headers)
+            started = time.perf_counter()
+            try:
+                response = await self.layer.client.request(
+                    method,
+                    self.base_url + path,
+                    params=_httpx_params(params),
+                    content=content,
+                    headers=headers,
+                    timeout=policy.timeout,
+                )
+            except httpx.TransportError as exc:
+                breaker.record_failure()
+                not_sent = isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout)
+                not_sent = not_sent or isinstance(exc, httpx.PoolTimeout)
+                self._observe(method, path, "timeout" if _is_timeout(exc) else "error", started)
+                if (safe or not_sent) and attempt < policy.max_retries:
+                    await self.layer.sleep(policy.backoff(attempt, self.layer.rng))
+                    attempt += 1
+                    continue
+                raise UpstreamUnavailable(
+                    f"{self.pos} did not answer {method} {path} "
+                    f"({'timeout' if _is_timeout(exc) else 'connection failed'}"
+                    f"{', after retries' if attempt else ''})",
+                    pos=self.pos,
+                    maybe_applied=not (safe or not_sent),
+                ) from None
+            self._observe(method, path, str(response.status_code), started)
+            status = response.status_code
+
+            if status == 401 and not renewed:
+                renewed = True
+                if await self.auth.renew(headers):
+                    continue
+            if status == 429:
+                # Throttling says nothing about the POS's health: the breaker ignores it.
+                breaker.record_success()
+                wait = retry_after_seconds(response.headers.get("Retry-After"), time.time())
+                if safe and attempt < policy.max_retries and _within(wait, policy):
+                    backoff = policy.backoff(attempt, self.layer.rng)
+                    await self.layer.sleep(max(wait or 0.0, backoff))
+                    attempt += 1
+                    continue
+                raise UpstreamRateLimited(
+                    f"{self.pos} rate limit reached; try again"
+                    + (f" in {wait:.0f} s" if wait is not None else " later"),
+                    pos=self.pos,
+                    retry_after_s=wait,
+                )
+            if status in RETRYABLE_STATUS:
+                breaker.record_failure()
+                if safe and attempt < policy.max_retries:
+                    await self.layer.sleep(policy.backoff(attempt, self.layer.rng))
+                    attempt += 1
+                    continue
+                raise UpstreamUnavailable(
+                    f"{self.pos} answered {status} to {method} {path}"
+                    + (" after retries" if attempt else ""),
+                    pos=self.pos,
+                    status=status,
+                )
+            breaker.record_success()
+            return self._result(method, path, response)
+
+    def _result(self, method: str, path: str, response: httpx.Response) -> UpstreamResponse:
+        status = response.status_code
+        data = _body(response)
+        if status < 300:
+            return UpstreamResponse(status, response.headers, data)
+        message = _error_message(data)
+        where = f"{method} {path}"
+        if status in (401, 403):
+            raise UpstreamAuthError(
+                f"{self.pos} refused the merchant's credentials ({status}) for {where}",
+                pos=self.pos,
+                status=status,
+            )
+        if status == 404:
+            raise UpstreamNotFound(
+                f"{self.pos} has no such resource ({where})",
+                pos=self.pos,
+                status=status,
+                upstream_message=message,
+            )
+        if 400 <= status < 500:
+            raise UpstreamRejected(
+                f"{self.pos} rejected {where}: {message or status}",
+                pos=self.pos,
+                status=status,
+                upstream_message=message,
+            )
+        raise UpstreamUnavailable(f"{self.pos} answered {status} to {where}", pos=self.pos)
+
+    def _observe(self, method: str, path: str, outcome: str, started: float) -> None:
+        elapsed = time.perf_counter() - started
+        UPSTREAM_REQUESTS.labels(pos=self.pos, method=method, status=outcome).inc()
+        UPSTREAM_LATENCY.labels(pos=self.pos, method=method).observe(elapsed)
+        log.debug(
+            "upstream",
+            pos=self.pos,
+            method=method,
+            path=path,
+            outcome=outcome,
+            ms=round(elapsed * 1000, 1),
+        )
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def retry_after_seconds(value: str | None, now: float) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header: delta-seconds or an HTTP date."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    return max(0.0, when.timestamp() - now)
+
+
+def _within(wait: float | None, policy: HttpPolicy) -> bool:
+    return wait is None or wait <= policy.max_retry_after_s
+
+
+def _is_timeout(exc: Exception) -> bool:
+    return isinstance(exc, httpx.TimeoutException)
+
+
+def _body(response: httpx.Response) -> Any:
+    if not response.content:
+        return None
+    try:
+        return decode_json(response.content)
+    except ValueError:
+        return response.text[:500]
+
+
+def _error_message(data: Any) -> str | None:
+    if isinstance(data, dict):
+        parts = [str(data[k]) for k in ("error", "message", "details") if data.get(k)]
+        return ": ".join(dict.fromkeys(parts)) or None
+    if isinstance(data, str):
+        return data or None
+    return None
+
+
+QueryPairs = list[tuple[str, str | int | float | bool | None]]
+
+
+def _httpx_params(params: Params | None) -> QueryPairs | None:
+    if params is None:
+        return None
+    pairs: QueryPairs = []
+    for name, value in params.items():
+        if isinstance(value, str | int):
+            pairs.append((name, value))
+        else:
+            pairs.extend((name, item) for item in value)
+    return pairs
+
+
+def _canonical(params: Params | None) -> str:
+    return repr(sorted((name, str(value)) for name, value in _httpx_params(params) or []))
+
+
+def _identity(headers: Mapping[str, str]) -> str:
+    """Requests under different credentials never share a response."""
+    return hashlib.sha256(headers.get("Authorization", "").encode()).hexdigest()

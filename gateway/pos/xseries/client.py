@@ -1,0 +1,283 @@
+"""The X-Series client: the API calls the gateway makes, typed, over the shared HTTP layer.
+
+Paths and shapes follow the 0.9 API (``/api/...``), the 2.0 search and the 2026-07 loyalty
+adjustments endpoint. It holds no business rules: what to post is the services' decision.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import AsyncIterator, Mapping, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any, Generic, TypeVar
+from urllib.parse import quote
+
+from pydantic import BaseModel, ValidationError
+
+from gateway.pos.http import Params, Upstream, UpstreamError, UpstreamNotFound, UpstreamResponse
+from gateway.pos.xseries.models import (
+    Customer,
+    LoyaltyAdjustmentResult,
+    Pagination,
+    PaymentType,
+    Product,
+    Register,
+    RegisterSale,
+    RetailerConfig,
+    User,
+)
+
+POS = "X-Series"
+MAX_PAGE_SIZE = 200
+SEARCH_PAGE_SIZE = 1000
+
+M = TypeVar("M", bound=BaseModel)
+T = TypeVar("T")
+
+
+class UpstreamShapeError(UpstreamError):
+    """The POS answered 2xx with a body we cannot read: treat as unavailable, log loudly."""
+
+
+@dataclass(frozen=True)
+class Page(Generic[T]):
+    items: list[T]
+    pagination: Pagination
+
+    @property
+    def has_next(self) -> bool:
+        return self.pagination.page < self.pagination.pages
+
+
+@dataclass(frozen=True)
+class Adjustment:
+    """One line of a bulk loyalty adjustment: positive credits, negative debits."""
+
+    customer_id: str
+    amount: Decimal
+    reason: str | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        body: dict[str, Any] = {"customer_id": self.customer_id}
+        body["credit" if self.amount > 0 else "debit"] = abs(self.amount)
+        if self.reason:
+            body["reason"] = self.reason
+        return body
+
+
+class XSeriesClient:
+    def __init__(self, upstream: Upstream) -> None:
+        self.upstream = upstream
+
+    # ----------------------------------------------------------------- account
+
+    async def get_config(self) -> RetailerConfig:
+        data = await self._get("/api/config")
+        return _parse(RetailerConfig, _field(data, "config"))
+
+    async def list_payment_types(self) -> list[PaymentType]:
+        data = await self._get("/api/payment_types")
+        return _parse_list(PaymentType, _field(data, "payment_types"))
+
+    async def list_registers(self) -> list[Register]:
+        return _parse_list(Register, _field(await self._get("/api/registers"), "registers"))
+
+    async def list_users(self) -> list[User]:
+        return _parse_list(User, _field(await self._get("/api/users"), "users"))
+
+    # ----------------------------------------------------------------- products
+
+    async def list_products(
+        self, *, page: int = 1, page_size: int = MAX_PAGE_SIZE, **filters: str
+    ) -> Page[Product]:
+        return await self._page("/api/products", "products", Product, page, page_size, filters)
+
+    def iter_products(self, **filters: str) -> AsyncIterator[Product]:
+        return self._iterate("/api/products", "products", Product, filters)
+
+    async def get_product(self, product_id: str) -> Product:
+        data = await self._get(f"/api/products/{_segment(product_id)}")
+        products = _parse_list(Product, _field(data, "products"))
+        if not products:
+            raise UpstreamNotFound(f"{POS} has no product {product_id}", pos=POS, status=404)
+        return products[0]
+
+    # ----------------------------------------------------------------- customers
+
+    async def list_customers(
+        self,
+        *,
+        id: str | None = None,
+        code: str | None = None,
+        email: str | None = None,
+        page: int = 1,
+        page_size: int = MAX_PAGE_SIZE,
+    ) -> Page[Customer]:
+        filters = {k: v for k, v in {"id": id, "code": code, "email": email}.items() if v}
+        return await self._page("/api/customers", "customers", Customer, page, page_size, filters)
+
+    def iter_customers(self) -> AsyncIterator[Customer]:
+        return self._iterate("/api/customers", "customers", Customer, {})
+
+    async def get_customer(self, customer_id: str, *, fresh: bool = False) -> Customer:
+        """``fresh``: never share an in-flight read (a balance about to be spent)."""
+        params: dict[str, str | int] = {"id": customer_id, "page": 1, "page_size": MAX_PAGE_SIZE}
+        data = await self._get("/api/customers", params, fresh=fresh)
+        for customer in _parse_list(Customer, _field(data, "customers")):
+            if customer.id == customer_id:
+                return customer
+        raise UpstreamNotFound(f"{POS} has no customer {customer_id}", pos=POS, status=404)
+
+    async def save_customer(self, fields: Mapping[str, Any]) -> Customer:
+        """Create a customer, or update one when ``fields`` carries its ``id``."""
+        response = await self.upstream.post("/api/customers", dict(fields))
+        return _parse(Customer, _field(response.data, "customer"))
+
+    async def search_customers(
+        self, filters: Mapping[str, str], *, offset: int = 0, page_size: int = 50
+    ) -> list[Customer]:
+        """2.0 search: ``email``, ``first_name``, ``last_name``, ``customer_code`` ..."""
+        params: dict[str, str | int] = {"type": "customers", "offset": offset}
+        params["page_size"] = min(page_size, SEARCH_PAGE_SIZE)
+        params.update({k: v for k, v in filters.items() if v})
+        data = await self._get("/api/2.0/search", params)
+        return _parse_list(Customer, _field(data, "data"))
+
+    # ----------------------------------------------------------------- sales
+
+    async def list_sales(
+        self,
+        *,
+        statuses: Sequence[str] = (),
+        since: str | None = None,
+        page: int = 1,
+        page_size: int = MAX_PAGE_SIZE,
+    ) -> Page[RegisterSale]:
+        return await self._page(
+            "/api/register_sales", "register_sales", RegisterSale, page, page_size,
+            _sale_filters(statuses, since),
+        )  # fmt: skip
+
+    def iter_sales(
+        self, *, statuses: Sequence[str] = (), since: str | None = None
+    ) -> AsyncIterator[RegisterSale]:
+        filters = _sale_filters(statuses, since)
+        return self._iterate("/api/register_sales", "register_sales", RegisterSale, filters)
+
+    async def get_sale(self, sale_id: str, *, fresh: bool = False) -> RegisterSale:
+        data = await self._get(f"/api/register_sales/{_segment(sale_id)}", fresh=fresh)
+        sales = _parse_list(RegisterSale, _field(data, "register_sales"))
+        if not sales:
+            raise UpstreamNotFound(f"{POS} has no sale {sale_id}", pos=POS, status=404)
+        return sales[0]
+
+    async def save_sale(self, payload: Mapping[str, Any]) -> RegisterSale:
+        """Create a sale, or replace one when the payload has its ``id``. Never retried."""
+        response = await self.upstream.post("/api/register_sales", dict(payload))
+        return _parse(RegisterSale, _field(response.data, "register_sale"))
+
+    async def search_sales(
+        self, *, customer_id: str, limit: int = 10, newest_first: bool = True
+    ) -> list[RegisterSale]:
+        params: dict[str, str | int] = {
+            "type": "sales",
+            "customer_id": customer_id,
+            "order_by": "sale_date",
+            "order_direction": "desc" if newest_first else "asc",
+            "page_size": min(limit, SEARCH_PAGE_SIZE),
+            "offset": 0,
+        }
+        data = await self._get("/api/2.0/search", params)
+        return _parse_list(RegisterSale, _field(data, "data"))
+
+    # ----------------------------------------------------------------- loyalty
+
+    async def adjust_loyalty(
+        self, session_id: str, adjustments: Sequence[Adjustment]
+    ) -> LoyaltyAdjustmentResult:
+        """Credit/debit balances; applied once per ``session_id``, so safe to retry."""
+        body = {"session_id": session_id, "adjustments": [a.as_json() for a in adjustments]}
+        response = await self.upstream.post(
+            "/api/2026-07/loyalty/adjustments/bulk", body, idempotent=True
+        )
+        return _parse(LoyaltyAdjustmentResult, response.data)
+
+    # ----------------------------------------------------------------- plumbing
+
+    async def _get(self, path: str, params: Params | None = None, *, fresh: bool = False) -> Any:
+        response: UpstreamResponse = await self.upstream.get(path, params, fresh=fresh)
+        return response.data
+
+    async def _page(
+        self,
+        path: str,
+        key: str,
+        model: type[M],
+        page: int,
+        page_size: int,
+        filters: Mapping[str, str | Sequence[str]],
+    ) -> Page[M]:
+        params: dict[str, str | int | Sequence[str]] = dict(filters)
+        params["page"] = page
+        params["page_size"] = min(page_size, MAX_PAGE_SIZE)
+        data = await self._get(path, params)
+        items = _parse_list(model, _field(data, key))
+        raw = data.get("pagination") if isinstance(data, dict) else None
+        if raw:
+            pagination = _parse(Pagination, raw)
+        else:  # no pagination object: everything came in one page
+            pagination = Pagination(results=len(items), page=page, page_size=len(items), pages=1)
+        return Page(items, pagination)
+
+    async def _iterate(
+        self, path: str, key: str, model: type[M], filters: Mapping[str, str | Sequence[str]]
+    ) -> AsyncIterator[M]:
+        """Every item, following pages to the end (bounded by the first page's count)."""
+        page = await self._page(path, key, model, 1, MAX_PAGE_SIZE, filters)
+        last = max(page.pagination.pages, 1)
+        if page.pagination.page_size:
+            last = max(last, math.ceil(page.pagination.results / page.pagination.page_size))
+        number = 1
+        while True:
+            for item in page.items:
+                yield item
+            if number >= last or not page.items:
+                return
+            number += 1
+            page = await self._page(path, key, model, number, MAX_PAGE_SIZE, filters)
+
+
+def _sale_filters(statuses: Sequence[str], since: str | None) -> dict[str, str | Sequence[str]]:
+    filters: dict[str, str | Sequence[str]] = {}
+    if statuses:
+        filters["status[]"] = list(statuses)
+    if since:
+        filters["since"] = since
+    return filters
+
+
+def _segment(value: str) -> str:
+    """An id as one path segment: a forged id cannot reach another path."""
+    return quote(value, safe="")
+
+
+def _field(data: Any, key: str) -> Any:
+    if not isinstance(data, dict) or key not in data:
+        raise UpstreamShapeError(f"{POS} answered without '{key}'", pos=POS)
+    return data[key]
+
+
+def _parse(model: type[M], data: Any) -> M:
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise UpstreamShapeError(
+            f"{POS} sent a {model.__name__} we cannot read: {exc.errors()[0]['msg']}", pos=POS
+        ) from None
+
+
+def _parse_list(model: type[M], data: Any) -> list[M]:
+    if not isinstance(data, list):
+        raise UpstreamShapeError(f"{POS} sent {type(data).__name__} where a list belongs", pos=POS)
+    return [_parse(model, item) for item in data]

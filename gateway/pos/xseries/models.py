@@ -1,0 +1,291 @@
+"""Typed views of the X-Series payloads the gateway reads and writes.
+
+The API mixes types freely (``enable_loyalty`` as true, 1 or "1"; balances as "0.00000";
+ids as numbers or strings), so every field goes through a tolerant reader. Unknown fields
+are kept (``extra="allow"``) so that a sale read and written back loses nothing.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Annotated, Any
+
+from pydantic import AliasChoices, BaseModel, BeforeValidator, ConfigDict, Field
+
+from gateway.domain.money import to_decimal
+
+CLOSED_STATUSES = frozenset({"CLOSED", "ONACCOUNT_CLOSED", "LAYBY_CLOSED"})
+LOYALTY_PAYMENT_TYPE_ID = "106"
+
+
+def _flag(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    if value is None or value == "":
+        return False
+    if isinstance(value, int | Decimal):
+        return value != 0
+    if isinstance(value, str):
+        text = value.strip().lower()
+        if text in {"1", "true", "yes", "on"}:
+            return True
+        if text in {"0", "false", "no", "off"}:
+            return False
+    raise ValueError(f"not a flag: {value!r}")
+
+
+def _decimal(value: Any) -> Decimal:
+    if value is None or value == "":
+        return Decimal(0)
+    return to_decimal(value)
+
+
+def _optional_decimal(value: Any) -> Decimal | None:
+    if value is None or value == "":
+        return None
+    return to_decimal(value)
+
+
+def _text(value: Any) -> str:
+    return "" if value is None else str(value)
+
+
+def _optional_text(value: Any) -> str | None:
+    if value is None or value == "":
+        return None
+    return str(value)
+
+
+def _timestamp(value: Any) -> datetime | None:
+    """X-Series writes "2026-11-21 10:00:00" (UTC), "...T10:00:00Z" or "...+00:00"."""
+    if value is None or value == "" or str(value).startswith("0000"):
+        return None
+    if isinstance(value, datetime):
+        parsed = value
+    else:
+        parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+Flag = Annotated[bool, BeforeValidator(_flag)]
+Amount = Annotated[Decimal, BeforeValidator(_decimal)]
+OptionalAmount = Annotated[Decimal | None, BeforeValidator(_optional_decimal)]
+Text = Annotated[str, BeforeValidator(_text)]
+OptionalText = Annotated[str | None, BeforeValidator(_optional_text)]
+Timestamp = Annotated[datetime | None, BeforeValidator(_timestamp)]
+
+
+class XModel(BaseModel):
+    model_config = ConfigDict(extra="allow", populate_by_name=True, frozen=True)
+
+
+class RetailerConfig(XModel):
+    retailer_id: Text = ""
+    retailer_name: Text = ""
+    domain_prefix: Text = ""
+    currency: Text = ""
+    enable_loyalty: Flag = False
+    loyalty_ratio: Amount = Decimal(0)
+    display_retail_price_tax_inclusive: Flag = False
+    default_customer_group_id: OptionalText = None
+
+
+class Pagination(XModel):
+    results: int = 0
+    page: int = 1
+    page_size: int = 0
+    pages: int = 1
+
+
+class PriceBookEntry(XModel):
+    id: Text = ""
+    product_id: Text = ""
+    price_book_id: OptionalText = None
+    price_book_name: OptionalText = None
+    customer_group_id: OptionalText = None
+    outlet_id: OptionalText = None
+    price: OptionalAmount = None
+    loyalty_value: OptionalAmount = None
+    tax: OptionalAmount = None
+    tax_id: OptionalText = None
+    min_units: OptionalAmount = None
+    max_units: OptionalAmount = None
+    valid_from: Timestamp = None
+    valid_to: Timestamp = None
+
+
+class Product(XModel):
+    id: Text
+    name: Text = ""
+    handle: Text = ""
+    sku: Text = ""
+    active: Flag = True
+    price: OptionalAmount = None
+    tax: OptionalAmount = None
+    tax_id: OptionalText = None
+    retail_price: OptionalAmount = None
+    price_book_entries: list[PriceBookEntry] = Field(default_factory=list)
+
+
+class Customer(XModel):
+    id: Text
+    customer_code: Text = ""
+    customer_group_id: OptionalText = None
+    first_name: Text = ""
+    last_name: Text = ""
+    company_name: OptionalText = None
+    email: OptionalText = None
+    enable_loyalty: Flag = False
+    loyalty_balance: Amount = Decimal(0)
+    updated_at: Timestamp = None
+
+
+class PaymentType(XModel):
+    id: Text
+    name: Text = ""
+    # 0.9 calls it payment_type_id (an integer), 2.0 type_id: the global type, 106 = Loyalty.
+    payment_type_id: Text = Field(
+        default="", validation_alias=AliasChoices("payment_type_id", "type_id")
+    )
+
+    @property
+    def is_loyalty(self) -> bool:
+        return self.payment_type_id == LOYALTY_PAYMENT_TYPE_ID
+
+
+class Register(XModel):
+    id: Text
+    name: Text = ""
+    outlet_id: OptionalText = None
+
+
+class User(XModel):
+    id: Text
+    name: Text = Field(default="", validation_alias=AliasChoices("display_name", "name"))
+
+
+class SaleLine(XModel):
+    id: OptionalText = None
+    product_id: Text
+    name: OptionalText = None
+    register_id: OptionalText = None
+    sequence: int | None = None
+    quantity: Amount
+    price: Amount
+    tax: Amount = Decimal(0)
+    tax_id: OptionalText = None
+    loyalty_value: Amount = Decimal(0)
+    cost: OptionalAmount = None
+    discount: OptionalAmount = None
+    price_set: int | None = None
+    status: OptionalText = None
+    attributes: list[dict[str, Any]] | None = None
+
+
+class SalePayment(XModel):
+    id: OptionalText = None
+    register_id: OptionalText = None
+    retailer_payment_type_id: Text
+    payment_type_id: OptionalText = None
+    name: OptionalText = None
+    payment_date: OptionalText = None
+    amount: Amount
+
+
+class RegisterSale(XModel):
+    """A 0.9 register sale; also reads the 2.0 search shape (``line_items``, ``payments``)."""
+
+    id: Text
+    source_id: OptionalText = None
+    register_id: OptionalText = None
+    customer_id: OptionalText = None
+    user_id: OptionalText = None
+    sale_date: OptionalText = None
+    note: OptionalText = None
+    status: Text = ""
+    short_code: OptionalText = None
+    invoice_number: OptionalText = None
+    accounts_transaction_id: OptionalText = None
+    total_price: Amount = Decimal(0)
+    total_tax: Amount = Decimal(0)
+    lines: list[SaleLine] = Field(
+        default_factory=list,
+        validation_alias=AliasChoices("register_sale_products", "line_items"),
+    )
+    payments: list[SalePayment] = Field(
+        default_factory=list,
+        validation_alias=AliasChoices("register_sale_payments", "payments"),
+    )
+
+    @property
+    def is_closed(self) -> bool:
+        return self.status in CLOSED_STATUSES
+
+
+class LoyaltyAdjustmentResult(XModel):
+    applied: list[dict[str, Any]] = Field(default_factory=list)
+    errors: list[dict[str, Any]] = Field(default_factory=list)
+
+    def balance_of(self, customer_id: str) -> Decimal | None:
+        for entry in self.applied:
+            if str(entry.get("customer_id")) == customer_id:
+                return _decimal(entry.get("balance"))
+        return None
+
+    def error_of(self, customer_id: str) -> str | None:
+        for entry in self.errors:
+            if str(entry.get("customer_id")) == customer_id:
+                return str(entry.get("error") or "refused")
+        return None
+
+
+# The editable parts of a sale (swagger RegisterSaleUpdateBase and its line/payment bases);
+# everything else in a sale read from the API is read-only and must not be sent back.
+SALE_WRITABLE = (
+    "id",
+    "source_id",
+    "register_id",
+    "customer_id",
+    "user_id",
+    "sale_date",
+    "note",
+    "status",
+    "short_code",
+    "invoice_number",
+    "accounts_transaction_id",
+)
+LINE_WRITABLE = (
+    "id",
+    "product_id",
+    "register_id",
+    "sequence",
+    "quantity",
+    "price",
+    "cost",
+    "price_set",
+    "discount",
+    "loyalty_value",
+    "tax",
+    "tax_id",
+    "status",
+    "attributes",
+)
+PAYMENT_WRITABLE = ("id", "register_id", "retailer_payment_type_id", "payment_date", "amount")
+
+
+def sale_write_payload(sale: RegisterSale) -> dict[str, Any]:
+    """The whole sale as ``POST /api/register_sales`` takes it: writable fields only.
+
+    X-Series replaces a sale with what is posted (omitted lines are deleted), so this keeps
+    every line and payment, and drops the read-only parts (``taxes``, ``totals`` ...).
+    """
+    payload = _pick(sale, SALE_WRITABLE)
+    payload["register_sale_products"] = [_pick(line, LINE_WRITABLE) for line in sale.lines]
+    payload["register_sale_payments"] = [_pick(p, PAYMENT_WRITABLE) for p in sale.payments]
+    return payload
+
+
+def _pick(model: BaseModel, names: tuple[str, ...]) -> dict[str, Any]:
+    data = model.model_dump(include=set(names), exclude_none=True)
+    return {name: data[name] for name in names if name in data}

@@ -1,0 +1,54 @@
+"""The process's long-lived parts, built once from settings and closed together.
+
+The app's lifespan, the CLI and the tests all build one of these; nothing else creates
+engines, HTTP pools or caches.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+
+import httpx
+
+from gateway.cache import Cache
+from gateway.pos.http import HttpLayer, HttpPolicy
+from gateway.settings import Settings
+from gateway.store.crypto import TokenCipher
+from gateway.store.db import Database
+
+
+def http_policy(settings: Settings) -> HttpPolicy:
+    return HttpPolicy(
+        connect_timeout_s=settings.upstream_connect_timeout_s,
+        read_timeout_s=settings.upstream_read_timeout_s,
+        max_retries=settings.upstream_max_retries,
+        backoff_base_s=settings.upstream_backoff_base_s,
+        backoff_max_s=settings.upstream_backoff_max_s,
+        max_retry_after_s=settings.upstream_max_retry_after_s,
+        breaker_failures=settings.upstream_breaker_failures,
+        breaker_reset_s=settings.upstream_breaker_reset_s,
+    )
+
+
+class Runtime:
+    def __init__(
+        self, settings: Settings, *, transport: httpx.AsyncBaseTransport | None = None
+    ) -> None:
+        self.settings = settings
+        self.db = Database(settings.database_url)
+        self.http = HttpLayer(
+            policy=http_policy(settings),
+            max_connections=settings.upstream_max_connections,
+            transport=transport,
+        )
+        self.cache = Cache(settings.cache_url)
+
+    @cached_property
+    def cipher(self) -> TokenCipher:
+        """Needs GATEWAY_SECRET_KEY, so only commands that touch tokens require it."""
+        return TokenCipher(self.settings.secret_key_bytes)
+
+    async def aclose(self) -> None:
+        await self.http.aclose()
+        await self.cache.aclose()
+        await self.db.dispose()

@@ -1,0 +1,1331 @@
+"""A stateful simulator of the Lightspeed Retail X-Series (formerly Vend) HTTP API.
+
+It plays the POS for our own X-Series client: it keeps customers, sales and loyalty balances,
+answers with the field names of the official 0.9 and 2.0 specifications, and validates requests
+at least as strictly as the real API, so that a client bug shows up here and not in a shop. It
+shares no code with the gateway's client on purpose: a misreading of the API must not be copied
+into both sides of the test.
+
+Money is ``Decimal`` from the request bytes to the response bytes (``parse_float=Decimal`` in,
+``_json_default`` out), because a float anywhere would make loyalty balances drift.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import re
+import secrets
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from datetime import UTC, datetime
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from pathlib import Path
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.datastructures import QueryParams
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from gateway.sandbox.controls import ControlsMiddleware, RateLimit, SandboxControls
+
+__all__ = ["DEMO_FIXTURES", "FixtureError", "create_app", "load_fixtures"]
+
+DEMO_FIXTURES = Path(__file__).parent / "fixtures" / "xseries_demo.json"
+
+FIXTURE_KEYS = frozenset(
+    {
+        "config",
+        "products",
+        "customers",
+        "customer_groups",
+        "payment_types",
+        "register_sales",
+        "registers",
+        "users",
+    }
+)
+STATUSES = (
+    "SAVED",
+    "CLOSED",
+    "ONACCOUNT",
+    "LAYBY",
+    "ONACCOUNT_CLOSED",
+    "LAYBY_CLOSED",
+    "VOIDED",
+)
+CLOSED_STATUSES = frozenset({"CLOSED", "ONACCOUNT_CLOSED", "LAYBY_CLOSED"})
+LOYALTY_PAYMENT_TYPE_ID = "106"
+# CustomerUpdateBase's string fields: the writable part of a customer besides enable_loyalty.
+CUSTOMER_TEXT_FIELDS = (
+    "customer_code",
+    "customer_group_id",
+    "first_name",
+    "last_name",
+    "company_name",
+    "phone",
+    "mobile",
+    "fax",
+    "email",
+    "twitter",
+    "website",
+    "physical_address1",
+    "physical_address2",
+    "physical_suburb",
+    "physical_city",
+    "physical_postcode",
+    "physical_state",
+    "physical_country_id",
+    "postal_address1",
+    "postal_address2",
+    "postal_suburb",
+    "postal_city",
+    "postal_postcode",
+    "postal_state",
+    "postal_country_id",
+    "date_of_birth",
+    "sex",
+    "custom_field_1",
+    "custom_field_2",
+    "custom_field_3",
+    "custom_field_4",
+    "note",
+)
+SEARCH_PREFIX_FIELDS = ("first_name", "last_name", "company_name")
+SEARCH_EXACT_FIELDS = ("customer_code", "mobile", "phone")
+ZERO = Decimal(0)
+
+
+class FixtureError(ValueError):
+    """Fixtures that cannot be loaded; the message says which file, key and item."""
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, error: str, details: str = "") -> None:
+        super().__init__(error)
+        self.status = status
+        self.error = error
+        self.details = details
+
+
+def _invalid(field: str, problem: str) -> ApiError:
+    return ApiError(400, f"{field} {problem}", "The request was not applied.")
+
+
+# -- JSON: Decimal in, Decimal out -------------------------------------------------------------
+
+
+def _json_default(value: object) -> object:
+    """The one money serializer: an integral Decimal is an int, any other its shortest float."""
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
+def _reject_constant(name: str) -> object:
+    raise ValueError(f"{name} is not a valid JSON number")
+
+
+def parse_json(body: bytes | str) -> Any:
+    return json.loads(body, parse_float=Decimal, parse_constant=_reject_constant)
+
+
+class ApiResponse(JSONResponse):
+    def render(self, content: Any) -> bytes:
+        return json.dumps(
+            content, default=_json_default, ensure_ascii=False, separators=(",", ":")
+        ).encode("utf-8")
+
+
+def _error_response(exc: ApiError) -> Response:
+    content = {"error": exc.error}
+    if exc.details:
+        content["details"] = exc.details
+    headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
+    return ApiResponse(content, status_code=exc.status, headers=headers)
+
+
+async def _json_object(request: Request) -> dict[str, Any]:
+    try:
+        data = parse_json(await request.body())
+    except (ValueError, RecursionError) as exc:
+        raise ApiError(400, "Invalid JSON", str(exc)) from None
+    if not isinstance(data, dict):
+        raise ApiError(400, "Invalid request body", "The body must be a JSON object.")
+    return data
+
+
+def _plain(value: object, where: str) -> Any:
+    """A deep copy of fixtures with floats made Decimal, so reset never shares or drifts."""
+    if isinstance(value, Mapping):
+        return {str(key): _plain(item, f"{where}.{key}") for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(item, f"{where}[{i}]") for i, item in enumerate(value)]
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise FixtureError(f"{where} is not a finite number")
+        return Decimal(repr(value))
+    if value is None or isinstance(value, str | int | Decimal):
+        return value
+    raise FixtureError(f"{where} has an unsupported type {type(value).__name__}")
+
+
+# -- field readers: each raises ApiError(400) naming the field --------------------------------
+
+
+def _field(where: str, key: str) -> str:
+    return f"{where}.{key}" if where else key
+
+
+def _optional_str(data: Mapping[str, Any], key: str, where: str = "") -> str | None:
+    value = data.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise _invalid(_field(where, key), "must be a string")
+    return value
+
+
+def _required_str(data: Mapping[str, Any], key: str, where: str = "") -> str:
+    value = _optional_str(data, key, where)
+    if not value:
+        raise _invalid(_field(where, key), "is required")
+    return value
+
+
+def _number(value: object, field: str) -> Decimal:
+    """A JSON number or a numeric string, as the real API takes both; never a bool."""
+    if isinstance(value, bool) or not isinstance(value, int | Decimal | str):
+        raise _invalid(field, "must be a number")
+    try:
+        number = Decimal(value)
+    except (InvalidOperation, ValueError):
+        raise _invalid(field, "must be a number") from None
+    if not number.is_finite():
+        raise _invalid(field, "must be a finite number")
+    return number
+
+
+def _optional_number(data: Mapping[str, Any], key: str, where: str = "") -> Decimal | None:
+    value = data.get(key)
+    return None if value is None else _number(value, _field(where, key))
+
+
+def _required_number(data: Mapping[str, Any], key: str, where: str = "") -> Decimal:
+    value = _optional_number(data, key, where)
+    if value is None:
+        raise _invalid(_field(where, key), "is required")
+    return value
+
+
+def _optional_int(data: Mapping[str, Any], key: str, where: str = "") -> int | None:
+    value = _optional_number(data, key, where)
+    if value is None:
+        return None
+    if value != value.to_integral_value():
+        raise _invalid(_field(where, key), "must be an integer")
+    return int(value)
+
+
+def _bit(value: object, field: str) -> int:
+    """0/1 fields such as enable_loyalty: 0, 1, "0", "1", false or true."""
+    if isinstance(value, bool):
+        return int(value)
+    if isinstance(value, int) and value in (0, 1):
+        return value
+    if value in ("0", "1"):
+        return int(str(value))
+    raise _invalid(field, "must be 0 or 1")
+
+
+def _flag(value: object) -> bool:
+    """Account flags arrive as true/false, 1/0 or "1"/"0"; accept all of them."""
+    if isinstance(value, str):
+        return value.strip().lower() in ("1", "true")
+    return bool(value)
+
+
+def _list(data: Mapping[str, Any], key: str) -> list[Any]:
+    value = data.get(key)
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise _invalid(key, "must be an array")
+    return value
+
+
+# -- time ----------------------------------------------------------------------------------------
+
+
+def _parse_time(value: str) -> datetime | None:
+    """RFC 3339 / ISO 8601 or the 0.9 "YYYY-MM-DD HH:MM:SS"; naive times are UTC."""
+    try:
+        parsed = datetime.fromisoformat(value.strip())
+    except ValueError:
+        return None
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+
+
+def _fmt_09(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _fmt_20(stamp: str) -> str | None:
+    """Stored stamps are 0.9-formatted UTC; 2.0 speaks ISO 8601 with a Z."""
+    parsed = _parse_time(stamp) if stamp else None
+    return parsed.strftime("%Y-%m-%dT%H:%M:%SZ") if parsed else None
+
+
+def _time_09(value: str, field: str) -> str:
+    parsed = _parse_time(value)
+    if parsed is None:
+        raise _invalid(field, "must be an RFC 3339 date-time or YYYY-MM-DD HH:MM:SS")
+    return _fmt_09(parsed)
+
+
+def _query_time(params: QueryParams, key: str) -> str | None:
+    raw = params.get(key)
+    if raw is None:
+        return None
+    parsed = _parse_time(raw)
+    if parsed is None:
+        raise ApiError(400, f"{key} must be an ISO 8601 date-time", f"{key}={raw!r}")
+    return _fmt_09(parsed)
+
+
+# -- query helpers -------------------------------------------------------------------------------
+
+
+def _query_int(params: QueryParams, key: str, default: int, minimum: int) -> int:
+    raw = params.get(key)
+    if raw is None:
+        return default
+    try:
+        value: int | None = int(raw)
+    except ValueError:
+        value = None
+    if value is None or value < minimum:
+        raise ApiError(400, f"{key} must be an integer >= {minimum}", f"{key}={raw!r}")
+    return value
+
+
+def _paginated(key: str, items: list[Any], params: QueryParams) -> dict[str, Any]:
+    page = _query_int(params, "page", 1, 1)
+    size = min(_query_int(params, "page_size", 100, 1), 200)
+    start = (page - 1) * size
+    pagination = {
+        "results": len(items),
+        "page": page,
+        "page_size": size,
+        "pages": max(1, math.ceil(len(items) / size)),
+    }
+    return {key: items[start : start + size], "pagination": pagination}
+
+
+def _sum(values: Iterable[Decimal]) -> Decimal:
+    total = ZERO
+    for value in values:
+        total += value
+    return total
+
+
+def _full_name(customer: Mapping[str, Any]) -> str:
+    return f"{customer['first_name']} {customer['last_name']}".strip()
+
+
+def _balance_text(value: Decimal) -> str:
+    """0.9 sends balances as strings with five decimals, e.g. "50.00000"."""
+    return format(value.quantize(Decimal("0.00001"), ROUND_HALF_UP), "f")
+
+
+def _new_id() -> str:
+    return str(uuid.uuid4())
+
+
+# -- the state -----------------------------------------------------------------------------------
+
+
+class XSeriesState:
+    """One retailer's data and the rules that change it; built whole from fixtures.
+
+    Every method that changes something validates the whole request first and only then
+    mutates, so a 400 leaves the state exactly as it was.
+    """
+
+    def __init__(self, fixtures: object, now: datetime) -> None:
+        if not isinstance(fixtures, Mapping):
+            raise FixtureError("fixtures must be a JSON object")
+        data = _plain(fixtures, "fixtures")
+        unknown = set(data) - FIXTURE_KEYS
+        if unknown:
+            raise FixtureError(f"unknown fixture keys: {', '.join(sorted(unknown))}")
+        config = {} if data.get("config") is None else data["config"]
+        if not isinstance(config, dict):
+            raise FixtureError("config must be an object")
+        self.config: dict[str, Any] = config
+        self.customer_groups = _by_id(data, "customer_groups")
+        self.products = _by_id(data, "products")
+        self.payment_types = _by_id(data, "payment_types")
+        self.registers = _by_id(data, "registers")
+        self.users = _by_id(data, "users")
+        self.customers: dict[str, dict[str, Any]] = {}
+        self.sales: dict[str, dict[str, Any]] = {}
+        self.sessions: dict[str, tuple[Any, int, dict[str, Any]]] = {}
+        self.version = 0
+        self.taxes = _tax_index(self.products.values())
+        stamp = _fmt_09(now)
+        where = "fixtures"
+        try:
+            for product in self.products.values():
+                where = f"products {product['id']}"
+                updated_at = _optional_str(product, "updated_at") or stamp
+                product["updated_at"] = _time_09(updated_at, "updated_at")
+            for raw in _by_id(data, "customers").values():
+                where = f"customers {raw['id']}"
+                self.customers[raw["id"]] = self._customer_from_fixture(raw, stamp)
+            for raw in _by_id(data, "register_sales").values():
+                where = f"register_sales {raw['id']}"
+                self.sales[raw["id"]] = self._sale_from_fixture(raw, now)
+        except ApiError as exc:
+            raise FixtureError(f"{where}: {exc.error}") from None
+
+    def next_version(self) -> int:
+        self.version += 1
+        return self.version
+
+    # -- customers --
+
+    def _customer_from_fixture(self, raw: dict[str, Any], stamp: str) -> dict[str, Any]:
+        customer = self._blank_customer(raw["id"], stamp)
+        for key in CUSTOMER_TEXT_FIELDS:
+            customer[key] = _optional_str(raw, key) or customer[key]
+        customer["enable_loyalty"] = _bit(raw.get("enable_loyalty", 0), "enable_loyalty")
+        for key in ("loyalty_balance", "balance", "year_to_date"):
+            customer[key] = _optional_number(raw, key) or ZERO
+        for key in ("created_at", "updated_at"):
+            customer[key] = _time_09(_optional_str(raw, key) or stamp, key)
+        customer["deleted_at"] = _optional_str(raw, "deleted_at") or ""
+        if not customer["customer_code"]:
+            customer["customer_code"] = self._new_code(customer)
+        if self._code_owner(customer["customer_code"]) is not None:
+            raise _invalid("customer_code", "is already used by another customer")
+        return customer
+
+    def _blank_customer(self, customer_id: str, stamp: str) -> dict[str, Any]:
+        customer: dict[str, Any] = dict.fromkeys(CUSTOMER_TEXT_FIELDS, "")
+        customer.update(
+            id=customer_id,
+            customer_group_id=self.config.get("default_customer_group_id") or "",
+            enable_loyalty=0,
+            loyalty_balance=ZERO,
+            balance=ZERO,
+            year_to_date=ZERO,
+            created_at=stamp,
+            updated_at=stamp,
+            deleted_at="",
+            version=self.next_version(),
+        )
+        return customer
+
+    def _new_code(self, customer: Mapping[str, Any]) -> str:
+        base = re.sub(r"[^A-Z0-9]", "", f"{customer['first_name']}{customer['last_name']}".upper())
+        base = base[:12] or "CUSTOMER"
+        code, n = base, 1
+        while self._code_owner(code) is not None:
+            n += 1
+            code = f"{base}-{n}"
+        return code
+
+    def _code_owner(self, code: str) -> str | None:
+        for customer in self.customers.values():
+            if customer["customer_code"].lower() == code.lower():
+                return str(customer["id"])
+        return None
+
+    def save_customer(self, body: Mapping[str, Any], now: datetime) -> dict[str, Any]:
+        """POST /api/customers: create, or update when ``id`` is given; loyalty_balance is
+        deliberately not writable here, as on the real API."""
+        customer_id = _optional_str(body, "id")
+        existing = None
+        if customer_id:
+            existing = self.customers.get(customer_id)
+            if existing is None:
+                raise ApiError(404, "Not Found", f"No customer with id {customer_id!r}")
+        changes: dict[str, Any] = {}
+        for key in CUSTOMER_TEXT_FIELDS:
+            if key in body:
+                changes[key] = _optional_str(body, key) or ""
+        if body.get("enable_loyalty") is not None:
+            changes["enable_loyalty"] = _bit(body["enable_loyalty"], "enable_loyalty")
+        stamp = _fmt_09(now)
+        customer = dict(existing or self._blank_customer(_new_id(), stamp))
+        customer.update(changes)
+        if not (customer["first_name"] or customer["last_name"]):
+            raise _invalid("first_name", "or last_name is required")
+        group = customer["customer_group_id"]
+        if group and self.customer_groups and group not in self.customer_groups:
+            raise _invalid("customer_group_id", "is not a known customer group")
+        if existing is not None and "customer_code" in changes and not changes["customer_code"]:
+            raise _invalid("customer_code", "must not be empty")
+        if not customer["customer_code"]:
+            customer["customer_code"] = self._new_code(customer)
+        owner = self._code_owner(customer["customer_code"])
+        if owner is not None and owner != customer["id"]:
+            raise _invalid("customer_code", "is already used by another customer")
+        customer["updated_at"] = stamp
+        customer["version"] = self.next_version()
+        self.customers[customer["id"]] = customer
+        return customer
+
+    def _credit(self, customer: dict[str, Any], amount: Decimal, now: datetime) -> None:
+        customer["loyalty_balance"] += amount
+        customer["updated_at"] = _fmt_09(now)
+        customer["version"] = self.next_version()
+
+    def render_customer_09(self, customer: Mapping[str, Any]) -> dict[str, Any]:
+        group = self.customer_groups.get(customer["customer_group_id"], {})
+        rendered: dict[str, Any] = {"id": customer["id"]}
+        rendered.update((key, customer[key]) for key in CUSTOMER_TEXT_FIELDS)
+        rendered.update(
+            name=_full_name(customer),
+            customer_group_name=group.get("name", ""),
+            enable_loyalty=customer["enable_loyalty"],
+            loyalty_balance=_balance_text(customer["loyalty_balance"]),
+            balance=_balance_text(customer["balance"]),
+            year_to_date=_balance_text(customer["year_to_date"]),
+            contact={key: customer[key] for key in ("company_name", "phone", "email")},
+            updated_at=customer["updated_at"],
+            deleted_at=customer["deleted_at"],
+        )
+        return rendered
+
+    def render_customer_20(self, customer: Mapping[str, Any]) -> dict[str, Any]:
+        def text(key: str) -> str | None:
+            return customer[key] or None
+
+        return {
+            "id": customer["id"],
+            "customer_code": customer["customer_code"],
+            "customer_group_id": customer["customer_group_id"],
+            "first_name": customer["first_name"],
+            "last_name": customer["last_name"],
+            "email": text("email"),
+            "company_name": text("company_name"),
+            "phone": text("phone"),
+            "mobile": text("mobile"),
+            "note": text("note"),
+            "enable_loyalty": customer["enable_loyalty"] == 1,
+            "loyalty_balance": customer["loyalty_balance"],
+            "balance": customer["balance"],
+            "year_to_date": customer["year_to_date"],
+            "created_at": _fmt_20(customer["created_at"]),
+            "updated_at": _fmt_20(customer["updated_at"]),
+            "version": customer["version"],
+        }
+
+    # -- sales: validation --
+
+    def is_loyalty(self, payment_type_id: str) -> bool:
+        payment_type = self.payment_types.get(payment_type_id, {})
+        return str(payment_type.get("payment_type_id")) == LOYALTY_PAYMENT_TYPE_ID
+
+    def parse_sale(self, body: Mapping[str, Any]) -> dict[str, Any]:
+        """Validate a RegisterSaleUpdateBase; keys absent from the body stay absent."""
+        user_id = _required_str(body, "user_id")
+        status = _required_str(body, "status")
+        if status not in STATUSES:
+            raise _invalid("status", f"must be one of {', '.join(STATUSES)}")
+        register_id = _required_str(body, "register_id")
+        if register_id not in self.registers:
+            raise _invalid("register_id", "is not a known register")
+        if user_id not in self.users:
+            raise _invalid("user_id", "is not a known user")
+        sale: dict[str, Any] = {"user_id": user_id, "status": status, "register_id": register_id}
+        if "customer_id" in body:
+            customer_id = _optional_str(body, "customer_id") or ""
+            if customer_id and customer_id not in self.customers:
+                raise _invalid("customer_id", "is not a known customer")
+            sale["customer_id"] = customer_id
+        sale_date = _optional_str(body, "sale_date")
+        if sale_date:
+            sale["sale_date"] = _time_09(sale_date, "sale_date")
+        for key in ("note", "short_code", "invoice_number", "source_id", "accounts_transaction_id"):
+            value = _optional_str(body, key)
+            if value is not None:
+                sale[key] = value
+        lines = _list(body, "register_sale_products")
+        payments = _list(body, "register_sale_payments")
+        sale["lines"] = [
+            self._parse_line(item, f"register_sale_products[{i}]") for i, item in enumerate(lines)
+        ]
+        sale["payments"] = [
+            self._parse_payment(item, f"register_sale_payments[{i}]")
+            for i, item in enumerate(payments)
+        ]
+        return sale
+
+    def _parse_line(self, item: object, where: str) -> dict[str, Any]:
+        if not isinstance(item, dict):
+            raise _invalid(where, "must be an object")
+        product_id = _required_str(item, "product_id", where)
+        if product_id not in self.products:
+            raise _invalid(f"{where}.product_id", "is not a known product")
+        quantity = _required_number(item, "quantity", where)
+        if quantity == 0:
+            raise _invalid(f"{where}.quantity", "must not be 0")
+        loyalty_value = _optional_number(item, "loyalty_value", where) or ZERO
+        if loyalty_value < 0:
+            raise _invalid(f"{where}.loyalty_value", "must be >= 0")
+        price_set = item.get("price_set")
+        return {
+            "id": _optional_str(item, "id", where) or None,
+            "product_id": product_id,
+            "register_id": _optional_str(item, "register_id", where) or None,
+            "sequence": _optional_int(item, "sequence", where),
+            "quantity": quantity,
+            "price": _required_number(item, "price", where),
+            "tax": _required_number(item, "tax", where),
+            "tax_id": _required_str(item, "tax_id", where),
+            "loyalty_value": loyalty_value,
+            "discount": _optional_number(item, "discount", where) or ZERO,
+            "cost": _optional_number(item, "cost", where) or ZERO,
+            "price_set": 0 if price_set is None else _bit(price_set, f"{where}.price_set"),
+            "status": _optional_str(item, "status", where) or "CONFIRMED",
+            "note": _optional_str(item, "note", where) or "",
+        }
+
+    def _parse_payment(self, item: object, where: str) -> dict[str, Any]:
+        if not isinstance(item, dict):
+            raise _invalid(where, "must be an object")
+        payment_type_id = _required_str(item, "retailer_payment_type_id", where)
+        if payment_type_id not in self.payment_types:
+            raise _invalid(f"{where}.retailer_payment_type_id", "is not a known payment type")
+        amount = _required_number(item, "amount", where)
+        if self.is_loyalty(payment_type_id) and amount <= 0:
+            raise _invalid(f"{where}.amount", "must be > 0 for a loyalty payment")
+        payment_date = _optional_str(item, "payment_date", where)
+        return {
+            "id": _optional_str(item, "id", where) or None,
+            "register_id": _optional_str(item, "register_id", where) or None,
+            "retailer_payment_type_id": payment_type_id,
+            "payment_date": _time_09(payment_date, f"{where}.payment_date")
+            if payment_date
+            else None,
+            "amount": amount,
+        }
+
+    # -- sales: changes --
+
+    def save_sale(self, body: Mapping[str, Any], now: datetime) -> dict[str, Any]:
+        """POST /api/register_sales, with the docs' "editing sales" and loyalty rules."""
+        sale_id = _optional_str(body, "id")
+        existing = None
+        if sale_id:
+            existing = self.sales.get(sale_id)
+            if existing is None:
+                raise ApiError(404, "Not Found", f"No register sale with id {sale_id!r}")
+        fields = self.parse_sale(body)
+        old_status = existing["status"] if existing else None
+        status = fields["status"]
+        if old_status == "VOIDED":
+            raise ApiError(400, "sale is voided", "A VOIDED sale cannot be changed.")
+        if old_status in CLOSED_STATUSES and status != "VOIDED":
+            raise ApiError(400, "sale is closed", f"A {old_status} sale can only be VOIDED.")
+        lines = _merge_lines(existing, fields["lines"])
+        payments, new_payments = _merge_payments(existing, fields["payments"])
+        customer_id = fields.get("customer_id", existing["customer_id"] if existing else "")
+        if existing and customer_id != existing["customer_id"] and self._touches_loyalty(existing):
+            raise _invalid(
+                "customer_id", "cannot change on a sale with loyalty payments or earnings"
+            )
+        customer = self.customers.get(customer_id)
+        spent = self._loyalty_paid(new_payments)
+        if spent and customer is None:
+            raise ApiError(
+                400,
+                "Insufficient loyalty balance",
+                "A loyalty payment needs a customer on the sale.",
+            )
+        if customer is not None and spent > customer["loyalty_balance"]:
+            raise ApiError(
+                400,
+                "Insufficient loyalty balance",
+                f"Loyalty payments of {spent} exceed the customer's balance of "
+                f"{_balance_text(customer['loyalty_balance'])}.",
+            )
+        sale = self._record(sale_id or _new_id(), fields, lines, payments, existing, now)
+        earned = sale["loyalty_earned"]
+        delta = -spent
+        if status in CLOSED_STATUSES and old_status not in CLOSED_STATUSES:
+            earned = self._line_loyalty(lines) if self._earns(customer) else ZERO
+            delta += earned
+        if status == "VOIDED":
+            delta += self._loyalty_paid(payments) - earned
+            earned = ZERO
+        sale["loyalty_earned"] = earned
+        if customer is not None and delta:
+            self._credit(customer, delta, now)
+        self.sales[sale["id"]] = sale
+        return sale
+
+    def _sale_from_fixture(self, raw: dict[str, Any], now: datetime) -> dict[str, Any]:
+        """Fixture sales are taken as they are: loading them changes no balance."""
+        fields = self.parse_sale(raw)
+        sale = self._record(raw["id"], fields, fields["lines"], fields["payments"], None, now)
+        for key in ("created_at", "updated_at"):
+            sale[key] = _time_09(_optional_str(raw, key) or sale["sale_date"], key)
+        customer = self.customers.get(sale["customer_id"])
+        if sale["status"] in CLOSED_STATUSES and self._earns(customer):
+            sale["loyalty_earned"] = self._line_loyalty(sale["lines"])
+        return sale
+
+    def _record(
+        self,
+        sale_id: str,
+        fields: Mapping[str, Any],
+        lines: list[dict[str, Any]],
+        payments: list[dict[str, Any]],
+        existing: Mapping[str, Any] | None,
+        now: datetime,
+    ) -> dict[str, Any]:
+        """The stored sale: what the body says, else what was stored, else server defaults."""
+        old: Mapping[str, Any] = existing or {}
+        stamp = _fmt_09(now)
+        register_id = fields["register_id"]
+        sale_date = fields.get("sale_date") or old.get("sale_date") or stamp
+        for i, line in enumerate(lines):
+            line["id"] = line["id"] or _new_id()
+            line["sequence"] = i if line["sequence"] is None else line["sequence"]
+            line["register_id"] = line["register_id"] or register_id
+        for payment in payments:
+            payment["id"] = payment["id"] or _new_id()
+            payment["register_id"] = payment["register_id"] or register_id
+            payment["payment_date"] = payment["payment_date"] or (stamp if existing else sale_date)
+        return {
+            "id": sale_id,
+            "source_id": fields.get("source_id", old.get("source_id", "")),
+            "register_id": register_id,
+            "customer_id": fields.get("customer_id", old.get("customer_id", "")),
+            "user_id": fields["user_id"],
+            "sale_date": sale_date,
+            "created_at": old.get("created_at", stamp),
+            "updated_at": stamp,
+            "note": fields.get("note", old.get("note", "")),
+            "status": fields["status"],
+            "short_code": fields.get("short_code") or old.get("short_code") or _new_id()[:6],
+            "invoice_number": fields.get("invoice_number")
+            or old.get("invoice_number")
+            or self._next_invoice(register_id),
+            "accounts_transaction_id": fields.get(
+                "accounts_transaction_id", old.get("accounts_transaction_id", "")
+            ),
+            "lines": lines,
+            "payments": payments,
+            "loyalty_earned": old.get("loyalty_earned", ZERO),
+            "version": self.next_version(),
+        }
+
+    def _next_invoice(self, register_id: str) -> str:
+        register = self.registers[register_id]
+        sequence = _number(register.get("invoice_sequence") or 0, "invoice_sequence") + 1
+        register["invoice_sequence"] = int(sequence)
+        prefix, suffix = register.get("invoice_prefix") or "", register.get("invoice_suffix") or ""
+        return f"{prefix}{int(sequence)}{suffix}"
+
+    def _earns(self, customer: Mapping[str, Any] | None) -> bool:
+        account_on = _flag(self.config.get("enable_loyalty"))
+        return account_on and customer is not None and customer["enable_loyalty"] == 1
+
+    def _loyalty_paid(self, payments: list[dict[str, Any]]) -> Decimal:
+        return _sum(p["amount"] for p in payments if self.is_loyalty(p["retailer_payment_type_id"]))
+
+    def _touches_loyalty(self, sale: Mapping[str, Any]) -> bool:
+        return bool(sale["loyalty_earned"] or self._loyalty_paid(sale["payments"]))
+
+    @staticmethod
+    def _line_loyalty(lines: list[dict[str, Any]]) -> Decimal:
+        return _sum(line["loyalty_value"] * line["quantity"] for line in lines)
+
+    # -- sales: rendering --
+
+    def _tax(self, tax_id: str) -> tuple[Any, Any]:
+        return self.taxes.get(tax_id, ("", ZERO))
+
+    def render_sale_09(self, sale: Mapping[str, Any]) -> dict[str, Any]:
+        lines = [self._line_09(line) for line in sale["lines"]]
+        total_price = _sum(line["price_total"] for line in lines)
+        total_tax = _sum(line["tax_total"] for line in lines)
+        total_payment = _sum(payment["amount"] for payment in sale["payments"])
+        customer = self.customers.get(sale["customer_id"])
+        user = self.users.get(sale["user_id"], {})
+        return {
+            "id": sale["id"],
+            "source_id": sale["source_id"],
+            "register_id": sale["register_id"],
+            "customer_id": sale["customer_id"],
+            "customer_name": _full_name(customer) if customer else "",
+            "user_id": sale["user_id"],
+            "user_name": user.get("username") or user.get("name") or "",
+            "sale_date": sale["sale_date"],
+            "created_at": sale["created_at"],
+            "updated_at": sale["updated_at"],
+            "total_price": total_price,
+            "total_tax": total_tax,
+            "note": sale["note"],
+            "status": sale["status"],
+            "short_code": sale["short_code"],
+            "invoice_number": sale["invoice_number"],
+            "accounts_transaction_id": sale["accounts_transaction_id"],
+            "register_sale_products": lines,
+            "register_sale_payments": [self._payment_09(p) for p in sale["payments"]],
+            "totals": {
+                "total_price": total_price,
+                "total_tax": total_tax,
+                "total_payment": total_payment,
+                "total_to_pay": total_price + total_tax - total_payment,
+            },
+            "taxes": self._sale_taxes(sale["lines"]),
+        }
+
+    def _line_09(self, line: Mapping[str, Any]) -> dict[str, Any]:
+        product = self.products.get(line["product_id"], {})
+        tax_name, tax_rate = self._tax(line["tax_id"])
+        return {
+            "id": line["id"],
+            "product_id": line["product_id"],
+            "register_id": line["register_id"],
+            "sequence": line["sequence"],
+            "handle": product.get("handle", ""),
+            "sku": product.get("sku", ""),
+            "name": product.get("name", ""),
+            "quantity": line["quantity"],
+            "price": line["price"],
+            "cost": line["cost"],
+            "price_set": line["price_set"],
+            "discount": line["discount"],
+            "loyalty_value": line["loyalty_value"],
+            "tax": line["tax"],
+            "tax_id": line["tax_id"],
+            "tax_name": tax_name,
+            "tax_rate": tax_rate,
+            "price_total": line["price"] * line["quantity"],
+            "tax_total": line["tax"] * line["quantity"],
+            "status": line["status"],
+            "note": line["note"],
+        }
+
+    def _payment_09(self, payment: Mapping[str, Any]) -> dict[str, Any]:
+        payment_type = self.payment_types.get(payment["retailer_payment_type_id"], {})
+        name = payment_type.get("name", "")
+        return {
+            "id": payment["id"],
+            "register_id": payment["register_id"],
+            "retailer_payment_type_id": payment["retailer_payment_type_id"],
+            "payment_type_id": str(payment_type.get("payment_type_id", "")),
+            "name": name,
+            "label": name,
+            "payment_date": payment["payment_date"],
+            "amount": payment["amount"],
+        }
+
+    def _sale_taxes(self, lines: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        totals: dict[str, Decimal] = {}
+        for line in lines:
+            totals[line["tax_id"]] = (
+                totals.get(line["tax_id"], ZERO) + line["tax"] * line["quantity"]
+            )
+        taxes = []
+        for tax_id, amount in totals.items():
+            name, rate = self._tax(tax_id)
+            taxes.append({"id": tax_id, "name": name, "rate": rate, "tax": amount})
+        return taxes
+
+    def render_sale_20(self, sale: Mapping[str, Any]) -> dict[str, Any]:
+        payment_types = self.payment_types
+        register = self.registers.get(sale["register_id"], {})
+        lines = sale["lines"]
+        return {
+            "id": sale["id"],
+            "outlet_id": register.get("outlet_id"),
+            "register_id": sale["register_id"],
+            "user_id": sale["user_id"],
+            "customer_id": sale["customer_id"] or None,
+            "invoice_number": sale["invoice_number"],
+            "source_id": sale["source_id"] or None,
+            "status": sale["status"],
+            "note": sale["note"],
+            "short_code": sale["short_code"],
+            "total_price": _sum(line["price"] * line["quantity"] for line in lines),
+            "total_tax": _sum(line["tax"] * line["quantity"] for line in lines),
+            "total_loyalty": self._line_loyalty(lines),
+            "sale_date": _fmt_20(sale["sale_date"]),
+            "created_at": _fmt_20(sale["created_at"]),
+            "updated_at": _fmt_20(sale["updated_at"]),
+            "version": sale["version"],
+            "line_items": [
+                {
+                    "id": line["id"],
+                    "product_id": line["product_id"],
+                    "quantity": line["quantity"],
+                    "price": line["price"],
+                    "price_total": line["price"] * line["quantity"],
+                    "tax": line["tax"],
+                    "tax_id": line["tax_id"],
+                    "tax_total": line["tax"] * line["quantity"],
+                    "loyalty_value": line["loyalty_value"],
+                    "total_loyalty_value": line["loyalty_value"] * line["quantity"],
+                    "status": line["status"],
+                }
+                for line in lines
+            ],
+            "payments": [
+                {
+                    "id": p["id"],
+                    "retailer_payment_type_id": p["retailer_payment_type_id"],
+                    "payment_type_id": str(
+                        payment_types.get(p["retailer_payment_type_id"], {}).get(
+                            "payment_type_id", ""
+                        )
+                    ),
+                    "name": payment_types.get(p["retailer_payment_type_id"], {}).get("name", ""),
+                    "amount": p["amount"],
+                    "payment_date": _fmt_20(p["payment_date"]),
+                }
+                for p in sale["payments"]
+            ],
+        }
+
+    # -- loyalty adjustments (2026-07 beta) --
+
+    def adjust(self, body: Mapping[str, Any], now: datetime) -> tuple[int, dict[str, Any]]:
+        """Applied once per session_id: a replay answers the first response and changes nothing."""
+        session_id = _required_str(body, "session_id")
+        try:
+            uuid.UUID(session_id)
+        except ValueError:
+            raise _invalid("session_id", "must be a UUID") from None
+        items = _list(body, "adjustments")
+        if not items:
+            raise _invalid("adjustments", "must be a non-empty array")
+        request = [_parse_adjustment(item, f"adjustments[{i}]") for i, item in enumerate(items)]
+        previous = self.sessions.get(session_id)
+        if previous is not None:
+            if previous[0] != request:
+                raise ApiError(
+                    409,
+                    "session_id was already used with different adjustments",
+                    f"session_id {session_id!r}",
+                )
+            return previous[1], previous[2]
+        applied, errors = [], []
+        for customer_id, kind, amount, _reason in request:
+            customer = self.customers.get(customer_id)
+            if customer is None:
+                errors.append({"customer_id": customer_id, "error": "customer not found"})
+                continue
+            if kind == "debit" and amount > customer["loyalty_balance"]:
+                errors.append({"customer_id": customer_id, "error": "insufficient loyalty balance"})
+                continue
+            self._credit(customer, amount if kind == "credit" else -amount, now)
+            applied.append({"customer_id": customer_id, "balance": customer["loyalty_balance"]})
+        status = 207 if errors else 200
+        content = {"applied": applied, "errors": errors}
+        self.sessions[session_id] = (request, status, content)
+        return status, content
+
+
+def _by_id(data: Mapping[str, Any], key: str) -> dict[str, dict[str, Any]]:
+    items = data.get(key)
+    if items is None:
+        return {}
+    if not isinstance(items, list):
+        raise FixtureError(f"{key} must be an array")
+    result: dict[str, dict[str, Any]] = {}
+    for i, item in enumerate(items):
+        if not isinstance(item, dict) or not isinstance(item.get("id"), str) or not item["id"]:
+            raise FixtureError(f"{key}[{i}] must be an object with a string id")
+        if item["id"] in result:
+            raise FixtureError(f"{key}[{i}] repeats the id {item['id']!r}")
+        result[item["id"]] = item
+    return result
+
+
+def _tax_index(products: Any) -> dict[str, tuple[Any, Any]]:
+    """Tax names and rates as the products and price books name them (0.9 has no tax fixture)."""
+    taxes: dict[str, tuple[Any, Any]] = {}
+    for product in products:
+        entries = product.get("price_book_entries")
+        for source in [product, *(entries if isinstance(entries, list) else [])]:
+            if isinstance(source, dict) and source.get("tax_id"):
+                taxes.setdefault(
+                    source["tax_id"], (source.get("tax_name", ""), source.get("tax_rate", ZERO))
+                )
+    return taxes
+
+
+def _merge_lines(
+    existing: Mapping[str, Any] | None, lines: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """Lines with an id replace that line, lines without one are new, the rest are deleted."""
+    known = {line["id"] for line in existing["lines"]} if existing else set()
+    seen: set[str] = set()
+    for i, line in enumerate(lines):
+        if line["id"] is None:
+            continue
+        if line["id"] not in known or line["id"] in seen:
+            raise _invalid(f"register_sale_products[{i}].id", "is not a line of this sale")
+        seen.add(line["id"])
+    return lines
+
+
+def _merge_payments(
+    existing: Mapping[str, Any] | None, payments: list[dict[str, Any]]
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Every stored payment must come back unchanged: a payment cannot be removed or edited."""
+    stored = {p["id"]: p for p in existing["payments"]} if existing else {}
+    merged, new = [], []
+    seen: set[str] = set()
+    for i, payment in enumerate(payments):
+        where = f"register_sale_payments[{i}]"
+        if payment["id"] is None:
+            new.append(payment)
+            merged.append(payment)
+            continue
+        previous = stored.get(payment["id"])
+        if previous is None or payment["id"] in seen:
+            raise _invalid(f"{where}.id", "is not a payment of this sale")
+        same_type = previous["retailer_payment_type_id"] == payment["retailer_payment_type_id"]
+        if previous["amount"] != payment["amount"] or not same_type:
+            raise ApiError(
+                400,
+                f"{where} cannot be changed",
+                "An existing payment must be resent with its type and amount unchanged.",
+            )
+        seen.add(payment["id"])
+        merged.append(previous)
+    missing = [payment_id for payment_id in stored if payment_id not in seen]
+    if missing:
+        raise ApiError(
+            400,
+            "register_sale_payments: a payment cannot be removed",
+            f"Missing payments: {', '.join(missing)}",
+        )
+    return merged, new
+
+
+def _parse_adjustment(item: object, where: str) -> tuple[str, str, Decimal, str]:
+    if not isinstance(item, dict):
+        raise _invalid(where, "must be an object")
+    customer_id = _required_str(item, "customer_id", where)
+    credit = _optional_number(item, "credit", where)
+    debit = _optional_number(item, "debit", where)
+    if (credit is None) == (debit is None):
+        raise _invalid(where, "needs exactly one of credit or debit")
+    kind, amount = ("credit", credit) if credit is not None else ("debit", debit)
+    assert amount is not None
+    if amount <= 0:
+        raise _invalid(f"{where}.{kind}", "must be > 0")
+    return customer_id, kind, amount, _optional_str(item, "reason", where) or ""
+
+
+# -- HTTP ----------------------------------------------------------------------------------------
+
+Handler = Callable[[Request], Awaitable[Response]]
+
+
+class XSeriesSandbox:
+    """The HTTP face of one ``XSeriesState``: auth, query parsing and the JSON envelopes."""
+
+    def __init__(
+        self, fixtures: Mapping[str, Any], *, token: str | None, clock: Callable[[], float]
+    ) -> None:
+        self.startup = fixtures
+        self.token = token
+        self.clock = clock
+        self.state = XSeriesState(fixtures, self.now())
+
+    def now(self) -> datetime:
+        return datetime.fromtimestamp(self.clock(), tz=UTC)
+
+    def reset(self, fixtures: Any = None) -> None:
+        self.state = XSeriesState(self.startup if fixtures is None else fixtures, self.now())
+
+    def default_rate_limit(self) -> RateLimit:
+        """The real formula: 300 requests per register plus 50, per 5-minute window."""
+        return RateLimit(300 * len(self.state.registers) + 50, 300)
+
+    def routes(self) -> list[Route]:
+        def route(path: str, handler: Handler, method: str = "GET") -> Route:
+            return Route(path, self._guarded(handler), methods=[method])
+
+        return [
+            route("/api/config", self.get_config),
+            route("/api/products", self.list_products),
+            route("/api/products/{id}", self.get_product),
+            route("/api/customers", self.list_customers),
+            route("/api/customers", self.post_customer, "POST"),
+            route("/api/payment_types", self.list_payment_types),
+            route("/api/registers", self.list_registers),
+            route("/api/users", self.list_users),
+            route("/api/register_sales", self.list_register_sales),
+            route("/api/register_sales", self.post_register_sale, "POST"),
+            route("/api/register_sales/{id}", self.get_register_sale),
+            route("/api/2.0/search", self.search),
+            route("/api/2026-07/loyalty/adjustments/bulk", self.post_adjustments, "POST"),
+        ]
+
+    def _guarded(self, handler: Handler) -> Handler:
+        async def endpoint(request: Request) -> Response:
+            try:
+                self._authorize(request)
+                return await handler(request)
+            except ApiError as exc:
+                return _error_response(exc)
+
+        return endpoint
+
+    def _authorize(self, request: Request) -> None:
+        scheme, _, token = request.headers.get("authorization", "").partition(" ")
+        token = token.strip()
+        valid = scheme.lower() == "bearer" and bool(token)
+        if valid and self.token is not None:
+            valid = secrets.compare_digest(token.encode(), self.token.encode())
+        if not valid:
+            raise ApiError(401, "Access token is not valid")
+
+    async def get_config(self, request: Request) -> Response:
+        return ApiResponse({"config": self.state.config})
+
+    async def list_products(self, request: Request) -> Response:
+        params = request.query_params
+        active = params.get("active")
+        if active is not None and active.lower() not in ("0", "1", "true", "false"):
+            raise ApiError(400, "active must be 0 or 1", f"active={active!r}")
+        since = _query_time(params, "since")
+        products = [
+            product
+            for product in self.state.products.values()
+            if all(params.get(k) in (None, product.get(k)) for k in ("sku", "handle"))
+            and (active is None or _flag(active) == _flag(product.get("active", True)))
+            and (since is None or product["updated_at"] >= since)
+        ]
+        return ApiResponse(_paginated("products", products, params))
+
+    async def get_product(self, request: Request) -> Response:
+        product_id = request.path_params["id"]
+        product = self.state.products.get(product_id)
+        if product is None:
+            raise ApiError(404, "Not Found", f"No product with id {product_id!r}")
+        return ApiResponse({"products": [product]})
+
+    async def list_customers(self, request: Request) -> Response:
+        params = request.query_params
+        chosen = [key for key in ("id", "code", "email") if key in params]
+        if len(chosen) > 1:
+            raise ApiError(
+                400, "id, code and email cannot be combined", f"Got {', '.join(chosen)}."
+            )
+        if chosen and not params[chosen[0]]:
+            raise ApiError(400, f"{chosen[0]} must not be empty", "Leave the filter out instead.")
+        since = _query_time(params, "since")
+        customers = [
+            customer
+            for customer in self.state.customers.values()
+            if _customer_matches(customer, chosen[0] if chosen else None, params)
+            and (since is None or customer["updated_at"] >= since)
+        ]
+        content = _paginated("customers", customers, params)
+        content["customers"] = [self.state.render_customer_09(c) for c in content["customers"]]
+        return ApiResponse(content)
+
+    async def post_customer(self, request: Request) -> Response:
+        customer = self.state.save_customer(await _json_object(request), self.now())
+        return ApiResponse({"customer": self.state.render_customer_09(customer)})
+
+    async def list_payment_types(self, request: Request) -> Response:
+        return ApiResponse({"payment_types": list(self.state.payment_types.values())})
+
+    async def list_registers(self, request: Request) -> Response:
+        return ApiResponse({"registers": list(self.state.registers.values())})
+
+    async def list_users(self, request: Request) -> Response:
+        return ApiResponse({"users": list(self.state.users.values())})
+
+    async def list_register_sales(self, request: Request) -> Response:
+        params = request.query_params
+        statuses = params.getlist("status[]")
+        unknown = [status for status in statuses if status not in STATUSES]
+        if unknown:
+            raise ApiError(400, f"status[] must be one of {', '.join(STATUSES)}", repr(unknown))
+        since = _query_time(params, "since")
+        outlet_id = params.get("outlet_id")
+        registers = self.state.registers
+        sales = [
+            sale
+            for sale in self.state.sales.values()
+            if (not statuses or sale["status"] in statuses)
+            and (since is None or sale["updated_at"] >= since)
+            and (
+                outlet_id is None
+                or registers.get(sale["register_id"], {}).get("outlet_id") == outlet_id
+            )
+        ]
+        content = _paginated("register_sales", sales, params)
+        content["register_sales"] = [
+            self.state.render_sale_09(s) for s in content["register_sales"]
+        ]
+        return ApiResponse(content)
+
+    async def get_register_sale(self, request: Request) -> Response:
+        sale_id = request.path_params["id"]
+        sale = self.state.sales.get(sale_id)
+        if sale is None:
+            raise ApiError(404, "Not Found", f"No register sale with id {sale_id!r}")
+        return ApiResponse({"register_sales": [self.state.render_sale_09(sale)]})
+
+    async def post_register_sale(self, request: Request) -> Response:
+        sale = self.state.save_sale(await _json_object(request), self.now())
+        return ApiResponse({"register_sale": self.state.render_sale_09(sale)})
+
+    async def search(self, request: Request) -> Response:
+        params = request.query_params
+        kind = params.get("type")
+        offset = _query_int(params, "offset", 0, 0)
+        page_size = min(_query_int(params, "page_size", 100, 1), 1000)
+        if kind == "customers":
+            found = [
+                self.state.render_customer_20(customer)
+                for customer in self.state.customers.values()
+                if _customer_search_matches(customer, params)
+            ]
+        elif kind == "sales":
+            found = [self.state.render_sale_20(sale) for sale in self._search_sales(params)]
+        else:
+            raise ApiError(400, "type must be customers or sales", f"type={kind!r}")
+        return ApiResponse({"data": found[offset : offset + page_size]})
+
+    def _search_sales(self, params: QueryParams) -> list[dict[str, Any]]:
+        order_by = params.get("order_by", "sale_date")
+        direction = params.get("order_direction", "desc")
+        if order_by not in ("sale_date", "created_at"):
+            raise ApiError(400, "order_by must be sale_date or created_at", f"{order_by!r}")
+        if direction not in ("asc", "desc"):
+            raise ApiError(400, "order_direction must be asc or desc", f"{direction!r}")
+        statuses = params.getlist("status")
+        date_from = _query_time(params, "date_from")
+        date_to = _query_time(params, "date_to")
+        registers = self.state.registers
+        sales = [
+            sale
+            for sale in self.state.sales.values()
+            if all(
+                params.get(key) in (None, sale[key])
+                for key in ("customer_id", "user_id", "invoice_number")
+            )
+            and (not statuses or sale["status"] in statuses)
+            and (date_from is None or sale["sale_date"] >= date_from)
+            and (date_to is None or sale["sale_date"] <= date_to)
+            and params.get("outlet_id")
+            in (None, registers.get(sale["register_id"], {}).get("outlet_id"))
+        ]
+        sales.sort(key=lambda sale: str(sale[order_by]), reverse=direction == "desc")
+        return sales
+
+    async def post_adjustments(self, request: Request) -> Response:
+        status, content = self.state.adjust(await _json_object(request), self.now())
+        return ApiResponse(content, status_code=status)
+
+
+def _customer_matches(customer: Mapping[str, Any], key: str | None, params: QueryParams) -> bool:
+    if key is None:
+        return True
+    value = params[key]
+    if key == "id":
+        return bool(customer["id"] == value)
+    if key == "code":
+        return bool(customer["customer_code"] == value)
+    return bool(customer["email"].lower() == value.lower())
+
+
+def _customer_search_matches(customer: Mapping[str, Any], params: QueryParams) -> bool:
+    """2.0 search: email exact, names by prefix (both case-insensitive), codes and phones exact."""
+    for key in ("email", *SEARCH_PREFIX_FIELDS, *SEARCH_EXACT_FIELDS):
+        wanted = params.get(key)
+        if wanted is None:
+            continue
+        if not wanted:
+            raise ApiError(400, f"{key} must not be empty", "Leave the filter out instead.")
+        have = str(customer[key])
+        if key == "email":
+            ok = have.lower() == wanted.lower()
+        elif key in SEARCH_PREFIX_FIELDS:
+            ok = have.lower().startswith(wanted.lower())
+        else:
+            ok = have == wanted
+        if not ok:
+            return False
+    return True
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    """Router 404s and 405s in the API's JSON error shape instead of Starlette's plain text."""
+    assert isinstance(exc, HTTPException)
+    content = {"error": exc.detail, "details": f"{request.method} {request.url.path}"}
+    return ApiResponse(content, status_code=exc.status_code, headers=exc.headers)
+
+
+async def _server_error(request: Request, exc: Exception) -> Response:
+    return ApiResponse({"error": "Internal Server Error"}, status_code=500)
+
+
+def load_fixtures(path: str | Path) -> dict[str, Any]:
+    """Read and check a fixture file now, so a bad file fails at startup with its name."""
+    path = Path(path)
+    try:
+        data = parse_json(path.read_bytes())
+    except OSError as exc:
+        raise FixtureError(f"cannot read fixtures {path}: {exc.strerror or exc}") from None
+    except (ValueError, RecursionError) as exc:
+        raise FixtureError(f"fixtures {path} are not valid JSON: {exc}") from None
+    try:
+        XSeriesState(data, datetime.now(UTC))
+    except FixtureError as exc:
+        raise FixtureError(f"fixtures {path}: {exc}") from None
+    assert isinstance(data, dict)
+    return data
+
+
+def create_app(
+    fixtures: Mapping[str, Any] | None = None,
+    *,
+    token: str | None = None,
+    latency_ms: int = 0,
+    clock: Callable[[], float] = time.time,
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+) -> Starlette:
+    """The X-Series sandbox app; ``clock`` and ``sleep`` are injectable so tests never wait."""
+    startup = load_fixtures(DEMO_FIXTURES) if fixtures is None else fixtures
+    sandbox = XSeriesSandbox(startup, token=token, clock=clock)
+    api_routes = sandbox.routes()
+    controls = SandboxControls(
+        routes=api_routes,
+        default_rate_limit=sandbox.default_rate_limit,
+        reset=sandbox.reset,
+        latency_ms=latency_ms,
+        clock=clock,
+        sleep=sleep,
+    )
+    app = Starlette(
+        routes=[*controls.admin_routes(), *api_routes],
+        middleware=[Middleware(ControlsMiddleware, controls=controls)],
+        exception_handlers={HTTPException: _http_error, Exception: _server_error},
+    )
+    app.state.sandbox = sandbox
+    app.state.controls = controls
+    return app

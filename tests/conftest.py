@@ -1,0 +1,175 @@
+"""Shared fixtures: sandboxes as real HTTP servers, the gateway's runtime on each backend.
+
+Backends: every test that takes ``runtime`` runs on SQLite with the in-memory cache, and
+also on PostgreSQL with Redis when ``GATEWAY_TEST_POSTGRES_URL`` and
+``GATEWAY_TEST_REDIS_URL`` are set (``.ci/run`` sets them; in CI they are required).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from gateway.pos.http import HttpLayer, HttpPolicy
+from gateway.pos.xseries import XSeriesClient
+from gateway.runtime import Runtime
+from gateway.sandbox import xseries as xseries_sandbox
+from gateway.settings import Environment, Settings
+from gateway.store.models import Base
+from tests.support import SandboxHandle, ServerThread
+
+XSERIES_TOKEN = "test-xseries-token"
+POSTGRES_URL = os.environ.get("GATEWAY_TEST_POSTGRES_URL")
+REDIS_URL = os.environ.get("GATEWAY_TEST_REDIS_URL")
+
+# Fast, still bounded: retries and waits small enough for a quick suite.
+TEST_POLICY = HttpPolicy(
+    connect_timeout_s=2.0,
+    read_timeout_s=2.0,
+    max_retries=2,
+    backoff_base_s=0.01,
+    backoff_max_s=0.05,
+    max_retry_after_s=5.0,
+    breaker_failures=50,
+    breaker_reset_s=1.0,
+)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if os.environ.get("CI") and not (POSTGRES_URL and REDIS_URL):
+        raise pytest.UsageError(
+            "CI must test PostgreSQL and Redis: set GATEWAY_TEST_POSTGRES_URL and "
+            "GATEWAY_TEST_REDIS_URL (.ci/run does)"
+        )
+
+
+# --------------------------------------------------------------------------- sandboxes
+
+
+@pytest.fixture(scope="session")
+def xseries_server() -> Iterator[ServerThread]:
+    server = ServerThread(xseries_sandbox.create_app(token=XSERIES_TOKEN)).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def xseries(xseries_server: ServerThread) -> Iterator[SandboxHandle]:
+    """The X-Series sandbox, reset to its demo data for this test."""
+    handle = SandboxHandle(xseries_server.url, XSERIES_TOKEN)
+    handle.reset()
+    yield handle
+    handle.close()
+
+
+@pytest.fixture
+async def http_layer() -> AsyncIterator[HttpLayer]:
+    layer = HttpLayer(policy=TEST_POLICY)
+    yield layer
+    await layer.aclose()
+
+
+@pytest.fixture
+def xseries_client(http_layer: HttpLayer, xseries: SandboxHandle) -> XSeriesClient:
+    from gateway.pos.http import BearerToken
+
+    return XSeriesClient(http_layer.upstream("X-Series", xseries.url, BearerToken(XSERIES_TOKEN)))
+
+
+# --------------------------------------------------------------------------- backends
+
+
+@dataclass(frozen=True)
+class Backend:
+    name: str
+    database: str
+    cache: str
+
+
+def _backends() -> list[str]:
+    names = ["sqlite-memory"]
+    if POSTGRES_URL and REDIS_URL:
+        names.append("postgres-redis")
+    return names
+
+
+@pytest.fixture(scope="session")
+def postgres_database() -> Iterator[str | None]:
+    """A database of our own on the CI server, migrated once, dropped at the end."""
+    if not POSTGRES_URL:
+        yield None
+        return
+    name = f"gateway_test_{secrets.token_hex(4)}"
+    admin = POSTGRES_URL
+
+    async def run(sql: str) -> None:
+        engine = create_async_engine(admin, isolation_level="AUTOCOMMIT")
+        async with engine.connect() as connection:
+            await connection.execute(text(sql))
+        await engine.dispose()
+
+    asyncio.run(run(f'CREATE DATABASE "{name}"'))
+    url = admin.rsplit("/", 1)[0] + f"/{name}"
+
+    async def migrate() -> None:
+        from gateway.store.db import Database
+
+        db = Database(url)
+        await db.migrate()
+        await db.dispose()
+
+    asyncio.run(migrate())
+    yield url
+    asyncio.run(run(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture(params=_backends())
+def backend(request: pytest.FixtureRequest, postgres_database: str | None) -> Backend:
+    if request.param == "postgres-redis":
+        assert postgres_database and REDIS_URL
+        return Backend("postgres-redis", postgres_database, REDIS_URL)
+    return Backend("sqlite-memory", "", "memory://")
+
+
+@pytest.fixture
+def settings(backend: Backend, tmp_path: Path) -> Settings:
+    database = backend.database or f"sqlite+aiosqlite:///{tmp_path / 'gateway.db'}"
+    return Settings(
+        environment=Environment.TEST,
+        database_url=database,
+        cache_url=backend.cache,
+        secret_key=secrets.token_urlsafe(32),
+        kounta_addon_token="test-addon-token",
+        log_json=False,
+        log_level="WARNING",
+        upstream_read_timeout_s=TEST_POLICY.read_timeout_s,
+        upstream_max_retries=TEST_POLICY.max_retries,
+        upstream_backoff_base_s=TEST_POLICY.backoff_base_s,
+        upstream_backoff_max_s=TEST_POLICY.backoff_max_s,
+        upstream_max_retry_after_s=TEST_POLICY.max_retry_after_s,
+        upstream_breaker_failures=TEST_POLICY.breaker_failures,
+        upstream_breaker_reset_s=TEST_POLICY.breaker_reset_s,
+    )
+
+
+@pytest.fixture
+async def runtime(settings: Settings) -> AsyncIterator[Runtime]:
+    """The gateway's resources on a clean, migrated store and an empty cache."""
+    runtime = Runtime(settings)
+    if runtime.db.dialect == "postgresql":
+        async with runtime.db.engine.begin() as connection:
+            tables = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
+            await connection.execute(text(f"TRUNCATE {tables} CASCADE"))
+    else:
+        await runtime.db.migrate()
+    await runtime.cache.clear()
+    yield runtime
+    await runtime.aclose()

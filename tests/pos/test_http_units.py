@@ -1,0 +1,78 @@
+"""The HTTP layer's small decisions, checked in isolation (no network)."""
+
+from __future__ import annotations
+
+import email.utils
+import random
+from decimal import Decimal
+
+import pytest
+
+from gateway.pos.http import (
+    CircuitBreaker,
+    HttpPolicy,
+    decode_json,
+    encode_json,
+    retry_after_seconds,
+)
+
+NOW = 1_800_000_000.0
+
+
+def test_retry_after_in_seconds() -> None:
+    assert retry_after_seconds("3", NOW) == 3.0
+    assert retry_after_seconds(" 0 ", NOW) == 0.0
+
+
+def test_retry_after_as_http_date() -> None:
+    header = email.utils.formatdate(NOW + 7, usegmt=True)
+    assert retry_after_seconds(header, NOW) == pytest.approx(7.0)
+
+
+def test_retry_after_in_the_past_means_now() -> None:
+    header = email.utils.formatdate(NOW - 60, usegmt=True)
+    assert retry_after_seconds(header, NOW) == 0.0
+
+
+@pytest.mark.parametrize("header", [None, "", "soon", "Wed, 99 Foo 2020"])
+def test_retry_after_unreadable(header: str | None) -> None:
+    assert retry_after_seconds(header, NOW) is None
+
+
+def test_backoff_is_jittered_and_capped() -> None:
+    policy = HttpPolicy(backoff_base_s=0.5, backoff_max_s=2.0)
+    rng = random.Random(7)
+    waits = [policy.backoff(attempt, rng) for attempt in range(8) for _ in range(50)]
+    assert all(0 <= w <= 2.0 for w in waits)
+    assert len(set(waits)) > 100  # jitter, not a fixed schedule
+
+
+def test_breaker_opens_after_threshold_and_lets_one_trial_through() -> None:
+    now = [0.0]
+    breaker = CircuitBreaker(threshold=3, reset_s=10, clock=lambda: now[0])
+    for _ in range(3):
+        assert breaker.allow()
+        breaker.record_failure()
+    assert not breaker.allow()
+    now[0] = 10.5
+    assert breaker.allow()  # the trial
+    assert not breaker.allow()  # only one at a time
+    breaker.record_success()
+    assert breaker.allow()
+
+
+def test_breaker_reopens_when_the_trial_fails() -> None:
+    now = [0.0]
+    breaker = CircuitBreaker(threshold=1, reset_s=5, clock=lambda: now[0])
+    breaker.record_failure()
+    now[0] = 6
+    assert breaker.allow()
+    breaker.record_failure()
+    assert not breaker.allow()
+
+
+def test_json_keeps_decimals_exact_both_ways() -> None:
+    body = {"amount": Decimal("25.30"), "tiny": Decimal("0.00001"), "n": 3}
+    assert encode_json(body) == b'{"amount":25.30,"tiny":0.00001,"n":3}'
+    parsed = decode_json(b'{"amount": 25.30, "big": 12345678901234567.89, "n": 3}')
+    assert parsed == {"amount": Decimal("25.30"), "big": Decimal("12345678901234567.89"), "n": 3}

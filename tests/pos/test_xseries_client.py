@@ -1,0 +1,443 @@
+"""The X-Series client against the X-Series sandbox, over real HTTP."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from decimal import Decimal
+from typing import Any
+
+import pytest
+
+from gateway.pos.http import (
+    BearerToken,
+    HttpLayer,
+    HttpPolicy,
+    UpstreamAuthError,
+    UpstreamNotFound,
+    UpstreamRateLimited,
+    UpstreamRejected,
+    UpstreamUnavailable,
+)
+from gateway.pos.xseries import Adjustment, XSeriesClient
+from gateway.pos.xseries.models import sale_write_payload
+from tests.conftest import TEST_POLICY
+from tests.demo_ids import (
+    CASH,
+    GOLD_WATCH,
+    GST,
+    JOHNNY,
+    JOHNNY_SALE,
+    LOYALTY,
+    PEPPER,
+    REGISTER,
+    TONY,
+    TSHIRT,
+    USER,
+    VIP_GROUP,
+)
+from tests.support import SandboxHandle
+
+pytestmark = pytest.mark.asyncio
+
+
+def balance(xseries: SandboxHandle, customer_id: str) -> Decimal:
+    customers = xseries.get("/api/customers", id=customer_id)["customers"]
+    return Decimal(customers[0]["loyalty_balance"])
+
+
+def tshirt_line(quantity: int = 1, loyalty: str = "2") -> dict[str, Any]:
+    return {
+        "product_id": TSHIRT,
+        "quantity": quantity,
+        "price": Decimal("20"),
+        "tax": Decimal("3"),
+        "tax_id": GST,
+        "loyalty_value": Decimal(loyalty),
+    }
+
+
+def new_sale(
+    status: str, lines: list[dict[str, Any]], payments: list[dict[str, Any]] = ()
+) -> dict[str, Any]:  # type: ignore[assignment]
+    return {
+        "register_id": REGISTER,
+        "user_id": USER,
+        "customer_id": TONY,
+        "status": status,
+        "register_sale_products": lines,
+        "register_sale_payments": list(payments),
+    }
+
+
+# --------------------------------------------------------------------------- reads
+
+
+async def test_config(xseries_client: XSeriesClient) -> None:
+    config = await xseries_client.get_config()
+    assert config.enable_loyalty is True
+    assert config.loyalty_ratio == Decimal("0.1")
+    assert config.display_retail_price_tax_inclusive is False
+    assert config.retailer_name == "Stark Industries Store"
+
+
+async def test_products_with_price_book_entries(xseries_client: XSeriesClient) -> None:
+    page = await xseries_client.list_products()
+    ids = {product.id for product in page.items}
+    assert {TSHIRT, GOLD_WATCH} <= ids
+    watch = await xseries_client.get_product(GOLD_WATCH)
+    by_group = {entry.customer_group_id: entry.loyalty_value for entry in watch.price_book_entries}
+    assert by_group[VIP_GROUP] == Decimal("333")
+    assert Decimal("7") in by_group.values()
+
+
+async def test_customers_by_id_code_and_email(xseries_client: XSeriesClient) -> None:
+    tony = await xseries_client.get_customer(TONY)
+    assert (tony.first_name, tony.last_name) == ("Tony", "Stark")
+    assert tony.loyalty_balance == Decimal("50") and tony.enable_loyalty
+    by_code = await xseries_client.list_customers(code="JBRAVO")
+    assert [c.id for c in by_code.items] == [JOHNNY]
+    by_email = await xseries_client.list_customers(email="TONY@stark.example")
+    assert [c.id for c in by_email.items] == [TONY]
+    pepper = await xseries_client.get_customer(PEPPER)
+    assert pepper.enable_loyalty is False
+
+
+async def test_search_customers_by_name_and_email(xseries_client: XSeriesClient) -> None:
+    found = await xseries_client.search_customers({"last_name": "stark"})
+    assert [c.id for c in found] == [TONY]
+    assert found[0].loyalty_balance == Decimal("50")
+    by_email = await xseries_client.search_customers({"email": "johnny@bravo.example"})
+    assert [c.id for c in by_email] == [JOHNNY]
+    assert await xseries_client.search_customers({"first_name": "nobody"}) == []
+
+
+async def test_payment_types_registers_users(xseries_client: XSeriesClient) -> None:
+    types = await xseries_client.list_payment_types()
+    loyalty = [t for t in types if t.is_loyalty]
+    assert [t.id for t in loyalty] == [LOYALTY]
+    assert [r.id for r in await xseries_client.list_registers()] == [REGISTER]
+    assert USER in [u.id for u in await xseries_client.list_users()]
+
+
+async def test_sales_list_get_and_search(xseries_client: XSeriesClient) -> None:
+    sale = await xseries_client.get_sale(JOHNNY_SALE)
+    assert sale.status == "ONACCOUNT" and sale.customer_id == JOHNNY
+    assert len(sale.lines) == 1 and len(sale.payments) == 1
+    onaccount = await xseries_client.list_sales(statuses=["ONACCOUNT"])
+    assert [s.id for s in onaccount.items] == [JOHNNY_SALE]
+    searched = await xseries_client.search_sales(customer_id=JOHNNY)
+    assert [s.id for s in searched] == [JOHNNY_SALE]
+    assert searched[0].lines[0].loyalty_value == Decimal("2")
+
+
+async def test_unknown_ids_are_not_found(xseries_client: XSeriesClient) -> None:
+    with pytest.raises(UpstreamNotFound):
+        await xseries_client.get_sale(str(uuid.uuid4()))
+    with pytest.raises(UpstreamNotFound):
+        await xseries_client.get_customer(str(uuid.uuid4()))
+    with pytest.raises(UpstreamNotFound):
+        await xseries_client.get_product(str(uuid.uuid4()))
+
+
+async def test_an_id_cannot_escape_its_path_segment(
+    xseries_client: XSeriesClient, xseries: SandboxHandle
+) -> None:
+    with pytest.raises(UpstreamNotFound):
+        await xseries_client.get_sale("../customers")
+    assert xseries.count("GET /api/customers") == 0
+
+
+# --------------------------------------------------------------------------- pagination
+
+
+def _many_customers(count: int) -> dict[str, Any]:
+    return {
+        "customers": [
+            {
+                "id": str(uuid.UUID(int=n + 1)),
+                "customer_code": f"C{n:04d}",
+                "first_name": "Customer",
+                "last_name": f"{n:04d}",
+                "enable_loyalty": 1,
+                "loyalty_balance": "0.00000",
+            }
+            for n in range(count)
+        ],
+        "registers": [{"id": REGISTER, "name": "Main Register"}],
+    }
+
+
+async def test_pagination_followed_to_the_end(
+    xseries_client: XSeriesClient, xseries: SandboxHandle
+) -> None:
+    xseries.reset(_many_customers(450))
+    first = await xseries_client.list_customers(page=1, page_size=200)
+    assert len(first.items) == 200 and first.has_next and first.pagination.pages == 3
+    everyone = [c.id async for c in xseries_client.iter_customers()]
+    assert len(everyone) == 450 == len(set(everyone))
+    assert xseries.count("GET /api/customers") == 1 + 3
+
+
+# --------------------------------------------------------------------------- writes
+
+
+async def test_create_and_update_customer(xseries_client: XSeriesClient) -> None:
+    created = await xseries_client.save_customer(
+        {"first_name": "Bruce", "last_name": "Banner", "email": "bruce@example.com"}
+    )
+    assert created.id and created.loyalty_balance == 0
+    updated = await xseries_client.save_customer({"id": created.id, "last_name": "Banner MD"})
+    assert updated.id == created.id and updated.last_name == "Banner MD"
+    assert (await xseries_client.get_customer(created.id)).email == "bruce@example.com"
+
+
+async def test_closing_a_sale_adds_its_loyalty(
+    xseries_client: XSeriesClient, xseries: SandboxHandle
+) -> None:
+    before = balance(xseries, TONY)
+    sale = await xseries_client.save_sale(
+        new_sale("CLOSED", [tshirt_line(quantity=3)], [
+            {"retailer_payment_type_id": CASH, "amount": Decimal("69")}
+        ])
+    )  # fmt: skip
+    assert sale.status == "CLOSED" and sale.total_price == Decimal("60")
+    assert sale.total_tax == Decimal("9")
+    assert balance(xseries, TONY) == before + Decimal("6")
+
+
+async def test_saved_sale_earns_only_when_closed(
+    xseries_client: XSeriesClient, xseries: SandboxHandle
+) -> None:
+    before = balance(xseries, TONY)
+    sale = await xseries_client.save_sale(new_sale("SAVED", [tshirt_line()]))
+    assert balance(xseries, TONY) == before
+    payload = sale_write_payload(sale)
+    payload["status"] = "CLOSED"
+    payload["register_sale_payments"].append(
+        {"retailer_payment_type_id": CASH, "amount": Decimal("23")}
+    )
+    closed = await xseries_client.save_sale(payload)
+    assert closed.status == "CLOSED"
+    assert balance(xseries, TONY) == before + Decimal("2")
+
+
+async def test_loyalty_payment_lowers_balance_and_is_refused_above_it(
+    xseries_client: XSeriesClient, xseries: SandboxHandle
+) -> None:
+    await xseries_client.save_sale(
+        new_sale("SAVED", [tshirt_line()], [
+            {"retailer_payment_type_id": LOYALTY, "amount": Decimal("10.50")}
+        ])
+    )  # fmt: skip
+    assert balance(xseries, TONY) == Decimal("39.50")
+    with pytest.raises(UpstreamRejected) as refused:
+        await xseries_client.save_sale(
+            new_sale("SAVED", [tshirt_line()], [
+                {"retailer_payment_type_id": LOYALTY, "amount": Decimal("39.51")}
+            ])
+        )  # fmt: skip
+    assert refused.value.status == 400
+    assert balance(xseries, TONY) == Decimal("39.50")
+
+
+async def test_update_keeps_lines_and_payments(
+    xseries_client: XSeriesClient, xseries: SandboxHandle
+) -> None:
+    sale = await xseries_client.get_sale(JOHNNY_SALE)
+    payload = sale_write_payload(sale)
+    payload["register_sale_payments"].append(
+        {"retailer_payment_type_id": LOYALTY, "amount": Decimal("10")}
+    )
+    updated = await xseries_client.save_sale(payload)
+    assert [line.id for line in updated.lines] == [line.id for line in sale.lines]
+    assert updated.lines[0].loyalty_value == sale.lines[0].loyalty_value
+    assert [p.amount for p in updated.payments] == [Decimal("5"), Decimal("10")]
+    assert updated.status == "ONACCOUNT"
+    assert balance(xseries, JOHNNY) == Decimal("2")
+
+
+async def test_update_without_a_line_deletes_it(xseries_client: XSeriesClient) -> None:
+    sale = await xseries_client.save_sale(new_sale("SAVED", [tshirt_line(), tshirt_line(2)]))
+    payload = sale_write_payload(sale)
+    payload["register_sale_products"] = payload["register_sale_products"][:1]
+    updated = await xseries_client.save_sale(payload)
+    assert [line.id for line in updated.lines] == [sale.lines[0].id]
+
+
+async def test_missing_required_field_is_a_400_and_changes_nothing(
+    xseries_client: XSeriesClient, xseries: SandboxHandle
+) -> None:
+    line = tshirt_line()
+    del line["tax_id"]
+    with pytest.raises(UpstreamRejected) as rejected:
+        await xseries_client.save_sale(new_sale("CLOSED", [line]))
+    assert rejected.value.status == 400 and "tax_id" in (rejected.value.upstream_message or "")
+    assert xseries.get("/api/register_sales")["pagination"]["results"] == 2
+
+
+async def test_adjustments_apply_once_per_session(
+    xseries_client: XSeriesClient, xseries: SandboxHandle
+) -> None:
+    session = str(uuid.uuid4())
+    adjustments = [Adjustment(TONY, Decimal("10"), "welcome"), Adjustment(JOHNNY, Decimal("-2"))]
+    first = await xseries_client.adjust_loyalty(session, adjustments)
+    again = await xseries_client.adjust_loyalty(session, adjustments)
+    assert first.balance_of(TONY) == again.balance_of(TONY) == Decimal("60")
+    assert first.balance_of(JOHNNY) == Decimal("10")
+    assert balance(xseries, TONY) == Decimal("60") and balance(xseries, JOHNNY) == Decimal("10")
+    with pytest.raises(UpstreamRejected) as conflict:
+        await xseries_client.adjust_loyalty(session, [Adjustment(TONY, Decimal("99"))])
+    assert conflict.value.status == 409
+    assert balance(xseries, TONY) == Decimal("60")
+
+
+async def test_adjustment_errors_are_reported_per_customer(xseries_client: XSeriesClient) -> None:
+    result = await xseries_client.adjust_loyalty(
+        str(uuid.uuid4()), [Adjustment(JOHNNY, Decimal("-1000")), Adjustment(TONY, Decimal("1"))]
+    )
+    assert result.error_of(JOHNNY) and result.balance_of(JOHNNY) is None
+    assert result.balance_of(TONY) == Decimal("51")
+
+
+# --------------------------------------------------------------------------- failures
+
+
+async def test_wrong_token_is_an_auth_error(http_layer: HttpLayer, xseries: SandboxHandle) -> None:
+    client = XSeriesClient(http_layer.upstream("X-Series", xseries.url, BearerToken("wrong")))
+    with pytest.raises(UpstreamAuthError) as failure:
+        await client.get_config()
+    assert failure.value.status == 401
+    assert "wrong" not in failure.value.message
+
+
+async def test_429_on_a_get_is_retried_after_the_date(
+    xseries_client: XSeriesClient, xseries: SandboxHandle
+) -> None:
+    xseries.faults(status=429, fail_next=1, retry_after_s=1)
+    config = await xseries_client.get_config()
+    assert config.enable_loyalty
+    assert xseries.stats()["responses"] == {"GET /api/config 429": 1, "GET /api/config 200": 1}
+
+
+async def test_429_on_a_post_is_rate_limited_and_never_resent(
+    xseries_client: XSeriesClient, xseries: SandboxHandle
+) -> None:
+    xseries.faults(status=429, fail_next=1, retry_after_s=1)
+    with pytest.raises(UpstreamRateLimited) as limited:
+        await xseries_client.save_sale(new_sale("CLOSED", [tshirt_line()]))
+    assert limited.value.retry_after_s is not None and limited.value.retry_after_s <= 2
+    assert xseries.count("POST /api/register_sales") == 1
+    assert balance(xseries, TONY) == Decimal("50")
+
+
+async def test_rate_budget_exhausted_waits_for_the_window(
+    xseries_client: XSeriesClient, xseries: SandboxHandle
+) -> None:
+    xseries.faults(rate_limit={"limit": 2, "window_s": 1})
+    results = [await xseries_client.list_payment_types() for _ in range(3)]
+    assert all(results)
+    responses = xseries.stats()["responses"]
+    assert responses["GET /api/payment_types 200"] == 3
+    assert responses.get("GET /api/payment_types 429", 0) >= 1
+
+
+async def test_retry_after_beyond_the_bound_is_not_waited(
+    http_layer: HttpLayer, xseries: SandboxHandle
+) -> None:
+    impatient = HttpPolicy(max_retry_after_s=0.5, max_retries=3, backoff_base_s=0.01)
+    client = XSeriesClient(
+        http_layer.upstream("X-Series", xseries.url, BearerToken("t"), policy=impatient)
+    )
+    xseries.faults(status=429, fail_next=1, retry_after_s=30)
+    with pytest.raises(UpstreamRateLimited) as limited:
+        await client.get_config()
+    assert limited.value.retry_after_s is not None and limited.value.retry_after_s > 25
+    assert xseries.count("GET /api/config") == 1
+
+
+async def test_503_on_a_get_is_retried_then_succeeds(
+    xseries_client: XSeriesClient, xseries: SandboxHandle
+) -> None:
+    xseries.faults(status=503, fail_next=2)
+    assert (await xseries_client.get_config()).enable_loyalty
+    assert xseries.count("GET /api/config") == 3
+
+
+async def test_503_beyond_the_bound_is_upstream_unavailable(
+    xseries_client: XSeriesClient, xseries: SandboxHandle
+) -> None:
+    xseries.faults(status=503)
+    with pytest.raises(UpstreamUnavailable) as failure:
+        await xseries_client.get_config()
+    assert failure.value.code == "UPSTREAM_UNAVAILABLE"
+    assert xseries.count("GET /api/config") == TEST_POLICY.max_retries + 1
+
+
+async def test_503_on_a_post_is_not_resent(
+    xseries_client: XSeriesClient, xseries: SandboxHandle
+) -> None:
+    xseries.faults(status=503, fail_next=1)
+    with pytest.raises(UpstreamUnavailable):
+        await xseries_client.save_sale(new_sale("CLOSED", [tshirt_line()]))
+    assert xseries.count("POST /api/register_sales") == 1
+
+
+async def test_timeouts_on_a_get_are_retried_within_the_bound(
+    http_layer: HttpLayer, xseries: SandboxHandle
+) -> None:
+    quick = HttpPolicy(read_timeout_s=0.2, max_retries=2, backoff_base_s=0.01)
+    client = XSeriesClient(
+        http_layer.upstream("X-Series", xseries.url, BearerToken("t"), policy=quick)
+    )
+    xseries.faults(latency_ms=1000)
+    with pytest.raises(UpstreamUnavailable) as failure:
+        await client.get_config()
+    assert "timeout" in failure.value.message
+    assert xseries.count("GET /api/config") == 3
+
+
+async def test_a_post_timeout_is_flagged_maybe_applied(
+    http_layer: HttpLayer, xseries: SandboxHandle
+) -> None:
+    quick = HttpPolicy(read_timeout_s=0.2, max_retries=2, backoff_base_s=0.01)
+    client = XSeriesClient(
+        http_layer.upstream("X-Series", xseries.url, BearerToken("t"), policy=quick)
+    )
+    xseries.faults(latency_ms=1000)
+    with pytest.raises(UpstreamUnavailable) as failure:
+        await client.save_sale(new_sale("SAVED", [tshirt_line()]))
+    assert failure.value.maybe_applied
+    assert xseries.count("POST /api/register_sales") == 1
+
+
+async def test_refused_connection_is_unavailable(http_layer: HttpLayer) -> None:
+    client = XSeriesClient(http_layer.upstream("X-Series", "http://127.0.0.1:9", BearerToken("t")))
+    with pytest.raises(UpstreamUnavailable):
+        await client.get_config()
+
+
+async def test_identical_gets_in_flight_share_one_call(
+    xseries_client: XSeriesClient, xseries: SandboxHandle
+) -> None:
+    xseries.faults(latency_ms=200)
+    configs = await asyncio.gather(*(xseries_client.get_config() for _ in range(10)))
+    assert len({c.retailer_id for c in configs}) == 1
+    assert xseries.count("GET /api/config") == 1
+
+
+async def test_breaker_fails_fast_after_repeated_failures(
+    http_layer: HttpLayer, xseries: SandboxHandle
+) -> None:
+    fragile = HttpPolicy(max_retries=0, breaker_failures=2, breaker_reset_s=60)
+    client = XSeriesClient(
+        http_layer.upstream("X-Series", xseries.url, BearerToken("t"), policy=fragile)
+    )
+    xseries.faults(status=503)
+    for _ in range(2):
+        with pytest.raises(UpstreamUnavailable):
+            await client.get_config()
+    with pytest.raises(UpstreamUnavailable) as paused:
+        await client.get_config()
+    assert "paused" in paused.value.message
+    assert xseries.count("GET /api/config") == 2
