@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Annotated, NoReturn, TypeVar
 
 import typer
 import uvicorn
+from starlette.types import ASGIApp
 
 from gateway.domain.errors import GatewayError
 from gateway.domain.merchant import Merchant, PointsSource
@@ -87,10 +89,25 @@ def sandbox_xseries(
     """Lightspeed Retail X-Series (0.9 API, 2.0 search, 2026-07 loyalty adjustments)."""
     from gateway.sandbox import xseries
 
-    data = xseries.load_fixtures(fixtures) if fixtures else None
+    try:
+        data = xseries.load_fixtures(fixtures) if fixtures else None
+    except xseries.FixtureError as exc:
+        fail(str(exc))
     sandbox = xseries.create_app(data, token=token, latency_ms=latency_ms)
-    typer.echo(f"X-Series sandbox on http://{host}:{port}/api")
-    uvicorn.run(sandbox, host=host, port=port, log_level="warning")
+    _serve_announced(sandbox, host, port, f"X-Series sandbox on http://{host}:{port}/api")
+
+
+def _serve_announced(app: ASGIApp, host: str, port: int, announcement: str) -> None:
+    """Run uvicorn and print ``announcement`` once the port accepts connections."""
+
+    class Server(uvicorn.Server):
+        async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+            await super().startup(sockets)
+            if self.started:
+                typer.echo(announcement)
+
+    config = uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False)
+    Server(config).run()
 
 
 # --------------------------------------------------------------------------- gateway

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import json
 import secrets
+import subprocess
+import sys
 from pathlib import Path
 
+import httpx
 import pytest
 from typer.testing import CliRunner
 
 from gateway.cli import app
 from tests.conftest import XSERIES_TOKEN
-from tests.support import SandboxHandle
+from tests.support import SandboxHandle, free_port
 
 runner = CliRunner()
 
@@ -118,3 +122,41 @@ def test_missing_secret_key_is_explained(
     )  # fmt: skip
     assert code == 1
     assert "GATEWAY_SECRET_KEY is not set" in out
+
+
+def test_sandbox_command_serves_demo_data_and_fixtures(tmp_path: Path) -> None:
+    fixtures = tmp_path / "fixtures.json"
+    fixtures.write_text(
+        json.dumps({"config": {"retailer_name": "Fixture Shop", "enable_loyalty": 1}})
+    )
+    for extra, expected in (
+        ([], "Stark Industries Store"),
+        (["--fixtures", str(fixtures)], "Fixture Shop"),
+    ):
+        port = free_port()
+        process = subprocess.Popen(
+            [sys.executable, "-m", "gateway.cli", "sandbox", "xseries", "--port", str(port),
+             "--token", "t0k", *extra],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        )  # fmt: skip
+        try:
+            assert process.stdout is not None
+            assert (
+                process.stdout.readline().strip()
+                == f"X-Series sandbox on http://127.0.0.1:{port}/api"
+            )
+            url = f"http://127.0.0.1:{port}/api/config"
+            assert httpx.get(url).status_code == 401
+            config = httpx.get(url, headers={"Authorization": "Bearer t0k"}).json()["config"]
+            assert config["retailer_name"] == expected
+        finally:
+            process.terminate()
+            process.wait(timeout=30)
+
+
+def test_sandbox_command_explains_bad_fixtures(tmp_path: Path) -> None:
+    broken = tmp_path / "broken.json"
+    broken.write_text("{not json")
+    code, out = gateway("sandbox", "xseries", "--fixtures", str(broken))
+    assert code == 1
+    assert "broken.json" in out and "Traceback" not in out

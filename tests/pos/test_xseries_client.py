@@ -441,3 +441,16 @@ async def test_breaker_fails_fast_after_repeated_failures(
         await client.get_config()
     assert "paused" in paused.value.message
     assert xseries.count("GET /api/config") == 2
+
+
+async def test_products_and_sales_iterate_to_the_end(
+    xseries_client: XSeriesClient, xseries: SandboxHandle
+) -> None:
+    products = [p.id async for p in xseries_client.iter_products()]
+    assert {TSHIRT, GOLD_WATCH} <= set(products)
+    for _ in range(3):
+        await xseries_client.save_sale(new_sale("SAVED", [tshirt_line()]))
+    sales = [s.id async for s in xseries_client.iter_sales()]
+    assert len(sales) == 5 and JOHNNY_SALE in sales
+    saved = [s.status async for s in xseries_client.iter_sales(statuses=["SAVED"])]
+    assert saved == ["SAVED"] * 3
