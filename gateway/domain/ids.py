@@ -1,0 +1,67 @@
+"""Global ids for the GraphQL API: opaque, stable, and naming the merchant, the kind and
+the POS, so that an id from another merchant can be refused without asking any POS."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from dataclasses import dataclass
+from enum import StrEnum
+
+from gateway.domain.errors import ErrorCode, GatewayError
+from gateway.domain.merchant import Pos
+
+VERSION = "g1"
+
+
+class Kind(StrEnum):
+    CUSTOMER = "Customer"
+    SALE = "Sale"
+    REWARD = "Reward"
+    REDEMPTION = "Redemption"
+    PAYMENT = "Payment"
+
+
+@dataclass(frozen=True)
+class GlobalId:
+    kind: Kind
+    pos: Pos | None
+    merchant_id: str
+    local_id: str
+
+    def encode(self) -> str:
+        raw = "|".join([VERSION, self.kind.value, self.pos.value if self.pos else "-",
+                        self.merchant_id, self.local_id])  # fmt: skip
+        return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def encode(kind: Kind, pos: Pos | None, merchant_id: str, local_id: str) -> str:
+    return GlobalId(kind, pos, merchant_id, local_id).encode()
+
+
+def not_found(kind: Kind, value: str) -> GatewayError:
+    return GatewayError(f"no {kind.value.lower()} with id {value[:80]!r}", code=ErrorCode.NOT_FOUND)
+
+
+def decode(value: str, kind: Kind, merchant_id: str) -> GlobalId:
+    """The id, if it is a well-formed id of ``kind`` belonging to ``merchant_id``.
+
+    Anything else, malformed, of another kind or of another merchant, is NOT_FOUND, the
+    same answer an unknown id gets, so ids reveal nothing across merchants.
+    """
+    missing = not_found(kind, value)
+    try:
+        padded = value + "=" * (-len(value) % 4)
+        raw = base64.urlsafe_b64decode(padded.encode("ascii")).decode()
+    except (binascii.Error, UnicodeError, ValueError):
+        raise missing from None
+    parts = raw.split("|", 4)
+    if len(parts) != 5 or parts[0] != VERSION or parts[1] != kind.value:
+        raise missing
+    _, _, pos, owner, local_id = parts
+    if owner != merchant_id or not local_id:
+        raise missing
+    try:
+        return GlobalId(kind, None if pos == "-" else Pos(pos), owner, local_id)
+    except ValueError:
+        raise missing from None
