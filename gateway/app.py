@@ -10,42 +10,55 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import BaseRoute
+from starlette.routing import BaseRoute, Route
 
 from gateway.api import health
+from gateway.api.graphql.schema import build_schema
+from gateway.api.graphql.view import GraphQLEndpoint, GraphQLView
 from gateway.api.middleware import RequestContext
 from gateway.observability import configure_logging
 from gateway.runtime import Runtime
-from gateway.settings import Settings
+from gateway.services.context import Services
+from gateway.settings import Environment, Settings
 
 
 def create_app(settings: Settings | None = None, *, runtime: Runtime | None = None) -> Starlette:
     """Build the app. With ``runtime`` the caller owns the resources (tests, the demo);
-    without, the lifespan builds them from settings and closes them on shutdown."""
-    settings = runtime.settings if runtime else (settings or Settings())
+    without, the app builds them from settings and closes them on shutdown."""
+    owned = runtime is None
+    runtime = runtime or Runtime(settings or Settings())
+    settings = runtime.settings
     configure_logging(settings.log_level, json=settings.log_json)
+    services = Services(runtime)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        if runtime is not None:
-            yield
-            return
-        owned = Runtime(settings)
-        app.state.runtime = owned
         try:
             yield
         finally:
-            await owned.aclose()
+            if owned:
+                await runtime.aclose()
 
-    routes: list[BaseRoute] = [*health.routes]
+    graphql = GraphQLEndpoint(
+        GraphQLView(
+            build_schema(settings),
+            services,
+            ide=settings.environment is Environment.DEVELOPMENT,
+        ),
+        services,
+    )
+    routes: list[BaseRoute] = [
+        *health.routes,
+        Route("/graphql", graphql, methods=["GET", "POST"]),
+    ]
     app = Starlette(
         routes=routes,
         middleware=[Middleware(RequestContext)],
         exception_handlers={HTTPException: _http_error},
         lifespan=lifespan,
     )
-    if runtime is not None:
-        app.state.runtime = runtime
+    app.state.runtime = runtime
+    app.state.services = services
     return app
 
 

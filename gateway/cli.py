@@ -135,6 +135,20 @@ def migrate() -> None:
     typer.echo("database is at the newest schema")
 
 
+@app.command("export-schema")
+def export_schema(
+    output: Annotated[Path, typer.Option(help="Where to write the SDL.")] = Path(
+        "schema/schema.graphql"
+    ),
+) -> None:
+    """Write the GraphQL schema (SDL) that frontends generate code from."""
+    from gateway.api.graphql.schema import schema_sdl
+
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(schema_sdl())
+    typer.echo(f"wrote {output}")
+
+
 @app.command()
 def demo(
     port: Annotated[int, typer.Option(help="Gateway port.")] = 8000,

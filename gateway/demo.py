@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import secrets
 import signal
 import socket
@@ -20,7 +21,9 @@ import uvicorn
 from starlette.types import ASGIApp
 
 from gateway.app import create_app
-from gateway.domain.merchant import Merchant
+from gateway.domain import ids
+from gateway.domain.ids import Kind
+from gateway.domain.merchant import Merchant, Pos
 from gateway.runtime import Runtime
 from gateway.sandbox import xseries as xseries_sandbox
 from gateway.services.merchants import XSeriesCredentials, add_merchant
@@ -139,16 +142,47 @@ async def run_demo(ports: DemoPorts, *, host: str = "127.0.0.1", workdir: Path =
         typer.echo("demo stopped")
 
 
+FIRST_QUERY = (
+    '{ merchant { name pointsLabel } customers(search: "Stark") '
+    "{ id firstName lastName loyaltyBalance sales { status total amountDue } } }"
+)
+
+
+def _demo_sale_id() -> str:
+    """Johnny Bravo's ON ACCOUNT T-shirt sale in the sandbox's demo data."""
+    fixtures = json.loads(xseries_sandbox.DEMO_FIXTURES.read_text())
+    return str(next(s["id"] for s in fixtures["register_sales"] if s["status"] == "ONACCOUNT"))
+
+
 def _print_banner(gateway_url: str, xseries_url: str, merchant: Merchant, key: str) -> None:
+    graphql = f"{gateway_url}/graphql"
+    sale_id = ids.encode(Kind.SALE, Pos.XSERIES, merchant.id, _demo_sale_id())
+    mutation = (
+        f'mutation {{ payWithLoyalty(input: {{idempotencyKey: "demo-1", saleId: "{sale_id}", '
+        'amount: "5"}) { __typename ... on PayWithLoyaltySuccess { payment { amount '
+        "balanceAfter } sale { status amountDue } } ... on Error { code message } } }"
+    )
+    body = json.dumps({"query": FIRST_QUERY})
     lines = [
         "",
         "Lightspeed loyalty gateway: demo",
+        f"  GraphiQL           {graphql}",
         f"  gateway            {gateway_url}  (health: {gateway_url}/healthz)",
         f"  X-Series sandbox   {xseries_url}/api  (token: {XSERIES_TOKEN})",
         f"  merchant           {merchant.name} ({merchant.id})",
         f"  API key            {key}",
         "",
-        "Try the sandbox:",
+        "In GraphiQL, paste this into Headers:",
+        f'  {{"Authorization": "Bearer {key}"}}',
+        "then run:",
+        f"  {FIRST_QUERY}",
+        "and pay 5 of Johnny Bravo's on-account T-shirt with his loyalty:",
+        f"  {mutation}",
+        "",
+        "The same first query from a shell:",
+        f"  curl -s {graphql} -H 'Authorization: Bearer {key}' "
+        f"-H 'Content-Type: application/json' -d '{body}'",
+        "The X-Series sandbox directly:",
         f"  curl -H 'Authorization: Bearer {XSERIES_TOKEN}' {xseries_url}/api/config",
         "",
         "Ctrl-C stops everything.",

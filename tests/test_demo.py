@@ -55,6 +55,12 @@ class Demo:
     def curl_commands(self) -> list[str]:
         return [line.strip() for line in self.output if line.strip().startswith("curl ")]
 
+    def line_after(self, text: str) -> str:
+        for n, line in enumerate(self.output):
+            if text in line:
+                return self.output[n + 1].strip()
+        raise AssertionError(f"{text!r} not printed")
+
     def value(self, label: str) -> str:
         for line in self.output:
             if line.strip().startswith(label):
@@ -101,8 +107,25 @@ def test_demo_serves_everything_and_stops_on_ctrl_c(demo: Demo) -> None:
     assert httpx.get(f"{gateway}/healthz").json() == {"status": "ok"}
     assert httpx.get(f"{gateway}/readyz").status_code == 200
     assert sandbox.endswith(f":{demo.ports['xseries-port']}/api")
-    config = run_curl(demo.curl_commands()[0])
-    assert config.json()["config"]["retailer_name"] == "Stark Industries Store"
+    assert demo.value("GraphiQL") == f"{gateway}/graphql"
+    first_query, sandbox_config = demo.curl_commands()
+    answer = run_curl(first_query).json()
+    assert "errors" not in answer
+    assert answer["data"]["merchant"]["name"] == "Demo Store"
+    tony = answer["data"]["customers"][0]
+    assert (tony["firstName"], tony["loyaltyBalance"]) == ("Tony", "50.00")
+    assert run_curl(sandbox_config).json()["config"]["retailer_name"] == "Stark Industries Store"
+
+    key = demo.value("API key")
+    ide = httpx.get(f"{gateway}/graphql", headers={"Accept": "text/html"})
+    assert ide.status_code == 200 and "graphiql" in ide.text.lower()
+    mutation = demo.line_after("and pay 5 of Johnny Bravo")
+    paid = httpx.post(
+        f"{gateway}/graphql", json={"query": mutation}, headers={"Authorization": f"Bearer {key}"}
+    ).json()["data"]["payWithLoyalty"]
+    assert paid["__typename"] == "PayWithLoyaltySuccess"
+    assert paid["payment"] == {"amount": "5.00", "balanceAfter": "7.00"}
+    assert paid["sale"] == {"status": "ONACCOUNT", "amountDue": "13.00"}
 
     demo.process.send_signal(signal.SIGINT)
     assert demo.process.wait(timeout=30) == 0

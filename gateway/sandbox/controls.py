@@ -58,6 +58,9 @@ class Faults:
     path: str | None = None
     retry_after_s: int = 1
     rate_limit: RateLimit | None = None
+    # Process the request for real, then answer the fault instead: the write lands, the
+    # answer is lost (what a client sees when a connection drops after the POS committed).
+    after: bool = False
 
     def applies_to(self, method: str, path: str) -> bool:
         return (self.method is None or self.method == method) and (
@@ -86,6 +89,11 @@ def parse_faults(data: object) -> Faults:
     if path is not None and not path.startswith("/"):
         raise ValueError("path must start with /")
     retry_after_s = _optional_int(data, "retry_after_s", 0)
+    after = data.get("after", False)
+    if not isinstance(after, bool):
+        raise ValueError("after must be true or false")
+    if after and status is None:
+        raise ValueError("after needs a status")
     return Faults(
         latency_ms=_optional_int(data, "latency_ms", 0) or 0,
         status=status,
@@ -94,6 +102,7 @@ def parse_faults(data: object) -> Faults:
         path=path,
         retry_after_s=1 if retry_after_s is None else retry_after_s,
         rate_limit=_parse_rate_limit(data.get("rate_limit")),
+        after=after,
     )
 
 
@@ -312,7 +321,13 @@ class ControlsMiddleware:
             await send(message)
 
         await controls.delay(method, path)
-        refusal = controls.injected_fault(method, path) or controls.spend_budget()
+        after = controls.faults.after
+        refusal = controls.injected_fault(method, path)
+        if refusal is not None and after:
+            await self.app(scope, receive, _discard)
+            await refusal(scope, receive, send_with_rate_headers)
+            return
+        refusal = refusal or controls.spend_budget()
         if refusal is not None:
             await refusal(scope, receive, send_with_rate_headers)
             return
@@ -322,3 +337,7 @@ class ControlsMiddleware:
             if not started:
                 controls.count_response(key, 500)
             raise
+
+
+async def _discard(message: Message) -> None:
+    """Swallows a response nobody will receive (``after`` faults)."""

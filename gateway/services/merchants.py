@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from decimal import Decimal
 
 from gateway.domain.errors import ValidationError
 from gateway.domain.merchant import Merchant, PointsSource, Pos, PosAccount
 from gateway.pos.http import BearerToken, UpstreamError
 from gateway.pos.xseries import XSeriesClient
 from gateway.runtime import Runtime
+from gateway.services import catalog
+from gateway.services.context import Scope
 from gateway.store import merchants as store
 from gateway.store.merchants import Tokens
 
@@ -61,3 +64,14 @@ async def verify_xseries(runtime: Runtime, credentials: XSeriesCredentials) -> N
             f"cannot use these X-Series credentials at {credentials.url}: {exc.message}"
         ) from None
 
+
+@dataclass(frozen=True)
+class LoyaltyProfile:
+    enabled: bool
+    ratio: Decimal | None
+
+
+async def loyalty_profile(scope: Scope) -> LoyaltyProfile:
+    """Whether the merchant's programme earns, and at what ratio (X-Series account config)."""
+    config = await catalog.account_config(scope)
+    return LoyaltyProfile(config.enable_loyalty, config.loyalty_ratio)

@@ -122,6 +122,19 @@ async def test_a_429_fault_says_when_to_retry(client: httpx.AsyncClient, clock: 
     assert (await client.get("/api/config")).status_code == 200
 
 
+async def test_an_after_fault_applies_the_write_and_loses_the_answer(
+    client: httpx.AsyncClient,
+) -> None:
+    await arm(client, status=503, fail_next=1, method="POST", after=True)
+    customer = {"first_name": "Happy", "last_name": "Hogan"}
+    lost = await client.post("/api/customers", json=customer)
+    assert lost.status_code == 503
+    found = (await client.get("/api/customers", params={"code": "HAPPYHOGAN"})).json()
+    assert [c["first_name"] for c in found["customers"]] == ["Happy"]
+    assert (await stats(client))["responses"]["POST /api/customers 503"] == 1
+    assert (await client.post("/api/customers", json={"first_name": "Next"})).status_code == 200
+
+
 @pytest.mark.parametrize(
     "body",
     [
@@ -137,6 +150,8 @@ async def test_a_429_fault_says_when_to_retry(client: httpx.AsyncClient, clock: 
         b'{"rate_limit": {"limit": 5}}',
         b'{"rate_limit": {"limit": 5, "window_s": 0}}',
         b'{"stauts": 503}',
+        b'{"after": true}',
+        b'{"status": 503, "after": "yes"}',
     ],
 )
 async def test_malformed_faults_are_400(client: httpx.AsyncClient, body: bytes) -> None:

@@ -1,0 +1,108 @@
+"""Mutations: each returns its success type or an ``Error`` member, never a top-level
+error for an expected failure (DESIGN §4)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import strawberry
+
+from gateway.api.graphql.errors import (
+    AmountExceedsDueError,
+    CustomerLoyaltyDisabledError,
+    IdempotencyKeyReusedError,
+    InsufficientBalanceError,
+    LoyaltyDisabledError,
+    NotFoundError,
+    RateLimitedError,
+    SaleNotOpenError,
+    UnauthorizedError,
+    UpstreamUnavailableError,
+    ValidationError,
+    to_graphql,
+)
+from gateway.api.graphql.inputs import CreateSaleInput, PayWithLoyaltyInput
+from gateway.api.graphql.types import Info, LoyaltyPayment, Sale
+from gateway.domain import ids
+from gateway.domain.errors import GatewayError
+from gateway.domain.ids import Kind
+from gateway.domain.merchant import Pos
+from gateway.services import sales
+
+
+@strawberry.type
+class CreateSaleSuccess:
+    sale: Sale
+
+
+@strawberry.type
+class PayWithLoyaltySuccess:
+    payment: LoyaltyPayment
+    sale: Sale
+
+
+CreateSaleResult = Annotated[
+    CreateSaleSuccess
+    | ValidationError
+    | NotFoundError
+    | UnauthorizedError
+    | LoyaltyDisabledError
+    | CustomerLoyaltyDisabledError
+    | InsufficientBalanceError
+    | AmountExceedsDueError
+    | SaleNotOpenError
+    | IdempotencyKeyReusedError
+    | RateLimitedError
+    | UpstreamUnavailableError,
+    strawberry.union("CreateSaleResult"),
+]
+PayWithLoyaltyResult = Annotated[
+    PayWithLoyaltySuccess
+    | ValidationError
+    | NotFoundError
+    | UnauthorizedError
+    | LoyaltyDisabledError
+    | CustomerLoyaltyDisabledError
+    | InsufficientBalanceError
+    | AmountExceedsDueError
+    | SaleNotOpenError
+    | IdempotencyKeyReusedError
+    | RateLimitedError
+    | UpstreamUnavailableError,
+    strawberry.union("PayWithLoyaltyResult"),
+]
+
+
+@strawberry.type
+class Mutation:
+    @strawberry.mutation(description="Post an X-Series sale that earns its loyalty.")
+    async def create_sale(self, info: Info, input: CreateSaleInput) -> CreateSaleResult:
+        scope = info.context.scope
+        try:
+            sale = await sales.create_sale(scope, input.to_service())
+        except GatewayError as error:
+            return to_graphql(error)  # type: ignore[return-value]
+        return CreateSaleSuccess(sale=Sale(value=sale, merchant_id=scope.merchant.id))
+
+    @strawberry.mutation(description="Pay part or all of an open X-Series sale with loyalty.")
+    async def pay_with_loyalty(
+        self, info: Info, input: PayWithLoyaltyInput
+    ) -> PayWithLoyaltyResult:
+        scope = info.context.scope
+        try:
+            paid = await sales.pay_with_loyalty(
+                scope,
+                idempotency_key=input.idempotency_key,
+                sale_id=str(input.sale_id),
+                amount=input.amount,
+            )
+        except GatewayError as error:
+            return to_graphql(error)  # type: ignore[return-value]
+        sale = Sale(value=paid.sale, merchant_id=scope.merchant.id)
+        payment = LoyaltyPayment(
+            id=strawberry.ID(ids.encode(Kind.PAYMENT, Pos.XSERIES, scope.merchant.id, paid.id)),
+            amount=paid.amount,
+            balance_after=paid.balance_after,
+            sale=sale,
+        )
+        return PayWithLoyaltySuccess(payment=payment, sale=sale)

@@ -1,0 +1,88 @@
+"""Query resolvers: parse, call a service, shape the answer. No rules here."""
+
+from __future__ import annotations
+
+import strawberry
+
+from gateway.api.graphql.errors import top_level
+from gateway.api.graphql.inputs import LoyaltyQuoteInput
+from gateway.api.graphql.types import (
+    Customer,
+    Info,
+    LoyaltyQuote,
+    Merchant,
+    QuoteLine,
+    Sale,
+)
+from gateway.domain.errors import ErrorCode, GatewayError
+from gateway.services import customers, loyalty, merchants, sales
+
+
+@strawberry.type
+class Query:
+    @strawberry.field(description="The API key's merchant.")
+    async def merchant(self, info: Info) -> Merchant:
+        scope = info.context.scope
+        try:
+            profile = await merchants.loyalty_profile(scope)
+        except GatewayError as error:
+            raise top_level(error) from None
+        m = scope.merchant
+        return Merchant(
+            id=strawberry.ID(m.id),
+            name=m.name,
+            pos_systems=m.pos_systems,
+            points_source=m.points_source,
+            points_label=m.points_label,
+            loyalty_enabled=profile.enabled,
+            loyalty_ratio=profile.ratio,
+        )
+
+    @strawberry.field(description="Customers matching a name or an email, on every POS.")
+    async def customers(self, info: Info, search: str, first: int | None = 20) -> list[Customer]:
+        scope = info.context.scope
+        try:
+            found = await customers.search_customers(scope, search, first or 20)
+        except GatewayError as error:
+            raise top_level(error) from None
+        return [Customer(value=c, merchant_id=scope.merchant.id) for c in found]
+
+    @strawberry.field
+    async def customer(self, info: Info, id: strawberry.ID) -> Customer | None:
+        scope = info.context.scope
+        try:
+            found = await customers.get_customer(scope, str(id))
+        except GatewayError as error:
+            if error.code is ErrorCode.NOT_FOUND:
+                return None
+            raise top_level(error) from None
+        return Customer(value=found, merchant_id=scope.merchant.id)
+
+    @strawberry.field(description="An X-Series sale or a Kounta order.")
+    async def sale(self, info: Info, id: strawberry.ID) -> Sale | None:
+        scope = info.context.scope
+        try:
+            found = await sales.get_sale(scope, str(id))
+        except GatewayError as error:
+            if error.code is ErrorCode.NOT_FOUND:
+                return None
+            raise top_level(error) from None
+        return Sale(value=found, merchant_id=scope.merchant.id)
+
+    @strawberry.field(description="What a sale would earn, line by line (DESIGN §3).")
+    async def loyalty_quote(self, info: Info, input: LoyaltyQuoteInput) -> LoyaltyQuote:
+        scope = info.context.scope
+        try:
+            quote = await loyalty.quote_loyalty(
+                scope,
+                customer_id=str(input.customer_id) if input.customer_id else None,
+                lines=[line.to_service() for line in input.lines],
+                loyalty_payment=input.loyalty_payment,
+            )
+        except GatewayError as error:
+            raise top_level(error) from None
+        return LoyaltyQuote(
+            lines=[QuoteLine(value=line) for line in quote.lines],
+            loyalty_earned=quote.loyalty_earned,
+            total=quote.total,
+        )

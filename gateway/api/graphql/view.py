@@ -1,0 +1,80 @@
+"""``/graphql``: the API key in front, Strawberry behind, orjson on the way out."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+import strawberry
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.types import Receive, Scope, Send
+from starlette.websockets import WebSocket
+from strawberry.asgi import GraphQL
+
+from gateway.api.graphql.context import Context
+from gateway.services.auth import authenticate, bearer_token
+from gateway.services.context import Services
+
+
+class GraphQLView(GraphQL[Context, None]):
+    def __init__(self, schema: strawberry.Schema, services: Services, *, ide: bool) -> None:
+        super().__init__(schema, graphql_ide="graphiql" if ide else None)
+        self.services = services
+
+    async def get_context(
+        self, request: Request | WebSocket, response: Response | WebSocket
+    ) -> Context:
+        merchant = request.scope["state"]["merchant"]
+        return Context(scope=self.services.scope(merchant))
+
+    def encode_json(self, data: object) -> bytes:
+        return orjson.dumps(data)
+
+
+class GraphQLEndpoint:
+    """Requires ``Authorization: Bearer <api key>``; answers 401 JSON without a valid one.
+
+    The GraphiQL page itself (a browser GET asking for HTML, development only) is served
+    without a key: the key goes into its headers panel.
+    """
+
+    def __init__(self, view: GraphQLView, services: Services) -> None:
+        self.view = view
+        self.services = services
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await JSONResponse({"error": "websockets are not served"}, 400)(scope, receive, send)
+            return
+        request = Request(scope)
+        if self._wants_ide(request):
+            await HTMLResponse(self.view.graphql_ide_html)(scope, receive, send)
+            return
+        token = bearer_token(request.headers.get("authorization"))
+        merchant = await authenticate(self.services, token) if token else None
+        if merchant is None:
+            await _unauthorized(token is not None)(scope, receive, send)
+            return
+        scope.setdefault("state", {})["merchant"] = merchant
+        await self.view(scope, receive, send)
+
+    def _wants_ide(self, request: Request) -> bool:
+        return (
+            self.view.graphql_ide is not None
+            and request.method == "GET"
+            and "text/html" in request.headers.get("accept", "")
+            and "query" not in request.query_params
+        )
+
+
+def _unauthorized(presented: bool) -> Response:
+    message = (
+        "the API key is not valid (revoked or unknown)"
+        if presented
+        else "send your API key as 'Authorization: Bearer <key>'"
+    )
+    body: dict[str, Any] = {
+        "errors": [{"message": message, "extensions": {"code": "UNAUTHORIZED"}}]
+    }
+    return JSONResponse(body, status_code=401, headers={"WWW-Authenticate": "Bearer"})

@@ -1,0 +1,86 @@
+"""X-Series reference data, cached per merchant: account config, payment types, products.
+
+Cached because every quote and sale needs them and they change rarely; webhooks and TTLs
+keep them fresh. Balances are never cached here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable
+
+from pydantic import TypeAdapter
+
+from gateway.domain.errors import ErrorCode, GatewayError
+from gateway.pos.http import UpstreamNotFound
+from gateway.pos.xseries.models import PaymentType, Product, RetailerConfig
+from gateway.services.context import Scope
+
+CONFIG = TypeAdapter(RetailerConfig)
+PAYMENT_TYPES = TypeAdapter(list[PaymentType])
+PRODUCT = TypeAdapter(Product)
+
+
+async def account_config(scope: Scope) -> RetailerConfig:
+    client = await scope.xseries()
+    return await scope.runtime.cache.get_or_load(
+        "xseries-config",
+        scope.merchant.id,
+        client.get_config,
+        ttl=scope.runtime.settings.cache_ttl_config_s,
+        adapter=CONFIG,
+    )
+
+
+async def payment_types(scope: Scope) -> list[PaymentType]:
+    client = await scope.xseries()
+    return await scope.runtime.cache.get_or_load(
+        "xseries-payment-types",
+        scope.merchant.id,
+        client.list_payment_types,
+        ttl=scope.runtime.settings.cache_ttl_catalog_s,
+        adapter=PAYMENT_TYPES,
+    )
+
+
+async def loyalty_payment_type(scope: Scope) -> PaymentType:
+    """DESIGN §3 redeeming rule 1: the type whose payment_type_id is 106; its own id is used."""
+    for payment_type in await payment_types(scope):
+        if payment_type.is_loyalty:
+            return payment_type
+    raise GatewayError(
+        "this store has no Loyalty payment type, so loyalty cannot be spent",
+        code=ErrorCode.LOYALTY_DISABLED,
+    )
+
+
+async def products(scope: Scope, product_ids: Iterable[str]) -> dict[str, Product]:
+    """The products by id; an unknown one is NOT_FOUND naming it."""
+    client = await scope.xseries()
+    wanted = list(dict.fromkeys(product_ids))
+
+    async def one(product_id: str) -> Product:
+        try:
+            return await scope.runtime.cache.get_or_load(
+                f"xseries-product:{scope.merchant.id}",
+                product_id,
+                lambda: client.get_product(product_id),
+                ttl=scope.runtime.settings.cache_ttl_catalog_s,
+                adapter=PRODUCT,
+            )
+        except UpstreamNotFound:
+            raise GatewayError(
+                f"no product with id {product_id!r}", code=ErrorCode.NOT_FOUND, field="productId"
+            ) from None
+
+    found = await asyncio.gather(*(one(product_id) for product_id in wanted))
+    return {product.id: product for product in found}
+
+
+async def forget_product(scope: Scope, product_id: str) -> None:
+    await scope.runtime.cache.delete(f"xseries-product:{scope.merchant.id}", product_id)
+
+
+async def forget_account(scope: Scope) -> None:
+    await scope.runtime.cache.delete("xseries-config", scope.merchant.id)
+    await scope.runtime.cache.delete("xseries-payment-types", scope.merchant.id)

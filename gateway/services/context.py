@@ -1,0 +1,43 @@
+"""What a use case runs with: the process's services and the merchant it acts for."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from gateway.domain.merchant import Merchant
+from gateway.pos.xseries import XSeriesClient
+from gateway.runtime import Runtime
+from gateway.services.clients import PosClients
+from gateway.services.idempotency import Idempotency
+from gateway.store.idempotency import IdempotencyStore
+from gateway.store.locks import Locks
+
+
+class Services:
+    """Built once per process on top of the runtime; shared by every entry point."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+        self.clients = PosClients(runtime)
+        self.locks = Locks(runtime.db)
+        self.idempotency = Idempotency(IdempotencyStore(runtime.db))
+        # API key digest → (expiry, merchant), see services/auth.py.
+        self.auth_cache: dict[str, tuple[float, Merchant | None]] = {}
+
+    def scope(self, merchant: Merchant) -> Scope:
+        return Scope(self, merchant)
+
+
+@dataclass(frozen=True)
+class Scope:
+    """One merchant's view of the services: everything it touches belongs to it."""
+
+    services: Services
+    merchant: Merchant
+
+    @property
+    def runtime(self) -> Runtime:
+        return self.services.runtime
+
+    async def xseries(self) -> XSeriesClient:
+        return await self.services.clients.xseries(self.merchant)

@@ -1,0 +1,41 @@
+"""The published contracts stay in step with the code."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from gateway.api.graphql.schema import schema_sdl
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_schema_graphql_is_current() -> None:
+    published = (ROOT / "schema" / "schema.graphql").read_text()
+    assert published == schema_sdl(), (
+        "schema/schema.graphql is stale: run `uv run gateway export-schema`"
+    )
+
+
+def test_schema_keeps_the_design_contract_names() -> None:
+    sdl = schema_sdl()
+    for name in (
+        "scalar Decimal",
+        "enum ErrorCode",
+        "interface Error",
+        "type Merchant",
+        "type Customer",
+        "type Sale ",
+        "type SaleLine",
+        "type Payment ",
+        "type LoyaltyPayment",
+        "type LoyaltyQuote",
+        "input SaleLineInput",
+        "input CreateSaleInput",
+        "input PayWithLoyaltyInput",
+        "union CreateSaleResult",
+        "union PayWithLoyaltyResult",
+        "loyaltyQuote(input: LoyaltyQuoteInput!): LoyaltyQuote!",
+        "createSale(input: CreateSaleInput!): CreateSaleResult!",
+        "payWithLoyalty(input: PayWithLoyaltyInput!): PayWithLoyaltyResult!",
+    ):
+        assert name in sdl, name
