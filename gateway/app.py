@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -12,13 +14,14 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from gateway.api import health
+from gateway.api import health, kounta, webhooks
 from gateway.api.graphql.schema import build_schema
 from gateway.api.graphql.view import GraphQLEndpoint, GraphQLView
 from gateway.api.middleware import RequestContext
 from gateway.observability import configure_logging
 from gateway.runtime import Runtime
 from gateway.services.context import Services
+from gateway.services.merchants import ensure_all_kounta_webhooks
 from gateway.settings import Environment, Settings
 
 
@@ -33,9 +36,14 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        # Re-register Kounta webhooks idempotently, without holding up start-up.
+        webhooks = asyncio.create_task(ensure_all_kounta_webhooks(services))
         try:
             yield
         finally:
+            webhooks.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await webhooks
             if owned:
                 await runtime.aclose()
 
@@ -50,6 +58,8 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     routes: list[BaseRoute] = [
         *health.routes,
         Route("/graphql", graphql, methods=["GET", "POST"]),
+        *kounta.routes,
+        *webhooks.routes,
     ]
     app = Starlette(
         routes=routes,

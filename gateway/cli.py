@@ -9,6 +9,7 @@ import asyncio
 import contextlib
 import socket
 from collections.abc import Awaitable, Callable
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, NoReturn, TypeVar
 
@@ -17,7 +18,8 @@ import uvicorn
 from starlette.types import ASGIApp
 
 from gateway.domain.errors import GatewayError
-from gateway.domain.merchant import Merchant, PointsSource
+from gateway.domain.merchant import Merchant, PointsSource, Pos
+from gateway.observability import configure_logging
 from gateway.runtime import Runtime
 from gateway.settings import MissingSecretKey, Settings
 from gateway.store import api_keys as key_store
@@ -30,9 +32,24 @@ app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
 sandbox_app = typer.Typer(no_args_is_help=True, help="Run a POS simulator (DESIGN §7).")
 merchants_app = typer.Typer(no_args_is_help=True, help="Manage merchants.")
 keys_app = typer.Typer(no_args_is_help=True, help="Manage API keys.")
+rewards_app = typer.Typer(no_args_is_help=True, help="Manage reward catalogues.")
 app.add_typer(sandbox_app, name="sandbox")
 app.add_typer(merchants_app, name="merchants")
 app.add_typer(keys_app, name="keys")
+app.add_typer(rewards_app, name="rewards")
+
+
+@app.callback()
+def _setup() -> None:
+    """Logs for every command: JSON on stderr at GATEWAY_LOG_LEVEL (secrets redacted)."""
+    settings = Settings()
+    configure_logging(settings.log_level, json=settings.log_json)
+
+
+class RewardChoice(StrEnum):
+    PAYMENT = "payment"
+    PERCENT_DISCOUNT = "percent-discount"
+
 
 Host = Annotated[str, typer.Option(help="Interface to listen on.")]
 
@@ -110,6 +127,29 @@ def _serve_announced(app: ASGIApp, host: str, port: int, announcement: str) -> N
     Server(config).run()
 
 
+@sandbox_app.command("kounta")
+def sandbox_kounta(
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8102,
+    host: Host = "127.0.0.1",
+    fixtures: Annotated[
+        Path | None, typer.Option(help="JSON fixtures in the API's shapes (DESIGN §7).")
+    ] = None,
+    latency_ms: Annotated[int, typer.Option(help="Delay added to every API response.")] = 0,
+    token: Annotated[
+        str | None, typer.Option(help="A static access token that is always valid.")
+    ] = None,
+) -> None:
+    """Kounta (https://api.kounta.com/v1): OAuth2, customers, orders, payments, webhooks."""
+    from gateway.sandbox import kounta
+
+    try:
+        data = kounta.load_fixtures(fixtures) if fixtures else None
+    except kounta.FixtureError as exc:
+        fail(str(exc))
+    sandbox = kounta.create_app(data, token=token, latency_ms=latency_ms)
+    _serve_announced(sandbox, host, port, f"Kounta sandbox on http://{host}:{port}/v1")
+
+
 # --------------------------------------------------------------------------- gateway
 
 
@@ -122,6 +162,29 @@ def serve(
     from gateway.app import create_app
 
     uvicorn.run(create_app(Settings()), host=host, port=port, access_log=False)
+
+
+@app.command()
+def worker(
+    interval: Annotated[float, typer.Option(help="Seconds between passes.")] = 30.0,
+    once: Annotated[bool, typer.Option(help="One pass, then exit.")] = False,
+) -> None:
+    """Finish what outages left half-done: unfinished redemptions, failed earnings."""
+    from gateway.services.context import Services
+    from gateway.services.recovery import recover_once
+
+    async def work(runtime: Runtime) -> None:
+        services = Services(runtime)
+        while True:
+            report = await recover_once(services)
+            if once:
+                typer.echo(f"finished {len(report.finished)}, still failing "
+                           f"{len(report.still_failing)}")  # fmt: skip
+                return
+            await asyncio.sleep(interval)
+
+    with contextlib.suppress(KeyboardInterrupt):
+        _run(work)
 
 
 @app.command()
@@ -153,6 +216,7 @@ def export_schema(
 def demo(
     port: Annotated[int, typer.Option(help="Gateway port.")] = 8000,
     xseries_port: Annotated[int, typer.Option(help="X-Series sandbox port.")] = 8101,
+    kounta_port: Annotated[int, typer.Option(help="Kounta sandbox port.")] = 8102,
     host: Host = "127.0.0.1",
 ) -> None:
     """Everything on the embedded defaults: sandboxes, gateway, SQLite, a demo merchant."""
@@ -160,7 +224,8 @@ def demo(
 
     try:
         with contextlib.suppress(KeyboardInterrupt):
-            asyncio.run(run_demo(DemoPorts(gateway=port, xseries=xseries_port), host=host))
+            ports = DemoPorts(gateway=port, xseries=xseries_port, kounta=kounta_port)
+            asyncio.run(run_demo(ports, host=host))
     except (DemoError, *EXPECTED) as exc:
         fail(str(exc))
 
@@ -177,28 +242,63 @@ def merchants_add(
     xseries_token: Annotated[
         str | None, typer.Option(help="X-Series personal token or OAuth access token.")
     ] = None,
+    kounta_url: Annotated[
+        str | None, typer.Option(help="Kounta API base URL, e.g. https://api.kounta.com")
+    ] = None,
+    kounta_company_id: Annotated[str | None, typer.Option(help="Kounta company id.")] = None,
+    kounta_access_token: Annotated[str | None, typer.Option(help="Kounta access token.")] = None,
+    kounta_refresh_token: Annotated[
+        str | None, typer.Option(help="Kounta refresh token (single-use; rotated for you).")
+    ] = None,
+    kounta_payment_method_id: Annotated[
+        str | None, typer.Option(help="The Kounta payment method that redeemed points pay with.")
+    ] = None,
     points_source: Annotated[
-        PointsSource | None, typer.Option(help="Balance of record (default: XSERIES).")
+        PointsSource | None,
+        typer.Option(help="Balance of record (default: XSERIES with X-Series, else LEDGER)."),
     ] = None,
     points_label: Annotated[str, typer.Option(help="What points are called.")] = "Points",
+    loyalty_ratio: Annotated[
+        str | None, typer.Option(help="Points per currency unit spent (LEDGER merchants).")
+    ] = None,
     verify: Annotated[bool, typer.Option(help="Check the credentials against the POS.")] = True,
 ) -> None:
-    """Add a merchant and connect its POS accounts."""
-    from gateway.services.merchants import XSeriesCredentials, add_merchant
+    """Add a merchant, connect its POS accounts, register its Kounta webhook."""
+    from gateway.domain.money import to_decimal
+    from gateway.services.context import Services
+    from gateway.services.merchants import KountaCredentials, XSeriesCredentials, add_merchant
 
     if bool(xseries_url) != bool(xseries_token):
         fail("--xseries-url and --xseries-token go together")
-    xseries = (
-        XSeriesCredentials(xseries_url, xseries_token) if xseries_url and xseries_token else None
-    )
+    kounta_given = [kounta_url, kounta_company_id, kounta_access_token]
+    if any(kounta_given) and not all(kounta_given):
+        fail("--kounta-url, --kounta-company-id and --kounta-access-token go together")
+    xseries = None
+    if xseries_url and xseries_token:
+        xseries = XSeriesCredentials(xseries_url, xseries_token)
+    kounta = None
+    if kounta_url and kounta_company_id and kounta_access_token:
+        kounta = KountaCredentials(
+            kounta_url,
+            kounta_company_id,
+            kounta_access_token,
+            kounta_refresh_token,
+            kounta_payment_method_id,
+        )
+    try:
+        ratio = to_decimal(loyalty_ratio) if loyalty_ratio else None
+    except ValueError:
+        fail("--loyalty-ratio must be a number like 0.1")
 
     async def work(runtime: Runtime) -> Merchant:
         return await add_merchant(
-            runtime,
+            Services(runtime),
             name=name,
             xseries=xseries,
+            kounta=kounta,
             points_source=points_source,
             points_label=points_label,
+            loyalty_ratio=ratio,
             verify=verify,
         )
 
@@ -223,22 +323,120 @@ def merchants_list() -> None:
 
 @merchants_app.command("show")
 def merchants_show(name: Annotated[str, typer.Argument(help="Merchant name.")]) -> None:
-    """Show a merchant and its POS accounts (never its tokens)."""
+    """Show a merchant, its POS accounts (never their tokens) and, for Kounta, the two
+    URLs to paste into the add-on's Loyalty tab."""
 
     async def work(runtime: Runtime) -> Merchant:
-        async with runtime.db.transaction() as session:
-            merchant = await merchant_store.get_merchant_by_name(session, name)
-        if merchant is None:
-            raise CliError(f"no merchant named {name!r}")
-        return merchant
+        return await _merchant(runtime, name)
 
+    settings = Settings()
     merchant = _run(work)
     typer.echo(f"merchant       {merchant.name}")
     typer.echo(f"id             {merchant.id}")
     typer.echo(f"points source  {merchant.points_source}  (label: {merchant.points_label})")
     for pos, account in merchant.accounts.items():
-        detail = f"  account {account.account_id}" if account.account_id else ""
+        detail = f"  company {account.account_id}" if account.account_id else ""
         typer.echo(f"{pos.label:<14} {account.base_url}{detail}")
+    if merchant.has(Pos.KOUNTA):
+        for label, url in kounta_urls(settings).items():
+            typer.echo(f"{label:<14} {url}")
+
+
+def kounta_urls(settings: Settings) -> dict[str, str]:
+    """The add-on's Loyalty tab URLs: they carry the add-on token, so print, never log."""
+    base = settings.public_url or "http://127.0.0.1:8000"
+    token = settings.kounta_addon_token.get_secret_value() if settings.kounta_addon_token else ""
+    if not token:
+        raise CliError("GATEWAY_KOUNTA_ADDON_TOKEN is not set: the Kounta URLs need it")
+    return {
+        "Kounta search": f"{base}/kounta/{token}/customer-search",
+        "Kounta rewards": f"{base}/kounta/{token}/reward-lookup",
+    }
+
+
+# --------------------------------------------------------------------------- rewards
+
+
+@rewards_app.command("add")
+def rewards_add(
+    merchant: Annotated[str, typer.Option(help="Merchant name.")],
+    id: Annotated[str, typer.Option("--id", help="Short id, e.g. free-coffee.")],
+    title: Annotated[str, typer.Option(help="What staff and customers see.")],
+    kind: Annotated[RewardChoice, typer.Option(help="payment or percent-discount.")],
+    points: Annotated[str, typer.Option(help="Points it takes (the cap, if variable).")],
+    value: Annotated[str, typer.Option(help="Money paid (per point if variable), or percent.")],
+    variable: Annotated[bool, typer.Option(help="Staff choose how many points.")] = False,
+    terms: Annotated[str | None, typer.Option(help="Terms shown with it.")] = None,
+) -> None:
+    """Add a reward to a merchant's catalogue."""
+    from gateway.domain.money import to_decimal
+    from gateway.domain.rewards import Reward, RewardKind
+    from gateway.services import rewards
+    from gateway.services.context import Services
+
+    try:
+        reward = Reward(
+            id=id,
+            title=title,
+            kind=RewardKind.PAYMENT
+            if kind is RewardChoice.PAYMENT
+            else RewardKind.PERCENT_DISCOUNT,
+            points_required=to_decimal(points),
+            value=to_decimal(value),
+            variable_quantity=variable,
+            terms=terms,
+        )
+    except ValueError:
+        fail("--points and --value must be numbers")
+
+    async def work(runtime: Runtime) -> None:
+        found = await _merchant(runtime, merchant)
+        await rewards.add_reward(Services(runtime).scope(found), reward)
+
+    _run(work)
+    typer.echo(f"added reward {reward.id} to {merchant}")
+
+
+@rewards_app.command("list")
+def rewards_list(merchant: Annotated[str, typer.Option(help="Merchant name.")]) -> None:
+    """The catalogue: id, kind, points, value, title."""
+    from gateway.domain.rewards import Reward
+    from gateway.services import rewards
+    from gateway.services.context import Services
+
+    async def work(runtime: Runtime) -> list[Reward]:
+        found = await _merchant(runtime, merchant)
+        return await rewards.list_rewards(Services(runtime).scope(found))
+
+    for reward in _run(work):
+        variable = " variable" if reward.variable_quantity else ""
+        typer.echo(f"{reward.id:<20} {reward.kind.value:<17} points {reward.points_required:<8} "
+                   f"value {reward.value:<8}{variable}  {reward.title}")  # fmt: skip
+
+
+@rewards_app.command("archive")
+def rewards_archive(
+    merchant: Annotated[str, typer.Option(help="Merchant name.")],
+    id: Annotated[str, typer.Option("--id", help="The reward's id.")],
+) -> None:
+    """Withdraw a reward: it is no longer offered; past redemptions keep it."""
+    from gateway.services import rewards
+    from gateway.services.context import Services
+
+    async def work(runtime: Runtime) -> None:
+        found = await _merchant(runtime, merchant)
+        await rewards.archive_reward(Services(runtime).scope(found), id)
+
+    _run(work)
+    typer.echo(f"archived reward {id}")
+
+
+async def _merchant(runtime: Runtime, name: str) -> Merchant:
+    async with runtime.db.transaction() as session:
+        found = await merchant_store.get_merchant_by_name(session, name)
+    if found is None:
+        raise CliError(f"no merchant named {name!r}")
+    return found
 
 
 # --------------------------------------------------------------------------- keys
@@ -251,10 +449,8 @@ def keys_create(
     """Create an API key; it is printed once, alone on the last line."""
 
     async def work(runtime: Runtime) -> str:
+        found = await _merchant(runtime, merchant)
         async with runtime.db.transaction() as session:
-            found = await merchant_store.get_merchant_by_name(session, merchant)
-            if found is None:
-                raise CliError(f"no merchant named {merchant!r}")
             return await key_store.create_api_key(session, found.id)
 
     key = _run(work)
@@ -281,10 +477,8 @@ def keys_list(merchant: Annotated[str, typer.Option(help="Merchant name.")]) -> 
     """List a merchant's keys (ids and prefixes only)."""
 
     async def work(runtime: Runtime) -> list[key_store.ApiKeyInfo]:
+        found = await _merchant(runtime, merchant)
         async with runtime.db.transaction() as session:
-            found = await merchant_store.get_merchant_by_name(session, merchant)
-            if found is None:
-                raise CliError(f"no merchant named {merchant!r}")
             return await key_store.list_api_keys(session, found.id)
 
     for info in _run(work):

@@ -14,7 +14,9 @@ import signal
 import socket
 from collections.abc import Iterator
 from dataclasses import dataclass
+from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import typer
 import uvicorn
@@ -24,21 +26,41 @@ from gateway.app import create_app
 from gateway.domain import ids
 from gateway.domain.ids import Kind
 from gateway.domain.merchant import Merchant, Pos
+from gateway.domain.rewards import Reward, RewardKind
 from gateway.runtime import Runtime
+from gateway.sandbox import kounta as kounta_sandbox
 from gateway.sandbox import xseries as xseries_sandbox
-from gateway.services.merchants import XSeriesCredentials, add_merchant
+from gateway.services import rewards
+from gateway.services.context import Services
+from gateway.services.merchants import KountaCredentials, XSeriesCredentials, add_merchant
 from gateway.settings import Environment, Settings
 from gateway.store.api_keys import create_api_key
 
 DEMO_DIR = Path(".gateway-demo")
 DEMO_MERCHANT = "Demo Store"
 XSERIES_TOKEN = "demo-xseries-token"  # noqa: S105 - the sandbox's own demo token, not a secret
+KOUNTA_COMPANY = "5678"
+KOUNTA_LOYALTY_METHOD = "12"  # "Loyalty Points" in the Kounta sandbox's demo data
+DEMO_REWARDS = [
+    Reward("free-coffee", "Free coffee", RewardKind.PAYMENT, Decimal(40), Decimal("4.60"),
+           terms="One regular Caffé Latte"),
+    Reward("ten-percent-off", "10% off the order", RewardKind.PERCENT_DISCOUNT, Decimal(100),
+           Decimal(10), terms="Every line of this order"),
+]  # fmt: skip
 
 
 @dataclass(frozen=True)
 class DemoPorts:
     gateway: int = 8000
     xseries: int = 8101
+    kounta: int = 8102
+
+
+@dataclass(frozen=True)
+class Seeded:
+    merchant: Merchant
+    key: str
+    addon_token: str
 
 
 class DemoError(Exception):
@@ -64,9 +86,8 @@ def _check_free(host: str, port: int, flag: str) -> None:
         try:
             probe.bind((host, port))
         except OSError:
-            raise DemoError(
-                f"port {port} on {host} is in use; choose another with {flag}"
-            ) from None
+            message = f"port {port} on {host} is in use; choose another with {flag}"
+            raise DemoError(message) from None
 
 
 def _fresh_workdir(workdir: Path) -> None:
@@ -89,35 +110,53 @@ def demo_settings(host: str, ports: DemoPorts, workdir: Path) -> Settings:
         environment=Environment.DEVELOPMENT,
         database_url=f"sqlite+aiosqlite:///{workdir / 'gateway.db'}",
         secret_key=secrets.token_urlsafe(32),
+        kounta_addon_token=secrets.token_urlsafe(16),
         public_url=f"http://{host}:{ports.gateway}",
         log_json=False,
         log_level="WARNING",
     )
 
 
-async def seed(runtime: Runtime, xseries_url: str) -> tuple[Merchant, str]:
+async def seed(services: Services, xseries_url: str, kounta_url: str) -> Seeded:
+    kounta_tokens = json.loads(kounta_sandbox.DEMO_FIXTURES.read_text())["tokens"][0]
     merchant = await add_merchant(
-        runtime,
+        services,
         name=DEMO_MERCHANT,
         xseries=XSeriesCredentials(xseries_url, XSERIES_TOKEN),
+        kounta=KountaCredentials(
+            kounta_url,
+            KOUNTA_COMPANY,
+            kounta_tokens["access_token"],
+            kounta_tokens["refresh_token"],
+            KOUNTA_LOYALTY_METHOD,
+        ),
     )
-    async with runtime.db.transaction() as session:
+    scope = services.scope(merchant)
+    for reward in DEMO_REWARDS:
+        await rewards.add_reward(scope, reward)
+    async with services.runtime.db.transaction() as session:
         key = await create_api_key(session, merchant.id)
-    return merchant, key
+    addon = services.runtime.settings.kounta_addon_token
+    return Seeded(merchant, key, addon.get_secret_value() if addon else "")
 
 
 async def run_demo(ports: DemoPorts, *, host: str = "127.0.0.1", workdir: Path = DEMO_DIR) -> None:
     _check_free(host, ports.gateway, "--port")
     _check_free(host, ports.xseries, "--xseries-port")
+    _check_free(host, ports.kounta, "--kounta-port")
     _fresh_workdir(workdir)
     settings = demo_settings(host, ports, workdir)
     runtime = Runtime(settings)
     await runtime.db.migrate()
 
-    xseries_url = f"http://{host}:{ports.xseries}"
-    gateway_url = f"http://{host}:{ports.gateway}"
+    urls = {
+        "gateway": f"http://{host}:{ports.gateway}",
+        "xseries": f"http://{host}:{ports.xseries}",
+        "kounta": f"http://{host}:{ports.kounta}",
+    }
     servers = [
         _serve(xseries_sandbox.create_app(token=XSERIES_TOKEN), host, ports.xseries),
+        _serve(kounta_sandbox.create_app(), host, ports.kounta),
         _serve(create_app(runtime=runtime), host, ports.gateway),
     ]
     tasks = [asyncio.create_task(server.serve()) for server in servers]
@@ -127,8 +166,8 @@ async def run_demo(ports: DemoPorts, *, host: str = "127.0.0.1", workdir: Path =
         loop.add_signal_handler(sig, stop.set)
     try:
         await _wait_started(servers, tasks)
-        merchant, key = await seed(runtime, xseries_url)
-        _print_banner(gateway_url, xseries_url, merchant, key)
+        seeded = await seed(Services(runtime), urls["xseries"], urls["kounta"])
+        _print_banner(urls, seeded)
         waiter = asyncio.create_task(stop.wait())
         await asyncio.wait([waiter, *tasks], return_when=asyncio.FIRST_COMPLETED)
         waiter.cancel()
@@ -143,33 +182,43 @@ async def run_demo(ports: DemoPorts, *, host: str = "127.0.0.1", workdir: Path =
 
 
 FIRST_QUERY = (
-    '{ merchant { name pointsLabel } customers(search: "Stark") '
-    "{ id firstName lastName loyaltyBalance sales { status total amountDue } } }"
+    '{ merchant { name posSystems pointsLabel } customers(search: "Stark") '
+    "{ id pos firstName lastName loyaltyBalance rewards { title available } "
+    "sales { status total amountDue } } }"
 )
 
 
-def _demo_sale_id() -> str:
-    """Johnny Bravo's ON ACCOUNT T-shirt sale in the sandbox's demo data."""
-    fixtures = json.loads(xseries_sandbox.DEMO_FIXTURES.read_text())
-    return str(next(s["id"] for s in fixtures["register_sales"] if s["status"] == "ONACCOUNT"))
+def _fixture(fixtures: Path, kind: str, **match: str) -> dict[str, Any]:
+    data = json.loads(fixtures.read_text())
+    for item in data[kind]:
+        if all(str(item.get(k)) == v for k, v in match.items()):
+            return dict(item)
+    raise DemoError(f"the demo fixtures have no {kind} with {match}")
 
 
-def _print_banner(gateway_url: str, xseries_url: str, merchant: Merchant, key: str) -> None:
+def _print_banner(urls: dict[str, str], seeded: Seeded) -> None:
+    merchant, key, gateway_url = seeded.merchant, seeded.key, urls["gateway"]
     graphql = f"{gateway_url}/graphql"
-    sale_id = ids.encode(Kind.SALE, Pos.XSERIES, merchant.id, _demo_sale_id())
+    johnny_sale = _fixture(xseries_sandbox.DEMO_FIXTURES, "register_sales", status="ONACCOUNT")
+    sale_id = ids.encode(Kind.SALE, Pos.XSERIES, merchant.id, johnny_sale["id"])
     mutation = (
         f'mutation {{ payWithLoyalty(input: {{idempotencyKey: "demo-1", saleId: "{sale_id}", '
         'amount: "5"}) { __typename ... on PayWithLoyaltySuccess { payment { amount '
         "balanceAfter } sale { status amountDue } } ... on Error { code message } } }"
     )
+    john = _fixture(kounta_sandbox.DEMO_FIXTURES, "customers", first_name="John")
+    order = _fixture(kounta_sandbox.DEMO_FIXTURES, "orders", status="ON_HOLD")
+    kounta_base = f"{gateway_url}/kounta/{seeded.addon_token}"
+    where = f"site_id=2301&company_id={KOUNTA_COMPANY}&order_id=111"
     body = json.dumps({"query": FIRST_QUERY})
     lines = [
         "",
         "Lightspeed loyalty gateway: demo",
         f"  GraphiQL           {graphql}",
         f"  gateway            {gateway_url}  (health: {gateway_url}/healthz)",
-        f"  X-Series sandbox   {xseries_url}/api  (token: {XSERIES_TOKEN})",
-        f"  merchant           {merchant.name} ({merchant.id})",
+        f"  X-Series sandbox   {urls['xseries']}/api  (token: {XSERIES_TOKEN})",
+        f"  Kounta sandbox     {urls['kounta']}/v1  (company {KOUNTA_COMPANY})",
+        f"  merchant           {merchant.name} ({merchant.id}), points kept at X-Series",
         f"  API key            {key}",
         "",
         "In GraphiQL, paste this into Headers:",
@@ -182,8 +231,18 @@ def _print_banner(gateway_url: str, xseries_url: str, merchant: Merchant, key: s
         "The same first query from a shell:",
         f"  curl -s {graphql} -H 'Authorization: Bearer {key}' "
         f"-H 'Content-Type: application/json' -d '{body}'",
+        "",
+        "Kounta add-on, Loyalty tab:",
+        f"  Customer Search URL  {kounta_base}/customer-search",
+        f"  Rewards URL          {kounta_base}/reward-lookup",
+        "What Kounta's POS calls, with curl:",
+        f"  curl -s '{kounta_base}/customer-search?keyword=John%20Smith&{where}'",
+        f"  curl -s '{kounta_base}/reward-lookup?customer_id={john['id']}"
+        f"&reference_id={john['reference_id']}&{where}'",
+        f"then call a redeem_url from that answer with order_id={order['id']} "
+        "(John's open order) in place of 111.",
         "The X-Series sandbox directly:",
-        f"  curl -H 'Authorization: Bearer {XSERIES_TOKEN}' {xseries_url}/api/config",
+        f"  curl -H 'Authorization: Bearer {XSERIES_TOKEN}' {urls['xseries']}/api/config",
         "",
         "Ctrl-C stops everything.",
         "demo ready",

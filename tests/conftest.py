@@ -21,12 +21,14 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from gateway.pos.http import HttpLayer, HttpPolicy
 from gateway.pos.xseries import XSeriesClient
 from gateway.runtime import Runtime
+from gateway.sandbox import kounta as kounta_sandbox
 from gateway.sandbox import xseries as xseries_sandbox
 from gateway.settings import Environment, Settings
 from gateway.store.models import Base
 from tests.support import SandboxHandle, ServerThread
 
 XSERIES_TOKEN = "test-xseries-token"
+KOUNTA_STATIC_TOKEN = "test-kounta-static-token"
 POSTGRES_URL = os.environ.get("GATEWAY_TEST_POSTGRES_URL")
 REDIS_URL = os.environ.get("GATEWAY_TEST_REDIS_URL")
 
@@ -65,6 +67,28 @@ def xseries_server() -> Iterator[ServerThread]:
 def xseries(xseries_server: ServerThread) -> Iterator[SandboxHandle]:
     """The X-Series sandbox, reset to its demo data for this test."""
     handle = SandboxHandle(xseries_server.url, XSERIES_TOKEN)
+    handle.reset()
+    yield handle
+    handle.close()
+
+
+@pytest.fixture(scope="session")
+def kounta_server() -> Iterator[ServerThread]:
+    defaults = Settings()
+    app = kounta_sandbox.create_app(
+        token=KOUNTA_STATIC_TOKEN,
+        client_id=defaults.kounta_client_id,
+        client_secret=defaults.kounta_client_secret.get_secret_value(),
+    )
+    server = ServerThread(app).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def kounta(kounta_server: ServerThread) -> Iterator[SandboxHandle]:
+    """The Kounta sandbox, reset to its demo data for this test."""
+    handle = SandboxHandle(kounta_server.url, KOUNTA_STATIC_TOKEN)
     handle.reset()
     yield handle
     handle.close()

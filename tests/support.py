@@ -15,10 +15,14 @@ from starlette.types import ASGIApp
 class ServerThread:
     """A real uvicorn server on a free loopback port, in its own thread and event loop."""
 
-    def __init__(self, app: ASGIApp) -> None:
-        self.port = free_port()
+    def __init__(self, app: ASGIApp, *, lifespan: bool = False, port: int | None = None) -> None:
+        self.port = port or free_port()
         config = uvicorn.Config(
-            app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="off"
+            app,
+            host="127.0.0.1",
+            port=self.port,
+            log_level="warning",
+            lifespan="on" if lifespan else "off",
         )
         self._started = threading.Event()
         started = self._started

@@ -160,3 +160,78 @@ def test_sandbox_command_explains_bad_fixtures(tmp_path: Path) -> None:
     code, out = gateway("sandbox", "xseries", "--fixtures", str(broken))
     assert code == 1
     assert "broken.json" in out and "Traceback" not in out
+
+
+def test_kounta_merchant_rewards_and_the_urls_to_paste(
+    env: Path, xseries: SandboxHandle, kounta: SandboxHandle, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("GATEWAY_KOUNTA_ADDON_TOKEN", "addon-secret")
+    monkeypatch.setenv("GATEWAY_PUBLIC_URL", "https://gw.example")
+    gateway("migrate")
+    code, out = gateway(
+        "merchants", "add", "--name", "Café", "--kounta-url", kounta.url,
+        "--kounta-company-id", "5678", "--kounta-access-token", "demo-kounta-access",
+        "--kounta-refresh-token", "demo-kounta-refresh", "--kounta-payment-method-id", "12",
+    )  # fmt: skip
+    assert code == 0, out
+    assert "demo-kounta" not in out
+    code, out = gateway("merchants", "show", "Café")
+    assert "LEDGER" in out
+    assert "https://gw.example/kounta/addon-secret/customer-search" in out
+    assert "https://gw.example/kounta/addon-secret/reward-lookup" in out
+    hooks = kounta.get("/v1/companies/5678/webhooks")
+    assert [h["address"] for h in hooks] == ["https://gw.example/webhooks/kounta"]
+
+    code, out = gateway(
+        "rewards", "add", "--merchant", "Café", "--id", "free-muffin", "--title", "Free muffin",
+        "--kind", "payment", "--points", "30", "--value", "3.50", "--terms", "Any muffin",
+    )  # fmt: skip
+    assert code == 0, out
+    listing = gateway("rewards", "list", "--merchant", "Café")[1]
+    assert "pay-with-points" in listing and "free-muffin" in listing
+    assert gateway("rewards", "archive", "--merchant", "Café", "--id", "free-muffin")[0] == 0
+    assert "free-muffin" not in gateway("rewards", "list", "--merchant", "Café")[1]
+    code, out = gateway(
+        "rewards", "add", "--merchant", "Café", "--id", "Bad Id", "--title", "x",
+        "--kind", "percent-discount", "--points", "10", "--value", "150",
+    )  # fmt: skip
+    assert code == 1 and "reward id" in out
+
+
+def test_kounta_credentials_are_checked(env: Path, kounta: SandboxHandle) -> None:
+    gateway("migrate")
+    wrong_company = gateway(
+        "merchants", "add", "--name", "X", "--kounta-url", kounta.url, "--kounta-company-id",
+        "1", "--kounta-access-token", "demo-kounta-access", "--kounta-payment-method-id", "12",
+    )  # fmt: skip
+    assert wrong_company[0] == 1 and "belongs to company 5678" in wrong_company[1]
+    wrong_method = gateway(
+        "merchants", "add", "--name", "X", "--kounta-url", kounta.url, "--kounta-company-id",
+        "5678", "--kounta-access-token", "demo-kounta-access", "--kounta-payment-method-id", "99",
+    )  # fmt: skip
+    assert wrong_method[0] == 1 and "no payment method 99" in wrong_method[1]
+
+
+def test_worker_once_with_nothing_to_do(env: Path) -> None:
+    gateway("migrate")
+    code, out = gateway("worker", "--once")
+    assert code == 0 and "finished 0, still failing 0" in out
+
+
+def test_kounta_sandbox_command(tmp_path: Path) -> None:
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "gateway.cli", "sandbox", "kounta", "--port", str(port), "--token", "k"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    try:
+        assert process.stdout is not None
+        assert process.stdout.readline().strip() == f"Kounta sandbox on http://127.0.0.1:{port}/v1"
+        me = httpx.get(
+            f"http://127.0.0.1:{port}/v1/companies/me",
+            headers={"Authorization": "Bearer k", "Accept": "application/json"},
+        )
+        assert me.json()["name"] == "Stark Café"
+    finally:
+        process.terminate()
+        process.wait(timeout=30)

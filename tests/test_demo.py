@@ -22,7 +22,7 @@ READY_TIMEOUT_S = 90
 
 class Demo:
     def __init__(self, workdir: Path) -> None:
-        self.ports = {"port": free_port(), "xseries-port": free_port()}
+        self.ports = {"port": free_port(), "xseries-port": free_port(), "kounta-port": free_port()}
         args = [f"--{name}={port}" for name, port in self.ports.items()]
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         self.process = subprocess.Popen(
@@ -108,13 +108,24 @@ def test_demo_serves_everything_and_stops_on_ctrl_c(demo: Demo) -> None:
     assert httpx.get(f"{gateway}/readyz").status_code == 200
     assert sandbox.endswith(f":{demo.ports['xseries-port']}/api")
     assert demo.value("GraphiQL") == f"{gateway}/graphql"
-    first_query, sandbox_config = demo.curl_commands()
+    first_query, search, lookup, sandbox_config = demo.curl_commands()
     answer = run_curl(first_query).json()
     assert "errors" not in answer
     assert answer["data"]["merchant"]["name"] == "Demo Store"
-    tony = answer["data"]["customers"][0]
-    assert (tony["firstName"], tony["loyaltyBalance"]) == ("Tony", "50.00")
+    assert answer["data"]["merchant"]["posSystems"] == ["XSERIES", "KOUNTA"]
+    tony = answer["data"]["customers"]
+    assert [(t["firstName"], t["loyaltyBalance"]) for t in tony] == [("Tony", "50.00")]
     assert run_curl(sandbox_config).json()["config"]["retailer_name"] == "Stark Industries Store"
+    assert demo.value("Kounta sandbox").endswith(f":{demo.ports['kounta-port']}/v1")
+
+    members = run_curl(search).json()["members"]
+    assert [m["first_name"] for m in members.values()] == ["John"]
+    john = run_curl(lookup).json()
+    assert john["current_points"] == "120.00"
+    coffee = next(r for r in john["rewards"] if r["id"] == "free-coffee")
+    assert any("order_id=93824701" in line for line in demo.output)  # where to redeem
+    redeem_url = coffee["redeem_url"].replace("order_id=111", "order_id=93824701")
+    assert httpx.get(redeem_url).json() == {"success": True}
 
     key = demo.value("API key")
     ide = httpx.get(f"{gateway}/graphql", headers={"Accept": "text/html"})

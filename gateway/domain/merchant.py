@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from decimal import Decimal
 from enum import StrEnum
 
 from gateway.domain.errors import ErrorCode, GatewayError
@@ -40,6 +41,8 @@ class Merchant:
     points_source: PointsSource
     points_label: str
     accounts: Mapping[Pos, PosAccount] = field(default_factory=dict)
+    # Earning ratio where no X-Series config says it (LEDGER merchants).
+    loyalty_ratio: Decimal | None = None
 
     @property
     def pos_systems(self) -> list[Pos]:

@@ -20,18 +20,17 @@ from __future__ import annotations
 import asyncio
 import email.utils
 import hashlib
-import json
 import random
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from decimal import Decimal
 from typing import Any, Protocol
+from urllib.parse import urlencode
 
 import httpx
-import orjson
 import structlog
 
+from gateway import jsonx
 from gateway.domain.errors import ErrorCode, GatewayError
 from gateway.metrics import UPSTREAM_LATENCY, UPSTREAM_REQUESTS
 
@@ -101,6 +100,10 @@ class UpstreamUnavailable(UpstreamError):
         self.maybe_applied = maybe_applied
 
 
+class UpstreamShapeError(UpstreamError):
+    """The POS answered 2xx with a body we cannot read: treat as unavailable, log loudly."""
+
+
 class UpstreamAuthError(UpstreamUnavailable):
     """The POS refused the merchant's stored credentials (401/403)."""
 
@@ -155,20 +158,6 @@ class BearerToken:
 
 
 # --------------------------------------------------------------------------- JSON
-
-
-def _json_default(value: object) -> Any:
-    if isinstance(value, Decimal):
-        return orjson.Fragment(format(value, "f"))
-    raise TypeError(f"cannot encode {type(value).__name__} as JSON")
-
-
-def encode_json(body: object) -> bytes:
-    return orjson.dumps(body, default=_json_default)
-
-
-def decode_json(content: bytes) -> Any:
-    return json.loads(content, parse_float=Decimal)
 
 
 @dataclass(frozen=True)
@@ -272,16 +261,24 @@ class Upstream:
         self.policy = policy
 
     async def get(
-        self, path: str, params: Params | None = None, *, fresh: bool = False
+        self,
+        path: str,
+        params: Params | None = None,
+        *,
+        fresh: bool = False,
+        headers: Mapping[str, str] | None = None,
     ) -> UpstreamResponse:
         """GET, sharing an identical call already in flight unless ``fresh``."""
         if fresh:
-            return await self.request("GET", path, params=params)
-        headers = await self.auth.headers()
-        key = (self.base_url, path, _canonical(params), _identity(headers))
+            return await self.request("GET", path, params=params, extra_headers=headers)
+        auth = await self.auth.headers()
+        extra = repr(sorted((headers or {}).items()))
+        key = (self.base_url, path, _canonical(params), extra, _identity(auth))
         task = self.layer.in_flight.get(key)
         if task is None:
-            task = asyncio.ensure_future(self.request("GET", path, params=params))
+            task = asyncio.ensure_future(
+                self.request("GET", path, params=params, extra_headers=headers)
+            )
             self.layer.in_flight[key] = task
             task.add_done_callback(lambda done: self.layer.forget(key, done))
         # shield: one caller giving up must not cancel the call the others are waiting on.
@@ -300,13 +297,23 @@ class Upstream:
         *,
         params: Params | None = None,
         json_body: object = None,
+        form: Mapping[str, str] | None = None,
         extra_headers: Mapping[str, str] | None = None,
         idempotent: bool = False,
+        authenticated: bool = True,
     ) -> UpstreamResponse:
+        """One call with the layer's guarantees. ``form`` sends a form-encoded body (OAuth
+        token endpoints); ``authenticated=False`` sends no credentials (the same)."""
         safe = method in SAFE_METHODS or idempotent
         policy = self.policy
         breaker = self.layer.breaker(self.base_url, policy)
-        content = None if json_body is None else encode_json(json_body)
+        content: bytes | None = None
+        content_type = None
+        if json_body is not None:
+            content, content_type = jsonx.dumps(json_body), "application/json"
+        elif form is not None:
+            content = urlencode(form).encode()
+            content_type = "application/x-www-form-urlencoded"
         renewed = False
         attempt = 0
         while True:
@@ -315,9 +322,9 @@ class Upstream:
                     f"{self.pos} is failing repeatedly; calls are paused for a few seconds",
                     pos=self.pos,
                 )
-            headers = await self.auth.headers()
-            if content is not None:
-                headers["Content-Type"] = "application/json"
+            headers = await self.auth.headers() if authenticated else {}
+            if content_type is not None:
+                headers["Content-Type"] = content_type
             if extra_headers:
                 headers.update(extra_headers)
             started = time.perf_counter()
@@ -349,7 +356,7 @@ class Upstream:
             self._observe(method, path, str(response.status_code), started)
             status = response.status_code
 
-            if status == 401 and not renewed:
+            if status == 401 and authenticated and not renewed:
                 renewed = True
                 if await self.auth.renew(headers):
                     continue
@@ -386,7 +393,7 @@ class Upstream:
     def _result(self, method: str, path: str, response: httpx.Response) -> UpstreamResponse:
         status = response.status_code
         data = _body(response)
-        if status < 300:
+        if status < 400:  # redirects are answers too (Kounta finds customers with a 302)
             return UpstreamResponse(status, response.headers, data)
         message = _error_message(data)
         where = f"{method} {path}"
@@ -457,7 +464,7 @@ def _body(response: httpx.Response) -> Any:
     if not response.content:
         return None
     try:
-        return decode_json(response.content)
+        return jsonx.loads(response.content)
     except ValueError:
         return response.text[:500]
 

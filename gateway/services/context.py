@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from gateway.domain.merchant import Merchant
+from gateway.pos.kounta.client import KountaClient
 from gateway.pos.xseries import XSeriesClient
 from gateway.runtime import Runtime
 from gateway.services.clients import PosClients
@@ -18,8 +19,8 @@ class Services:
 
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
-        self.clients = PosClients(runtime)
         self.locks = Locks(runtime.db)
+        self.clients = PosClients(runtime, self.locks)
         self.idempotency = Idempotency(IdempotencyStore(runtime.db))
         # API key digest → (expiry, merchant), see services/auth.py.
         self.auth_cache: dict[str, tuple[float, Merchant | None]] = {}
@@ -41,3 +42,6 @@ class Scope:
 
     async def xseries(self) -> XSeriesClient:
         return await self.services.clients.xseries(self.merchant)
+
+    def kounta(self) -> KountaClient:
+        return self.services.clients.kounta(self.merchant)

@@ -1,23 +1,34 @@
-"""Finding customers and their sales."""
+"""Finding customers on every POS of a merchant, and their sales."""
 
 from __future__ import annotations
 
 import asyncio
 import re
+from collections.abc import Awaitable
+from typing import TypeVar
+
+from pydantic import TypeAdapter
 
 from gateway.domain import ids
 from gateway.domain.customers import Customer
-from gateway.domain.errors import ValidationError
+from gateway.domain.errors import ErrorCode, GatewayError, ValidationError
 from gateway.domain.ids import Kind
-from gateway.domain.merchant import Pos
+from gateway.domain.merchant import PointsSource, Pos
+from gateway.domain.money import ZERO
 from gateway.domain.sales import Sale
 from gateway.pos.http import UpstreamNotFound
+from gateway.pos.kounta.models import Customer as KountaCustomer
+from gateway.pos.kounta.translate import to_customer as kounta_customer
 from gateway.pos.xseries.translate import to_customer, to_sale
 from gateway.services import catalog
 from gateway.services.context import Scope
+from gateway.services.points import points_book
 
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+$")
 MAX_RESULTS = 100
+DIRECTORY_TTL_S = 60
+DIRECTORY = TypeAdapter(list[KountaCustomer])
+T = TypeVar("T")
 
 
 def clean_keyword(keyword: str) -> str:
@@ -29,6 +40,10 @@ def clean_keyword(keyword: str) -> str:
     return keyword
 
 
+def _limit(first: int) -> int:
+    return max(1, min(first, MAX_RESULTS))
+
+
 async def search_xseries(scope: Scope, keyword: str, first: int) -> list[Customer]:
     """Keyword → X-Series search: the email when it looks like one, else names.
 
@@ -36,7 +51,7 @@ async def search_xseries(scope: Scope, keyword: str, first: int) -> list[Custome
     more as "first last". Results keep X-Series' order, each customer once.
     """
     client = await scope.xseries()
-    limit = max(1, min(first, MAX_RESULTS))
+    limit = _limit(first)
     if EMAIL.match(keyword):
         searches = [{"email": keyword}]
     else:
@@ -55,16 +70,82 @@ async def search_xseries(scope: Scope, keyword: str, first: int) -> list[Custome
     return list(seen.values())[:limit]
 
 
+async def search_kounta(scope: Scope, keyword: str, first: int) -> list[KountaCustomer]:
+    """Kounta has no keyword search: an email is looked up directly; names are matched
+    against the company's customer directory, cached for a minute."""
+    client = scope.kounta()
+    if EMAIL.match(keyword):
+        found = await client.customer_by_email(keyword)
+        return [found] if found else []
+
+    async def load() -> list[KountaCustomer]:
+        return [customer async for customer in client.iter_customers()]
+
+    directory = await scope.runtime.cache.get_or_load(
+        "kounta-customers", scope.merchant.id, load, ttl=DIRECTORY_TTL_S, adapter=DIRECTORY
+    )
+    words = [word.lower() for word in keyword.split(" ")]
+    return [c for c in directory if _names_match(c, words)][: _limit(first)]
+
+
+def _names_match(customer: KountaCustomer, words: list[str]) -> bool:
+    names = [n.lower() for n in (customer.first_name, customer.last_name or "") if n]
+    return all(any(name.startswith(word) for name in names) for word in words)
+
+
+async def kounta_view(scope: Scope, customer: KountaCustomer) -> Customer:
+    """A Kounta customer in their own right: a LEDGER merchant's member with the ledger
+    balance; for an XSERIES merchant, not a member until linked to X-Series."""
+    if scope.merchant.points_source is PointsSource.LEDGER:
+        balance = await points_book(scope).balance(customer.id)
+        return kounta_customer(customer, balance=balance, member=True)
+    return kounta_customer(customer, balance=ZERO, member=False)
+
+
 async def search_customers(scope: Scope, keyword: str, first: int = 20) -> list[Customer]:
+    """Every POS of the merchant at once (so it takes as long as the slower one); a Kounta
+    customer linked to an X-Series customer (``reference_id``) is that person, once."""
     keyword = clean_keyword(keyword)
-    if not scope.merchant.has(Pos.XSERIES):
-        return []
-    return await search_xseries(scope, keyword, first)
+    merchant = scope.merchant
+    xseries_search = search_xseries(scope, keyword, first) if merchant.has(Pos.XSERIES) else None
+    kounta_search = search_kounta(scope, keyword, first) if merchant.has(Pos.KOUNTA) else None
+    found, kounta = await asyncio.gather(_or_empty(xseries_search), _or_empty(kounta_search))
+    known = {c.pos_id for c in found}
+    linked: list[str] = []
+    unlinked: list[KountaCustomer] = []
+    for customer in kounta:
+        reference = customer.reference_id
+        if merchant.points_source is PointsSource.XSERIES and reference:
+            if reference not in known and reference not in linked:
+                linked.append(reference)
+        else:
+            unlinked.append(customer)
+    extra = await asyncio.gather(
+        *(_xseries_or_none(scope, reference) for reference in linked),
+        *(kounta_view(scope, customer) for customer in unlinked),
+    )
+    found.extend(customer for customer in extra if customer is not None)
+    return found[: _limit(first)]
+
+
+async def _or_empty(search: Awaitable[list[T]] | None) -> list[T]:
+    return [] if search is None else await search
+
+
+async def _xseries_or_none(scope: Scope, pos_id: str) -> Customer | None:
+    try:
+        return await get_xseries_customer(scope, pos_id)
+    except GatewayError as error:
+        if error.code is ErrorCode.NOT_FOUND:
+            return None
+        raise
 
 
 async def get_customer(scope: Scope, customer_id: str) -> Customer:
     """By global id; NOT_FOUND for an unknown id or another merchant's."""
     gid = ids.decode(customer_id, Kind.CUSTOMER, scope.merchant.id)
+    if gid.pos is Pos.KOUNTA:
+        return await kounta_view(scope, await get_kounta_customer(scope, gid.local_id))
     return await get_xseries_customer(scope, gid.local_id)
 
 
@@ -76,12 +157,21 @@ async def get_xseries_customer(scope: Scope, pos_id: str, *, fresh: bool = False
         raise ids.not_found(Kind.CUSTOMER, pos_id) from None
 
 
+async def get_kounta_customer(scope: Scope, pos_id: str) -> KountaCustomer:
+    try:
+        return await scope.kounta().get_customer(pos_id)
+    except UpstreamNotFound:
+        raise ids.not_found(Kind.CUSTOMER, pos_id) from None
+
+
 async def customer_sales(scope: Scope, customer: Customer, first: int = 10) -> list[Sale]:
+    """An X-Series customer's sales, newest first (Kounta has no per-customer order list
+    in the API the gateway uses, so a Kounta-only customer shows none)."""
     if customer.pos is not Pos.XSERIES:
         return []
     client = await scope.xseries()
     found, types = await asyncio.gather(
-        client.search_sales(customer_id=customer.pos_id, limit=max(1, min(first, MAX_RESULTS))),
+        client.search_sales(customer_id=customer.pos_id, limit=_limit(first)),
         catalog.payment_types(scope),
     )
     return [to_sale(sale, types) for sale in found]

@@ -1,19 +1,32 @@
-"""Onboarding: add a merchant with its POS accounts, checking the credentials work first."""
+"""Onboarding: add a merchant with its POS accounts, checking the credentials work first;
+give it the default reward; register its Kounta webhook; describe its programme."""
 
 from __future__ import annotations
 
+import secrets
 from dataclasses import dataclass
 from decimal import Decimal
 
-from gateway.domain.errors import ValidationError
+import structlog
+
+from gateway.domain.errors import GatewayError, ValidationError
 from gateway.domain.merchant import Merchant, PointsSource, Pos, PosAccount
+from gateway.domain.rewards import default_rewards
 from gateway.pos.http import BearerToken, UpstreamError
+from gateway.pos.kounta.client import KountaClient
 from gateway.pos.xseries import XSeriesClient
 from gateway.runtime import Runtime
 from gateway.services import catalog
-from gateway.services.context import Scope
+from gateway.services.context import Scope, Services
 from gateway.store import merchants as store
+from gateway.store import rewards as reward_store
 from gateway.store.merchants import Tokens
+
+log = structlog.get_logger("gateway.merchants")
+
+KOUNTA_WEBHOOK_PATH = "/webhooks/kounta"
+KOUNTA_TOPIC = "orders/completed"
+DEFAULT_LEDGER_RATIO = Decimal("0.1")
 
 
 @dataclass(frozen=True)
@@ -25,31 +38,70 @@ class XSeriesCredentials:
         return f"XSeriesCredentials(url={self.url!r}, token=***)"
 
 
+@dataclass(frozen=True)
+class KountaCredentials:
+    url: str
+    company_id: str
+    access_token: str
+    refresh_token: str | None = None
+    payment_method_id: str | None = None
+
+    def __repr__(self) -> str:
+        return f"KountaCredentials(url={self.url!r}, company_id={self.company_id!r}, tokens=***)"
+
+
 async def add_merchant(
-    runtime: Runtime,
+    services: Services,
     *,
     name: str,
-    xseries: XSeriesCredentials | None,
+    xseries: XSeriesCredentials | None = None,
+    kounta: KountaCredentials | None = None,
     points_source: PointsSource | None = None,
     points_label: str = "Points",
+    loyalty_ratio: Decimal | None = None,
     verify: bool = True,
 ) -> Merchant:
-    if xseries is None:
-        raise ValidationError("a merchant needs at least one POS account (--xseries-url ...)")
-    source = points_source or PointsSource.XSERIES
-    if verify:
-        await verify_xseries(runtime, xseries)
-    async with runtime.db.transaction() as session:
-        merchant = await store.create_merchant(session, name, source, points_label)
-        await store.connect_pos(
-            session,
-            runtime.cipher,
-            merchant.id,
-            PosAccount(Pos.XSERIES, xseries.url),
-            Tokens(access_token=xseries.token),
+    runtime = services.runtime
+    if xseries is None and kounta is None:
+        raise ValidationError("a merchant needs a POS account (--xseries-url or --kounta-url)")
+    source = points_source or (PointsSource.XSERIES if xseries else PointsSource.LEDGER)
+    if source is PointsSource.XSERIES and xseries is None:
+        raise ValidationError("points source XSERIES needs an X-Series account")
+    if kounta is not None and not kounta.payment_method_id:
+        raise ValidationError(
+            "--kounta-payment-method-id is needed: redeemed points are paid with that method"
         )
+    if verify:
+        if xseries:
+            await verify_xseries(runtime, xseries)
+        if kounta:
+            await verify_kounta(runtime, kounta)
+    ratio = (
+        loyalty_ratio if source is PointsSource.XSERIES else loyalty_ratio or DEFAULT_LEDGER_RATIO
+    )
+    async with runtime.db.transaction() as session:
+        merchant = await store.create_merchant(session, name, source, points_label, ratio)
+        if xseries:
+            await store.connect_pos(
+                session,
+                runtime.cipher,
+                merchant.id,
+                PosAccount(Pos.XSERIES, xseries.url),
+                Tokens(access_token=xseries.token),
+            )
+        if kounta:
+            settings = {"payment_method_id": str(kounta.payment_method_id)}
+            account = PosAccount(Pos.KOUNTA, kounta.url, kounta.company_id, settings)
+            tokens = Tokens(kounta.access_token, kounta.refresh_token)
+            await store.connect_pos(session, runtime.cipher, merchant.id, account, tokens)
+            secret = "Bearer " + secrets.token_urlsafe(32)
+            await store.set_webhook_secret(session, runtime.cipher, merchant.id, Pos.KOUNTA, secret)
+        for reward in default_rewards():
+            await reward_store.add_reward(session, merchant.id, reward)
         loaded = await store.get_merchant(session, merchant.id)
     assert loaded is not None
+    if kounta:
+        await ensure_kounta_webhook(services, loaded)
     return loaded
 
 
@@ -65,6 +117,74 @@ async def verify_xseries(runtime: Runtime, credentials: XSeriesCredentials) -> N
         ) from None
 
 
+async def verify_kounta(runtime: Runtime, credentials: KountaCredentials) -> None:
+    upstream = runtime.http.upstream(
+        Pos.KOUNTA.label, credentials.url, BearerToken(credentials.access_token)
+    )
+    client = KountaClient(upstream, credentials.company_id)
+    try:
+        company = await client.get_company()
+        if company.id != credentials.company_id:
+            raise ValidationError(
+                f"the Kounta token belongs to company {company.id}, not {credentials.company_id}"
+            )
+        methods = await client.payment_methods()
+    except UpstreamError as exc:
+        raise ValidationError(
+            f"cannot use these Kounta credentials at {credentials.url}: {exc.message}"
+        ) from None
+    if credentials.payment_method_id not in {m.id for m in methods}:
+        known = ", ".join(f"{m.id} ({m.name})" for m in methods)
+        raise ValidationError(
+            f"Kounta has no payment method {credentials.payment_method_id}; it has {known}"
+        )
+
+
+def kounta_webhook_address(services: Services) -> str | None:
+    base = services.runtime.settings.public_url
+    return f"{base}{KOUNTA_WEBHOOK_PATH}" if base else None
+
+
+async def ensure_kounta_webhook(services: Services, merchant: Merchant) -> str:
+    """Register (or correct) the ``orders/completed`` webhook; safe to repeat. Returns
+    what it did: created, updated, unchanged, or skipped (no GATEWAY_PUBLIC_URL)."""
+    address = kounta_webhook_address(services)
+    if address is None:
+        log.warning("kounta webhook not registered: GATEWAY_PUBLIC_URL is not set",
+                    merchant=merchant.name)  # fmt: skip
+        return "skipped"
+    async with services.runtime.db.transaction() as session:
+        secret = await store.webhook_secret(
+            session, services.runtime.cipher, merchant.id, Pos.KOUNTA
+        )
+    headers = {"Authorization": secret or ""}
+    client = services.clients.kounta(merchant)
+    for hook in await client.list_webhooks():
+        if hook.topic == KOUNTA_TOPIC and hook.address == address:
+            if hook.headers.get("Authorization") == headers["Authorization"]:
+                return "unchanged"
+            await client.update_webhook(hook.id, headers)
+            return "updated"
+    await client.create_webhook(KOUNTA_TOPIC, address, headers)
+    return "created"
+
+
+async def ensure_all_kounta_webhooks(services: Services) -> None:
+    """At start-up: every Kounta merchant's webhook, best effort (a POS outage must not
+    keep the gateway from starting)."""
+    async with services.runtime.db.transaction() as session:
+        merchants = await store.list_merchants(session)
+    for merchant in merchants:
+        if not merchant.has(Pos.KOUNTA):
+            continue
+        try:
+            outcome = await ensure_kounta_webhook(services, merchant)
+        except GatewayError as error:
+            log.warning("kounta webhook check failed", merchant=merchant.name, error=error.message)
+        else:
+            log.info("kounta webhook", merchant=merchant.name, outcome=outcome)
+
+
 @dataclass(frozen=True)
 class LoyaltyProfile:
     enabled: bool
@@ -72,6 +192,10 @@ class LoyaltyProfile:
 
 
 async def loyalty_profile(scope: Scope) -> LoyaltyProfile:
-    """Whether the merchant's programme earns, and at what ratio (X-Series account config)."""
-    config = await catalog.account_config(scope)
-    return LoyaltyProfile(config.enable_loyalty, config.loyalty_ratio)
+    """Whether the programme earns and at what ratio: X-Series' account config when the
+    balance lives there, the merchant's own ratio for the gateway's ledger."""
+    if scope.merchant.points_source is PointsSource.XSERIES:
+        config = await catalog.account_config(scope)
+        return LoyaltyProfile(config.enable_loyalty, config.loyalty_ratio)
+    ratio = scope.merchant.loyalty_ratio or DEFAULT_LEDGER_RATIO
+    return LoyaltyProfile(True, ratio)

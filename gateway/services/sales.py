@@ -22,7 +22,7 @@ from gateway.domain.customers import Customer
 from gateway.domain.errors import ValidationError
 from gateway.domain.ids import Kind
 from gateway.domain.loyalty import rescale_unit_value
-from gateway.domain.merchant import PointsSource, Pos
+from gateway.domain.merchant import Pos
 from gateway.domain.money import ZERO, parse_amount
 from gateway.domain.sales import (
     CREATABLE_STATUSES,
@@ -33,14 +33,17 @@ from gateway.domain.sales import (
     state_of,
 )
 from gateway.pos.http import UpstreamNotFound
+from gateway.pos.kounta.translate import to_sale as kounta_sale
 from gateway.pos.xseries import XSeriesClient
 from gateway.pos.xseries.models import PaymentType, RegisterSale, sale_write_payload
 from gateway.pos.xseries.translate import to_sale
 from gateway.services import catalog
 from gateway.services.context import Scope
 from gateway.services.customers import get_xseries_customer
+from gateway.services.earning import order_earning
 from gateway.services.idempotency import Attempt
 from gateway.services.loyalty import LineInput, optional_amount, quote_lines, validate_lines
+from gateway.services.points import balance_lock
 
 SALE = TypeAdapter(Sale)
 SOURCE_NAMESPACE = uuid.UUID("6f3b0c3e-6a4c-4b55-9f59-2f0a8e4c1d10")
@@ -77,15 +80,6 @@ class LoyaltyPayment:
 LOYALTY_PAYMENT = TypeAdapter(LoyaltyPayment)
 
 
-def balance_lock(scope: Scope, member_id: str) -> str:
-    """One lock per balance of record, whichever entry point or merchant spends it: an
-    X-Series balance is named by its account's URL, a ledger balance by its merchant."""
-    if scope.merchant.points_source is PointsSource.XSERIES:
-        account = scope.merchant.account(Pos.XSERIES).base_url
-        return f"balance:xseries:{account}:{member_id}"
-    return f"balance:ledger:{scope.merchant.id}:{member_id}"
-
-
 def xseries_sale_id(scope: Scope, sale_id: str) -> str:
     gid = ids.decode(sale_id, Kind.SALE, scope.merchant.id)
     if gid.pos is not Pos.XSERIES:
@@ -97,10 +91,21 @@ def xseries_sale_id(scope: Scope, sale_id: str) -> str:
 
 
 async def get_sale(scope: Scope, sale_id: str) -> Sale:
+    """An X-Series sale or a Kounta order, by global id."""
     gid = ids.decode(sale_id, Kind.SALE, scope.merchant.id)
-    if gid.pos is not Pos.XSERIES:
-        raise ids.not_found(Kind.SALE, sale_id)
+    if gid.pos is Pos.KOUNTA:
+        return await get_kounta_order(scope, gid.local_id)
     return await get_xseries_sale(scope, gid.local_id)
+
+
+async def get_kounta_order(scope: Scope, order_id: str) -> Sale:
+    try:
+        order = await scope.kounta().get_order(order_id)
+    except UpstreamNotFound:
+        raise ids.not_found(Kind.SALE, order_id) from None
+    earns = await order_earning(scope, order, member_enabled=order.customer_ref is not None)
+    method_id = scope.merchant.account(Pos.KOUNTA).settings.get("payment_method_id")
+    return kounta_sale(order, method_id, earns.loyalty_earned)
 
 
 async def get_xseries_sale(scope: Scope, pos_id: str) -> Sale:

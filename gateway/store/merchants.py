@@ -7,6 +7,7 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from decimal import Decimal
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -33,6 +34,7 @@ async def create_merchant(
     name: str,
     points_source: PointsSource,
     points_label: str = "Points",
+    loyalty_ratio: Decimal | None = None,
 ) -> Merchant:
     name = name.strip()
     if not name:
@@ -44,11 +46,12 @@ async def create_merchant(
         name=name,
         points_source=points_source.value,
         points_label=points_label,
+        loyalty_ratio=loyalty_ratio,
         created_at=datetime.now(UTC),
     )
     session.add(row)
     await session.flush()
-    return Merchant(row.id, row.name, points_source, points_label, {})
+    return Merchant(row.id, row.name, points_source, points_label, {}, loyalty_ratio)
 
 
 async def connect_pos(
@@ -121,6 +124,20 @@ async def save_tokens(
     await session.flush()
 
 
+async def set_webhook_secret(
+    session: AsyncSession, cipher: TokenCipher, merchant_id: str, pos: Pos, secret: str
+) -> None:
+    (await _credential(session, merchant_id, pos)).webhook_secret = cipher.encrypt(secret)
+    await session.flush()
+
+
+async def webhook_secret(
+    session: AsyncSession, cipher: TokenCipher, merchant_id: str, pos: Pos
+) -> str | None:
+    row = await _credential(session, merchant_id, pos)
+    return cipher.decrypt(row.webhook_secret) if row.webhook_secret else None
+
+
 async def _credential(session: AsyncSession, merchant_id: str, pos: Pos) -> PosCredentialRow:
     row = await session.scalar(
         select(PosCredentialRow).where(
@@ -154,4 +171,11 @@ async def _load(session: AsyncSession, row: MerchantRow) -> Merchant:
         )
         for c in credentials
     }
-    return Merchant(row.id, row.name, PointsSource(row.points_source), row.points_label, accounts)
+    return Merchant(
+        row.id,
+        row.name,
+        PointsSource(row.points_source),
+        row.points_label,
+        accounts,
+        row.loyalty_ratio,
+    )

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from decimal import Decimal
 
 from sqlalchemy import (
+    BigInteger,
+    Boolean,
     DateTime,
     ForeignKey,
+    Index,
     Integer,
     LargeBinary,
     MetaData,
@@ -50,6 +54,26 @@ class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING)
 
 
+class Points(TypeDecorator[Decimal]):
+    """Exact decimals as integers of 1/100000: SQLite would keep NUMERIC as a float, and
+    integer sums (the ledger's balances) are exact on every backend."""
+
+    impl = BigInteger
+    cache_ok = True
+    SCALE = Decimal(100000)
+
+    def process_bind_param(self, value: Decimal | None, dialect: Dialect) -> int | None:
+        if value is None:
+            return None
+        units = value * self.SCALE
+        if units != units.to_integral_value():
+            raise ValueError(f"{value} has more than five decimal places")
+        return int(units)
+
+    def process_result_value(self, value: int | None, dialect: Dialect) -> Decimal | None:
+        return None if value is None else Decimal(value) / self.SCALE
+
+
 class MerchantRow(Base):
     __tablename__ = "merchants"
 
@@ -57,6 +81,8 @@ class MerchantRow(Base):
     name: Mapped[str] = mapped_column(String(200), unique=True)
     points_source: Mapped[str] = mapped_column(String(16))
     points_label: Mapped[str] = mapped_column(String(40), default="Points")
+    # Earning ratio for merchants whose balance is the gateway's ledger (no X-Series config).
+    loyalty_ratio: Mapped[Decimal | None] = mapped_column(Points(), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime())
 
 
@@ -76,6 +102,8 @@ class PosCredentialRow(Base):
     # POS-specific settings that are not secret (Kounta company id, payment method id ...).
     account_id: Mapped[str | None] = mapped_column(String(100), nullable=True, index=True)
     settings_json: Mapped[str] = mapped_column(Text, default="{}")
+    # The Authorization header the POS sends with its webhooks (encrypted).
+    webhook_secret: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime())
 
 
@@ -117,3 +145,66 @@ class LockRow(Base):
     name: Mapped[str] = mapped_column(String(255), primary_key=True)
     owner: Mapped[str | None] = mapped_column(String(64), nullable=True)
     expires_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+
+
+class RewardRow(Base):
+    __tablename__ = "rewards"
+
+    merchant_id: Mapped[str] = mapped_column(
+        ForeignKey("merchants.id", ondelete="CASCADE"), primary_key=True
+    )
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    title: Mapped[str] = mapped_column(String(200))
+    terms: Mapped[str | None] = mapped_column(Text, nullable=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    points_required: Mapped[Decimal] = mapped_column(Points())
+    value: Mapped[Decimal] = mapped_column(Points())
+    variable_quantity: Mapped[bool] = mapped_column(Boolean, default=False)
+    action_label: Mapped[str] = mapped_column(String(40), default="Redeem")
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    archived_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+
+
+class LedgerEntryRow(Base):
+    """Append-only: a balance is the sum of its member's entries."""
+
+    __tablename__ = "ledger_entries"
+    __table_args__ = (
+        UniqueConstraint("merchant_id", "key"),
+        Index("ix_ledger_entries_member", "merchant_id", "member_id"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    merchant_id: Mapped[str] = mapped_column(ForeignKey("merchants.id", ondelete="CASCADE"))
+    member_id: Mapped[str] = mapped_column(String(100))
+    amount: Mapped[Decimal] = mapped_column(Points())
+    key: Mapped[str] = mapped_column(String(255))
+    reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+class RedemptionRow(Base):
+    """A reward redeemed on an order or sale, and how far it got (DESIGN §5, redemption)."""
+
+    __tablename__ = "redemptions"
+    __table_args__ = (
+        UniqueConstraint("merchant_id", "key"),
+        Index("ix_redemptions_unfinished", "status", "updated_at"),
+    )
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    merchant_id: Mapped[str] = mapped_column(ForeignKey("merchants.id", ondelete="CASCADE"))
+    key: Mapped[str] = mapped_column(String(512))
+    reward_id: Mapped[str] = mapped_column(String(64))
+    member_id: Mapped[str] = mapped_column(String(100))
+    target_pos: Mapped[str] = mapped_column(String(16))
+    target_id: Mapped[str] = mapped_column(String(100))
+    quantity: Mapped[Decimal | None] = mapped_column(Points(), nullable=True)
+    points: Mapped[Decimal] = mapped_column(Points())
+    amount: Mapped[Decimal] = mapped_column(Points())
+    status: Mapped[str] = mapped_column(String(16))
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # What the redemption looked like in its request, to resume it exactly (JSON).
+    request_json: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime())

@@ -6,6 +6,7 @@ import copy
 import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 import httpx
@@ -14,10 +15,13 @@ import pytest
 from gateway.app import create_app
 from gateway.domain import ids
 from gateway.domain.ids import Kind
-from gateway.domain.merchant import Merchant, Pos
+from gateway.domain.merchant import Merchant, PointsSource, Pos
+from gateway.domain.rewards import Reward, RewardKind
 from gateway.runtime import Runtime
 from gateway.sandbox.xseries import DEMO_FIXTURES
-from gateway.services.merchants import XSeriesCredentials, add_merchant
+from gateway.services import rewards
+from gateway.services.context import Services
+from gateway.services.merchants import KountaCredentials, XSeriesCredentials, add_merchant
 from gateway.store.api_keys import create_api_key
 from tests.conftest import XSERIES_TOKEN
 from tests.support import SandboxHandle
@@ -52,7 +56,7 @@ class Gateway:
 
 async def make_gateway(runtime: Runtime, xseries: SandboxHandle, name: str) -> Gateway:
     merchant = await add_merchant(
-        runtime, name=name, xseries=XSeriesCredentials(xseries.url, XSERIES_TOKEN)
+        Services(runtime), name=name, xseries=XSeriesCredentials(xseries.url, XSERIES_TOKEN)
     )
     async with runtime.db.transaction() as session:
         key = await create_api_key(session, merchant.id)
@@ -74,3 +78,93 @@ def demo_fixtures(**config: Any) -> dict[str, Any]:
     data = copy.deepcopy(data)
     data["config"].update(config)
     return data
+
+
+# --------------------------------------------------------------------------- Kounta
+
+KOUNTA_COMPANY = "5678"
+KOUNTA_ACCESS = "demo-kounta-access"  # the pair in the Kounta sandbox's demo fixtures
+KOUNTA_REFRESH = "demo-kounta-refresh"
+LOYALTY_METHOD = "12"
+ADDON_TOKEN = "test-addon-token"  # tests/conftest.py settings
+
+
+async def make_kounta_gateway(
+    runtime: Runtime,
+    kounta: SandboxHandle,
+    name: str,
+    *,
+    xseries: SandboxHandle | None = None,
+    points_source: PointsSource | None = None,
+) -> Gateway:
+    """A merchant on Kounta (and X-Series when given), with a small catalogue."""
+    services = Services(runtime)
+    merchant = await add_merchant(
+        services,
+        name=name,
+        xseries=XSeriesCredentials(xseries.url, XSERIES_TOKEN) if xseries else None,
+        kounta=KountaCredentials(
+            kounta.url, KOUNTA_COMPANY, KOUNTA_ACCESS, KOUNTA_REFRESH, LOYALTY_METHOD
+        ),
+        points_source=points_source,
+    )
+    scope = services.scope(merchant)
+    await rewards.add_reward(
+        scope,
+        Reward("free-coffee", "Free coffee", RewardKind.PAYMENT, Decimal(40), Decimal("4.60")),
+    )
+    await rewards.add_reward(
+        scope,
+        Reward("ten-off", "10% off", RewardKind.PERCENT_DISCOUNT, Decimal(100), Decimal(10)),
+    )
+    async with runtime.db.transaction() as session:
+        key = await create_api_key(session, merchant.id)
+    app = create_app(runtime=runtime)
+    client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gw")
+    return Gateway(client, runtime, merchant, key)
+
+
+@pytest.fixture
+async def both(
+    runtime: Runtime, xseries: SandboxHandle, kounta: SandboxHandle
+) -> AsyncIterator[Gateway]:
+    """A merchant on both POS whose points live at X-Series."""
+    gw = await make_kounta_gateway(runtime, kounta, "Stark Industries", xseries=xseries)
+    yield gw
+    await gw.client.aclose()
+
+
+class KountaPos:
+    """Calls the gateway the way Kounta's POS does (DESIGN §5)."""
+
+    def __init__(self, gateway: Gateway, token: str = ADDON_TOKEN) -> None:
+        self.client = gateway.client
+        self.token = token
+
+    async def search(self, keyword: str, **params: str) -> httpx.Response:
+        query = {"keyword": keyword, "site_id": "123", "company_id": KOUNTA_COMPANY,
+                 "order_id": "111", **params}  # fmt: skip
+        return await self.client.get(f"/kounta/{self.token}/customer-search", params=query)
+
+    async def lookup(self, customer_id: str, reference_id: str, **params: str) -> httpx.Response:
+        query = {"customer_id": customer_id, "reference_id": reference_id, "site_id": "123",
+                 "company_id": KOUNTA_COMPANY, "order_id": "111", **params}  # fmt: skip
+        return await self.client.get(f"/kounta/{self.token}/reward-lookup", params=query)
+
+    async def redeem(
+        self, redeem_url: str, order_id: str, *, quantity: str | None = None, post: bool = False
+    ) -> dict[str, Any]:
+        """Kounta swaps the placeholder order id for the real one, then calls the URL."""
+        assert "order_id=111" in redeem_url
+        url = redeem_url.replace("order_id=111", f"order_id={order_id}")
+        if quantity is not None:
+            url += f"&quantity={quantity}"
+        response = await (self.client.post(url) if post else self.client.get(url))
+        assert response.status_code == 200, response.text
+        body: dict[str, Any] = response.json()
+        return body
+
+
+def reward_url(member: dict[str, Any], reward_id: str) -> str:
+    url: str = next(r["redeem_url"] for r in member["rewards"] if r["id"] == reward_id)
+    return url

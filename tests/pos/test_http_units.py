@@ -8,13 +8,9 @@ from decimal import Decimal
 
 import pytest
 
-from gateway.pos.http import (
-    CircuitBreaker,
-    HttpPolicy,
-    decode_json,
-    encode_json,
-    retry_after_seconds,
-)
+from gateway.jsonx import dumps as encode_json
+from gateway.jsonx import loads as decode_json
+from gateway.pos.http import CircuitBreaker, HttpPolicy, retry_after_seconds
 
 NOW = 1_800_000_000.0
 

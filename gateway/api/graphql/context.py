@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 
 from strawberry.dataloader import DataLoader
 
 from gateway.domain.customers import Customer
-from gateway.domain.errors import GatewayError
+from gateway.domain.errors import ErrorCode, GatewayError
+from gateway.domain.merchant import Pos
 from gateway.services import customers
 from gateway.services.context import Scope
 
@@ -15,19 +17,22 @@ from gateway.services.context import Scope
 @dataclass
 class Context:
     scope: Scope
-    customers: DataLoader[str, Customer | None] = field(init=False)
+    customers: DataLoader[tuple[Pos, str], Customer | None] = field(init=False)
 
     def __post_init__(self) -> None:
         self.customers = DataLoader(load_fn=self._load_customers)
 
-    async def _load_customers(self, pos_ids: list[str]) -> list[Customer | None]:
-        """X-Series customers by id, each asked once per request however often referenced."""
-        found: list[Customer | None] = []
-        for pos_id in pos_ids:
-            try:
-                found.append(await customers.get_xseries_customer(self.scope, pos_id))
-            except GatewayError as error:
-                if error.code != "NOT_FOUND":
-                    raise
-                found.append(None)
-        return found
+    async def _load_customers(self, keys: list[tuple[Pos, str]]) -> list[Customer | None]:
+        """Customers by POS and id, each asked once per request however often referenced."""
+        return list(await asyncio.gather(*(self._customer(pos, pos_id) for pos, pos_id in keys)))
+
+    async def _customer(self, pos: Pos, pos_id: str) -> Customer | None:
+        try:
+            if pos is Pos.KOUNTA:
+                kounta = await customers.get_kounta_customer(self.scope, pos_id)
+                return await customers.kounta_view(self.scope, kounta)
+            return await customers.get_xseries_customer(self.scope, pos_id)
+        except GatewayError as error:
+            if error.code is not ErrorCode.NOT_FOUND:
+                raise
+            return None

@@ -73,3 +73,14 @@ class PayWithLoyaltyInput:
     idempotency_key: str
     sale_id: strawberry.ID
     amount: Decimal
+
+
+@strawberry.input
+class RedeemRewardInput:
+    idempotency_key: str
+    customer_id: strawberry.ID
+    reward_id: strawberry.ID
+    sale_id: strawberry.ID = strawberry.field(description="An X-Series sale or a Kounta order.")
+    quantity: Decimal | None = strawberry.field(
+        default=None, description="Points to use, for a variable reward."
+    )

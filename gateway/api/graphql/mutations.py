@@ -21,13 +21,13 @@ from gateway.api.graphql.errors import (
     ValidationError,
     to_graphql,
 )
-from gateway.api.graphql.inputs import CreateSaleInput, PayWithLoyaltyInput
-from gateway.api.graphql.types import Info, LoyaltyPayment, Sale
+from gateway.api.graphql.inputs import CreateSaleInput, PayWithLoyaltyInput, RedeemRewardInput
+from gateway.api.graphql.types import Info, LoyaltyPayment, Redemption, Reward, Sale
 from gateway.domain import ids
 from gateway.domain.errors import GatewayError
 from gateway.domain.ids import Kind
 from gateway.domain.merchant import Pos
-from gateway.services import sales
+from gateway.services import redemption, sales
 
 
 @strawberry.type
@@ -39,6 +39,11 @@ class CreateSaleSuccess:
 class PayWithLoyaltySuccess:
     payment: LoyaltyPayment
     sale: Sale
+
+
+@strawberry.type
+class RedeemRewardSuccess:
+    redemption: Redemption
 
 
 CreateSaleResult = Annotated[
@@ -70,6 +75,21 @@ PayWithLoyaltyResult = Annotated[
     | RateLimitedError
     | UpstreamUnavailableError,
     strawberry.union("PayWithLoyaltyResult"),
+]
+RedeemRewardResult = Annotated[
+    RedeemRewardSuccess
+    | ValidationError
+    | NotFoundError
+    | UnauthorizedError
+    | LoyaltyDisabledError
+    | CustomerLoyaltyDisabledError
+    | InsufficientBalanceError
+    | AmountExceedsDueError
+    | SaleNotOpenError
+    | IdempotencyKeyReusedError
+    | RateLimitedError
+    | UpstreamUnavailableError,
+    strawberry.union("RedeemRewardResult"),
 ]
 
 
@@ -106,3 +126,33 @@ class Mutation:
             sale=sale,
         )
         return PayWithLoyaltySuccess(payment=payment, sale=sale)
+
+    @strawberry.mutation(description="Redeem a reward on a Kounta order or an X-Series sale.")
+    async def redeem_reward(self, info: Info, input: RedeemRewardInput) -> RedeemRewardResult:
+        scope = info.context.scope
+        try:
+            done = await redemption.redeem_for_customer(
+                scope,
+                idempotency_key=input.idempotency_key,
+                customer_id=str(input.customer_id),
+                reward_id=str(input.reward_id),
+                sale_id=str(input.sale_id),
+                quantity=input.quantity,
+            )
+        except GatewayError as error:
+            return to_graphql(error)  # type: ignore[return-value]
+        merchant_id = scope.merchant.id
+        return RedeemRewardSuccess(
+            redemption=Redemption(
+                id=strawberry.ID(
+                    ids.encode(Kind.REDEMPTION, done.target_pos, merchant_id, done.id)
+                ),
+                reward=Reward.of(done.reward, merchant_id),
+                sale=Sale(value=done.sale, merchant_id=merchant_id),
+                points_debited=done.points,
+                amount_applied=done.amount,
+                status=done.status,
+                member_id=done.member_id,
+                merchant_id=merchant_id,
+            )
+        )

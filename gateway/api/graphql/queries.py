@@ -12,10 +12,12 @@ from gateway.api.graphql.types import (
     LoyaltyQuote,
     Merchant,
     QuoteLine,
+    Reward,
     Sale,
 )
 from gateway.domain.errors import ErrorCode, GatewayError
 from gateway.services import customers, loyalty, merchants, sales
+from gateway.services import rewards as reward_service
 
 
 @strawberry.type
@@ -68,6 +70,12 @@ class Query:
                 return None
             raise top_level(error) from None
         return Sale(value=found, merchant_id=scope.merchant.id)
+
+    @strawberry.field(description="The merchant's reward catalogue.")
+    async def rewards(self, info: Info) -> list[Reward]:
+        scope = info.context.scope
+        catalogue = await reward_service.list_rewards(scope)
+        return [Reward.of(reward, scope.merchant.id) for reward in catalogue]
 
     @strawberry.field(description="What a sale would earn, line by line (DESIGN §3).")
     async def loyalty_quote(self, info: Info, input: LoyaltyQuoteInput) -> LoyaltyQuote:

@@ -7,15 +7,20 @@ from decimal import Decimal
 import strawberry
 
 from gateway.api.graphql.context import Context
-from gateway.domain import customers, ids, loyalty, sales
+from gateway.domain import customers, ids, loyalty, rewards, sales
+from gateway.domain.errors import ErrorCode, GatewayError
 from gateway.domain.ids import Kind
 from gateway.domain.merchant import PointsSource, Pos
+from gateway.domain.rewards import RewardKind
 from gateway.domain.sales import SaleState
 from gateway.services import customers as customer_service
+from gateway.services import members
+from gateway.services import rewards as reward_service
 
 strawberry.enum(Pos, name="Pos")
 strawberry.enum(PointsSource, name="PointsSource")
 strawberry.enum(SaleState, name="SaleState")
+strawberry.enum(RewardKind, name="RewardKind")
 Info = strawberry.Info[Context, None]
 
 
@@ -68,6 +73,22 @@ class Customer:
     @strawberry.field(description="The balance of record (DESIGN §1, points source).")
     def loyalty_balance(self) -> Decimal:
         return self.value.balance
+
+    @strawberry.field(description="The catalogue, with what this customer can redeem now.")
+    async def rewards(self, info: Info) -> list[Reward]:
+        scope = info.context.scope
+        try:
+            member = await members.member_of(scope, self.value)
+        except GatewayError as error:
+            if error.code is not ErrorCode.VALIDATION:
+                raise
+            catalogue = await reward_service.list_rewards(scope)  # not a member (yet)
+            return [Reward.of(r, self.merchant_id, available=False) for r in catalogue]
+        offers = await reward_service.offers_for(scope, member)
+        return [
+            Reward.of(o.reward, self.merchant_id, available=o.available, points=o.points_required)
+            for o in offers
+        ]
 
     @strawberry.field(description="The customer's most recent sales, newest first.")
     async def sales(self, info: Info, first: int | None = 10) -> list[Sale]:
@@ -141,9 +162,10 @@ class Sale:
 
     @strawberry.field
     async def customer(self, info: Info) -> Customer | None:
-        if not self.value.customer_pos_id or self.value.pos is not Pos.XSERIES:
+        if not self.value.customer_pos_id:
             return None
-        found = await info.context.customers.load(self.value.customer_pos_id)
+        loader = info.context.customers
+        found = await loader.load((self.value.pos, self.value.customer_pos_id))
         return Customer(value=found, merchant_id=self.merchant_id) if found else None
 
     @strawberry.field
@@ -214,3 +236,80 @@ class LoyaltyQuote:
     lines: list[QuoteLine]
     loyalty_earned: Decimal
     total: Decimal
+
+
+@strawberry.type
+class Reward:
+    reward: strawberry.Private[rewards.Reward]
+    merchant_id: strawberry.Private[str]
+    points: strawberry.Private[Decimal | None]
+    is_available: strawberry.Private[bool | None]
+
+    @classmethod
+    def of(
+        cls,
+        reward: rewards.Reward,
+        merchant_id: str,
+        *,
+        available: bool | None = None,
+        points: Decimal | None = None,
+    ) -> Reward:
+        return cls(reward=reward, merchant_id=merchant_id, points=points, is_available=available)
+
+    @strawberry.field
+    def id(self) -> strawberry.ID:
+        return strawberry.ID(ids.encode(Kind.REWARD, None, self.merchant_id, self.reward.id))
+
+    @strawberry.field
+    def title(self) -> str:
+        return self.reward.title
+
+    @strawberry.field
+    def terms(self) -> str | None:
+        return self.reward.terms
+
+    @strawberry.field
+    def kind(self) -> RewardKind:
+        return self.reward.kind
+
+    @strawberry.field(
+        description="Points one redemption takes; for a variable reward the most it may take "
+        "(0: up to the balance), and for the customer in hand at most their balance."
+    )
+    def points_required(self) -> Decimal:
+        return self.reward.points_required if self.points is None else self.points
+
+    @strawberry.field(
+        description="PAYMENT: money paid (per point when variable); PERCENT_DISCOUNT: percent off."
+    )
+    def value(self) -> Decimal:
+        return self.reward.value
+
+    @strawberry.field
+    def variable_quantity(self) -> bool:
+        return self.reward.variable_quantity
+
+    @strawberry.field
+    def action_label(self) -> str:
+        return self.reward.action_label
+
+    @strawberry.field(description="For the customer in hand: can they redeem it now?")
+    def available(self) -> bool | None:
+        return self.is_available
+
+
+@strawberry.type
+class Redemption:
+    id: strawberry.ID
+    reward: Reward
+    sale: Sale
+    points_debited: Decimal
+    amount_applied: Decimal
+    status: str
+    member_id: strawberry.Private[str]
+    merchant_id: strawberry.Private[str]
+
+    @strawberry.field
+    async def customer(self, info: Info) -> Customer:
+        member = await members.member(info.context.scope, self.member_id)
+        return Customer(value=member.customer, merchant_id=self.merchant_id)

@@ -11,11 +11,11 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Generic, TypeVar
-from urllib.parse import quote
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 
-from gateway.pos.http import Params, Upstream, UpstreamError, UpstreamNotFound, UpstreamResponse
+from gateway.pos.fields import field, parse, parse_list, segment
+from gateway.pos.http import Params, Upstream, UpstreamNotFound, UpstreamResponse
 from gateway.pos.xseries.models import (
     Customer,
     LoyaltyAdjustmentResult,
@@ -34,10 +34,6 @@ SEARCH_PAGE_SIZE = 1000
 
 M = TypeVar("M", bound=BaseModel)
 T = TypeVar("T")
-
-
-class UpstreamShapeError(UpstreamError):
-    """The POS answered 2xx with a body we cannot read: treat as unavailable, log loudly."""
 
 
 @dataclass(frozen=True)
@@ -74,17 +70,17 @@ class XSeriesClient:
 
     async def get_config(self) -> RetailerConfig:
         data = await self._get("/api/config")
-        return _parse(RetailerConfig, _field(data, "config"))
+        return parse(RetailerConfig, field(data, "config", POS), POS)
 
     async def list_payment_types(self) -> list[PaymentType]:
         data = await self._get("/api/payment_types")
-        return _parse_list(PaymentType, _field(data, "payment_types"))
+        return parse_list(PaymentType, field(data, "payment_types", POS), POS)
 
     async def list_registers(self) -> list[Register]:
-        return _parse_list(Register, _field(await self._get("/api/registers"), "registers"))
+        return parse_list(Register, field(await self._get("/api/registers"), "registers", POS), POS)
 
     async def list_users(self) -> list[User]:
-        return _parse_list(User, _field(await self._get("/api/users"), "users"))
+        return parse_list(User, field(await self._get("/api/users"), "users", POS), POS)
 
     # ----------------------------------------------------------------- products
 
@@ -97,8 +93,8 @@ class XSeriesClient:
         return self._iterate("/api/products", "products", Product, filters)
 
     async def get_product(self, product_id: str) -> Product:
-        data = await self._get(f"/api/products/{_segment(product_id)}")
-        products = _parse_list(Product, _field(data, "products"))
+        data = await self._get(f"/api/products/{segment(product_id)}")
+        products = parse_list(Product, field(data, "products", POS), POS)
         if not products:
             raise UpstreamNotFound(f"{POS} has no product {product_id}", pos=POS, status=404)
         return products[0]
@@ -124,7 +120,7 @@ class XSeriesClient:
         """``fresh``: never share an in-flight read (a balance about to be spent)."""
         params: dict[str, str | int] = {"id": customer_id, "page": 1, "page_size": MAX_PAGE_SIZE}
         data = await self._get("/api/customers", params, fresh=fresh)
-        for customer in _parse_list(Customer, _field(data, "customers")):
+        for customer in parse_list(Customer, field(data, "customers", POS), POS):
             if customer.id == customer_id:
                 return customer
         raise UpstreamNotFound(f"{POS} has no customer {customer_id}", pos=POS, status=404)
@@ -132,7 +128,7 @@ class XSeriesClient:
     async def save_customer(self, fields: Mapping[str, Any]) -> Customer:
         """Create a customer, or update one when ``fields`` carries its ``id``."""
         response = await self.upstream.post("/api/customers", dict(fields))
-        return _parse(Customer, _field(response.data, "customer"))
+        return parse(Customer, field(response.data, "customer", POS), POS)
 
     async def search_customers(
         self, filters: Mapping[str, str], *, offset: int = 0, page_size: int = 50
@@ -142,7 +138,7 @@ class XSeriesClient:
         params["page_size"] = min(page_size, SEARCH_PAGE_SIZE)
         params.update({k: v for k, v in filters.items() if v})
         data = await self._get("/api/2.0/search", params)
-        return _parse_list(Customer, _field(data, "data"))
+        return parse_list(Customer, field(data, "data", POS), POS)
 
     # ----------------------------------------------------------------- sales
 
@@ -166,8 +162,8 @@ class XSeriesClient:
         return self._iterate("/api/register_sales", "register_sales", RegisterSale, filters)
 
     async def get_sale(self, sale_id: str, *, fresh: bool = False) -> RegisterSale:
-        data = await self._get(f"/api/register_sales/{_segment(sale_id)}", fresh=fresh)
-        sales = _parse_list(RegisterSale, _field(data, "register_sales"))
+        data = await self._get(f"/api/register_sales/{segment(sale_id)}", fresh=fresh)
+        sales = parse_list(RegisterSale, field(data, "register_sales", POS), POS)
         if not sales:
             raise UpstreamNotFound(f"{POS} has no sale {sale_id}", pos=POS, status=404)
         return sales[0]
@@ -175,7 +171,7 @@ class XSeriesClient:
     async def save_sale(self, payload: Mapping[str, Any]) -> RegisterSale:
         """Create a sale, or replace one when the payload has its ``id``. Never retried."""
         response = await self.upstream.post("/api/register_sales", dict(payload))
-        return _parse(RegisterSale, _field(response.data, "register_sale"))
+        return parse(RegisterSale, field(response.data, "register_sale", POS), POS)
 
     async def search_sales(
         self, *, customer_id: str, limit: int = 10, newest_first: bool = True
@@ -189,7 +185,7 @@ class XSeriesClient:
             "offset": 0,
         }
         data = await self._get("/api/2.0/search", params)
-        return _parse_list(RegisterSale, _field(data, "data"))
+        return parse_list(RegisterSale, field(data, "data", POS), POS)
 
     # ----------------------------------------------------------------- loyalty
 
@@ -201,7 +197,7 @@ class XSeriesClient:
         response = await self.upstream.post(
             "/api/2026-07/loyalty/adjustments/bulk", body, idempotent=True
         )
-        return _parse(LoyaltyAdjustmentResult, response.data)
+        return parse(LoyaltyAdjustmentResult, response.data, POS)
 
     # ----------------------------------------------------------------- plumbing
 
@@ -222,10 +218,10 @@ class XSeriesClient:
         params["page"] = page
         params["page_size"] = min(page_size, MAX_PAGE_SIZE)
         data = await self._get(path, params)
-        items = _parse_list(model, _field(data, key))
+        items = parse_list(model, field(data, key, POS), POS)
         raw = data.get("pagination") if isinstance(data, dict) else None
         if raw:
-            pagination = _parse(Pagination, raw)
+            pagination = parse(Pagination, raw, POS)
         else:  # no pagination object: everything came in one page
             pagination = Pagination(results=len(items), page=page, page_size=len(items), pages=1)
         return Page(items, pagination)
@@ -255,29 +251,3 @@ def _sale_filters(statuses: Sequence[str], since: str | None) -> dict[str, str |
     if since:
         filters["since"] = since
     return filters
-
-
-def _segment(value: str) -> str:
-    """An id as one path segment: a forged id cannot reach another path."""
-    return quote(value, safe="")
-
-
-def _field(data: Any, key: str) -> Any:
-    if not isinstance(data, dict) or key not in data:
-        raise UpstreamShapeError(f"{POS} answered without '{key}'", pos=POS)
-    return data[key]
-
-
-def _parse(model: type[M], data: Any) -> M:
-    try:
-        return model.model_validate(data)
-    except ValidationError as exc:
-        raise UpstreamShapeError(
-            f"{POS} sent a {model.__name__} we cannot read: {exc.errors()[0]['msg']}", pos=POS
-        ) from None
-
-
-def _parse_list(model: type[M], data: Any) -> list[M]:
-    if not isinstance(data, list):
-        raise UpstreamShapeError(f"{POS} sent {type(data).__name__} where a list belongs", pos=POS)
-    return [_parse(model, item) for item in data]

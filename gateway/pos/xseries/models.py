@@ -7,73 +7,15 @@ are kept (``extra="allow"``) so that a sale read and written back loses nothing.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Annotated, Any
+from typing import Any
 
-from pydantic import AliasChoices, BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 
-from gateway.domain.money import to_decimal
+from gateway.pos.fields import Amount, Flag, OptionalAmount, OptionalText, Text, Timestamp, decimal
 
 CLOSED_STATUSES = frozenset({"CLOSED", "ONACCOUNT_CLOSED", "LAYBY_CLOSED"})
 LOYALTY_PAYMENT_TYPE_ID = "106"
-
-
-def _flag(value: Any) -> bool:
-    if isinstance(value, bool):
-        return value
-    if value is None or value == "":
-        return False
-    if isinstance(value, int | Decimal):
-        return value != 0
-    if isinstance(value, str):
-        text = value.strip().lower()
-        if text in {"1", "true", "yes", "on"}:
-            return True
-        if text in {"0", "false", "no", "off"}:
-            return False
-    raise ValueError(f"not a flag: {value!r}")
-
-
-def _decimal(value: Any) -> Decimal:
-    if value is None or value == "":
-        return Decimal(0)
-    return to_decimal(value)
-
-
-def _optional_decimal(value: Any) -> Decimal | None:
-    if value is None or value == "":
-        return None
-    return to_decimal(value)
-
-
-def _text(value: Any) -> str:
-    return "" if value is None else str(value)
-
-
-def _optional_text(value: Any) -> str | None:
-    if value is None or value == "":
-        return None
-    return str(value)
-
-
-def _timestamp(value: Any) -> datetime | None:
-    """X-Series writes "2026-11-21 10:00:00" (UTC), "...T10:00:00Z" or "...+00:00"."""
-    if value is None or value == "" or str(value).startswith("0000"):
-        return None
-    if isinstance(value, datetime):
-        parsed = value
-    else:
-        parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-
-
-Flag = Annotated[bool, BeforeValidator(_flag)]
-Amount = Annotated[Decimal, BeforeValidator(_decimal)]
-OptionalAmount = Annotated[Decimal | None, BeforeValidator(_optional_decimal)]
-Text = Annotated[str, BeforeValidator(_text)]
-OptionalText = Annotated[str | None, BeforeValidator(_optional_text)]
-Timestamp = Annotated[datetime | None, BeforeValidator(_timestamp)]
 
 
 class XModel(BaseModel):
@@ -230,7 +172,7 @@ class LoyaltyAdjustmentResult(XModel):
     def balance_of(self, customer_id: str) -> Decimal | None:
         for entry in self.applied:
             if str(entry.get("customer_id")) == customer_id:
-                return _decimal(entry.get("balance"))
+                return decimal(entry.get("balance"))
         return None
 
     def error_of(self, customer_id: str) -> str | None:

@@ -1,0 +1,223 @@
+"""The URLs Kounta's POS calls (DESIGN §5): customer search, reward lookup, redemption.
+
+Thin: authenticate, find the merchant, call the services, shape Kounta's JSON. The three
+details Kounta's published text leaves open are each decided in ONE place here, so a
+correction is a one-line change: the reward lookup answers the single member record
+(``member_record``), redemption accepts GET and POST (``routes``), and
+``points_required`` is a JSON number (``reward_record``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Awaitable, Callable
+from decimal import Decimal
+from typing import Any
+from urllib.parse import quote
+
+import structlog
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from gateway import jsonx
+from gateway.domain.errors import ErrorCode, GatewayError
+from gateway.domain.merchant import Pos
+from gateway.domain.money import to_decimal
+from gateway.services import members, rewards
+from gateway.services.context import Scope, Services
+from gateway.services.redemption import RedemptionRequest, redeem
+from gateway.store.crypto import same_secret
+from gateway.store.merchants import find_merchant_by_account, get_merchant
+
+log = structlog.get_logger("gateway.kounta")
+
+MAX_MEMBERS = 20
+
+
+class KountaJSON(Response):
+    media_type = "application/json"
+
+    def render(self, content: Any) -> bytes:
+        return jsonx.dumps(content)
+
+
+def error(message: str, status: int) -> Response:
+    return KountaJSON({"error": message}, status_code=status)
+
+
+# --------------------------------------------------------------------------- shapes
+
+
+def reward_record(
+    offer: rewards.RewardOffer, label: str, redeem_base: str, order_id: str
+) -> dict[str, Any]:
+    reward = offer.reward
+    return {
+        "id": reward.id,
+        "title": reward.title,
+        "terms": reward.terms or "",
+        "points_required": offer.points_required,  # a number (inferred; DESIGN §5)
+        "points_label": label,
+        "action_label": reward.action_label or "Redeem",
+        "variable_quantity": reward.variable_quantity,
+        # The order_id Kounta sent (a placeholder) goes back unchanged; Kounta swaps it.
+        "redeem_url": f"{redeem_base}/kounta/redeem/{offer.offer}?order_id={quote(order_id)}",
+    }
+
+
+def member_record(
+    member: members.Member,
+    offers: list[rewards.RewardOffer],
+    label: str,
+    redeem_base: str,
+    order_id: str,
+) -> dict[str, Any]:
+    customer = member.customer
+    points = f"{customer.balance:.2f}"
+    return {
+        "id": member.id,
+        "first_name": customer.first_name or customer.display_name or member.id,
+        "last_name": customer.last_name or "",
+        "email_address": customer.email or "",
+        "current_points": points,
+        "points_label": label,
+        "intro_text": f"{customer.display_name}: {points} {label}",
+        "params": {label: points, "Programme": "active" if customer.loyalty_enabled else "off"},
+        "rewards": [
+            reward_record(offer, label, redeem_base, order_id)
+            for offer in offers
+            if offer.available
+        ],
+    }
+
+
+# --------------------------------------------------------------------------- handlers
+
+
+Handler = Callable[[Request, Scope], Awaitable[Response]]
+
+
+def _merchant_call(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
+    """Add-on token (constant time), then the merchant by ``company_id``, then the call."""
+
+    async def endpoint(request: Request) -> Response:
+        services: Services = request.app.state.services
+        expected = services.runtime.settings.kounta_addon_token
+        if expected is None:
+            return error("the Kounta add-on is not configured on this gateway", 503)
+        if not same_secret(request.path_params["token"], expected.get_secret_value()):
+            return error("unknown add-on token", 401)
+        company_id = request.query_params.get("company_id", "").strip()
+        if not company_id:
+            return error("company_id is required", 400)
+        async with services.runtime.db.transaction() as session:
+            merchant = await find_merchant_by_account(session, Pos.KOUNTA, company_id)
+        if merchant is None:
+            return error("this company has not installed the loyalty add-on", 404)
+        try:
+            return await handler(request, services.scope(merchant))
+        except GatewayError as failure:
+            return error(failure.message, _status(failure))
+
+    return endpoint
+
+
+def _status(failure: GatewayError) -> int:
+    if failure.transient:
+        return 503
+    return 404 if failure.code is ErrorCode.NOT_FOUND else 400
+
+
+def _redeem_base(request: Request, scope: Scope) -> str:
+    return scope.runtime.settings.public_url or str(request.base_url).rstrip("/")
+
+
+async def customer_search(request: Request, scope: Scope) -> Response:
+    keyword = request.query_params.get("keyword", "")
+    order_id = request.query_params.get("order_id", "")
+    if not keyword.strip():
+        return KountaJSON({"members": {}})
+    found = await members.search_members(scope, keyword, MAX_MEMBERS)
+    base, label = _redeem_base(request, scope), scope.merchant.points_label
+    records: dict[str, Any] = {}
+    for member in found:
+        offers = await rewards.offers_for(scope, member)
+        records[member.id] = member_record(member, offers, label, base, order_id)
+    return KountaJSON({"members": records})
+
+
+async def reward_lookup(request: Request, scope: Scope) -> Response:
+    params = request.query_params
+    customer_id, reference_id = params.get("customer_id", ""), params.get("reference_id", "")
+    if not customer_id and not reference_id:
+        return error("customer_id or reference_id is required", 400)
+    member = await members.member_from_kounta(scope, customer_id, reference_id)
+    offers = await rewards.offers_for(scope, member)
+    base, label = _redeem_base(request, scope), scope.merchant.points_label
+    return KountaJSON(member_record(member, offers, label, base, params.get("order_id", "")))
+
+
+async def redeem_offer(request: Request) -> Response:
+    """Kounta calls the redeem_url with the real order id (and ``quantity`` for a
+    variable reward); the answer is always 200 with ``success`` true or false."""
+    services: Services = request.app.state.services
+    token = request.path_params["offer"]
+    params = await _params(request)
+    try:
+        offer = rewards.read_offer(services.runtime, token)
+        async with services.runtime.db.transaction() as session:
+            merchant = await get_merchant(session, offer.merchant_id)
+        if merchant is None or not merchant.has(Pos.KOUNTA):
+            return KountaJSON({"success": False, "error": "this store no longer offers rewards"})
+        order_id = params.get("order_id", "").strip()
+        if not order_id:
+            return KountaJSON({"success": False, "error": "order_id is missing"})
+        request_ = RedemptionRequest(
+            key=f"offer:{hashlib.sha256(token.encode()).hexdigest()}",
+            reward_id=offer.reward_id,
+            member_id=offer.member_id,
+            target_pos=Pos.KOUNTA,
+            target_id=order_id,
+            quantity=_quantity(params.get("quantity")),
+        )
+        await redeem(services.scope(merchant), request_)
+    except GatewayError as failure:
+        log.info("kounta redemption refused", code=failure.code.value, reason=failure.message)
+        return KountaJSON({"success": False, "error": failure.message})
+    return KountaJSON({"success": True})
+
+
+async def _params(request: Request) -> dict[str, str]:
+    """Query parameters, and for a POST any form or JSON body fields as well."""
+    params = dict(request.query_params)
+    if request.method == "POST":
+        content_type = request.headers.get("content-type", "")
+        try:
+            if "json" in content_type:
+                body = jsonx.loads(await request.body() or b"{}")
+                if isinstance(body, dict):
+                    params.update({k: str(v) for k, v in body.items()})
+            elif "form" in content_type:
+                form = await request.form()
+                params.update({k: str(v) for k, v in form.items()})
+        except ValueError:
+            pass  # an unreadable body adds nothing; the query still counts
+    return params
+
+
+def _quantity(value: str | None) -> Decimal | None:
+    if value is None or value == "":
+        return None
+    try:
+        return to_decimal(value)
+    except ValueError:
+        raise GatewayError("quantity must be a number of points", field="quantity") from None
+
+
+routes = [
+    Route("/kounta/{token}/customer-search", _merchant_call(customer_search), methods=["GET"]),
+    Route("/kounta/{token}/reward-lookup", _merchant_call(reward_lookup), methods=["GET"]),
+    # Kounta's text does not say which method it uses on a redeem_url: accept both.
+    Route("/kounta/redeem/{offer}", redeem_offer, methods=["GET", "POST"]),
+]

@@ -1,0 +1,137 @@
+"""The Kounta client: company-scoped calls under ``/v1/companies/{id}``, over the shared
+HTTP layer. Pagination follows ``X-Pages`` with the ``X-Page`` request header (from 0)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping
+from decimal import Decimal
+from typing import Any, TypeVar
+
+from pydantic import BaseModel
+
+from gateway.pos.fields import parse, parse_list, segment
+from gateway.pos.http import Upstream, UpstreamNotFound, UpstreamResponse, UpstreamShapeError
+from gateway.pos.kounta.models import (
+    Company,
+    Customer,
+    Order,
+    PaymentMethod,
+    Webhook,
+    kounta_id,
+)
+
+POS = "Kounta"
+M = TypeVar("M", bound=BaseModel)
+
+
+class KountaClient:
+    def __init__(self, upstream: Upstream, company_id: str) -> None:
+        self.upstream = upstream
+        self.company_id = company_id
+
+    @property
+    def _company(self) -> str:
+        return f"/v1/companies/{segment(self.company_id)}"
+
+    async def get_company(self) -> Company:
+        """The company the credentials belong to (``/companies/me``)."""
+        return parse(Company, (await self.upstream.get("/v1/companies/me")).data, POS)
+
+    # ----------------------------------------------------------------- customers
+
+    def iter_customers(self) -> AsyncIterator[Customer]:
+        return self._iterate(f"{self._company}/customers", Customer)
+
+    async def get_customer(self, customer_id: str) -> Customer:
+        path = f"{self._company}/customers/{segment(customer_id)}"
+        return parse(Customer, (await self.upstream.get(path)).data, POS)
+
+    async def customers_with_reference(self, reference_id: str) -> list[Customer]:
+        """Kounta answers an array: several customers may share a reference id."""
+        response = await self.upstream.get(
+            f"{self._company}/customers", {"reference_id": reference_id}
+        )
+        return parse_list(Customer, response.data, POS)
+
+    async def customer_by_email(self, email: str) -> Customer | None:
+        """Kounta redirects (302) to the customer with that email, or answers 404."""
+        try:
+            response = await self.upstream.get(f"{self._company}/customers", {"email": email})
+        except UpstreamNotFound:
+            return None
+        location = response.headers.get("location", "")
+        if response.status_code in (301, 302, 303, 307) and location:
+            customer_id = location.rstrip("/").rsplit("/", 1)[-1].removesuffix(".json")
+            return await self.get_customer(customer_id)
+        return parse(Customer, response.data, POS)
+
+    async def update_customer(self, customer_id: str, fields: Mapping[str, Any]) -> Customer:
+        path = f"{self._company}/customers/{segment(customer_id)}"
+        return parse(Customer, (await self.upstream.put(path, dict(fields))).data, POS)
+
+    # ----------------------------------------------------------------- orders
+
+    async def get_order(self, order_id: str, *, fresh: bool = False) -> Order:
+        path = f"{self._company}/orders/{segment(order_id)}"
+        return parse(Order, (await self.upstream.get(path, fresh=fresh)).data, POS)
+
+    async def create_order(self, body: Mapping[str, Any]) -> str:
+        response = await self.upstream.post(f"{self._company}/orders", dict(body))
+        return _created_id(response)
+
+    async def update_order(self, order_id: str, body: Mapping[str, Any]) -> Order:
+        """Replace what ``body`` names (``lines`` replaces all lines). Idempotent: a PUT
+        of the same body twice leaves the order as once."""
+        path = f"{self._company}/orders/{segment(order_id)}"
+        return parse(Order, (await self.upstream.put(path, dict(body))).data, POS)
+
+    async def add_payment(self, order_id: str, method_id: str, amount: Decimal, ref: str) -> str:
+        """POST a payment (never retried: Kounta does not deduplicate); its number."""
+        path = f"{self._company}/orders/{segment(order_id)}/payments"
+        body = {"method_id": kounta_id(method_id), "amount": amount, "ref": ref}
+        return _created_id(await self.upstream.post(path, body))
+
+    async def payment_methods(self) -> list[PaymentMethod]:
+        response = await self.upstream.get(f"{self._company}/payment_methods")
+        return parse_list(PaymentMethod, response.data, POS)
+
+    # ----------------------------------------------------------------- webhooks
+
+    async def list_webhooks(self) -> list[Webhook]:
+        return [hook async for hook in self._iterate(f"{self._company}/webhooks", Webhook)]
+
+    async def create_webhook(self, topic: str, address: str, headers: Mapping[str, str]) -> Webhook:
+        body = {"topic": topic, "address": address, "format": "json", "headers": dict(headers)}
+        response = await self.upstream.post(f"{self._company}/webhooks", body)
+        return parse(Webhook, response.data, POS)
+
+    async def update_webhook(self, webhook_id: str, headers: Mapping[str, str]) -> Webhook:
+        path = f"{self._company}/webhooks/{segment(webhook_id)}"
+        response = await self.upstream.put(path, {"headers": dict(headers)})
+        return parse(Webhook, response.data, POS)
+
+    # ----------------------------------------------------------------- plumbing
+
+    async def _iterate(self, path: str, model: type[M]) -> AsyncIterator[M]:
+        page, pages = 0, 1
+        while page < pages:
+            response = await self.upstream.get(path, headers={"X-Page": str(page)})
+            for item in parse_list(model, response.data, POS):
+                yield item
+            pages = _int_header(response, "x-pages", default=1)
+            page += 1
+
+
+def _created_id(response: UpstreamResponse) -> str:
+    """Kounta answers a POST with 201 and the new resource's URI in ``Location``."""
+    location = str(response.headers.get("location", ""))
+    if not location:
+        raise UpstreamShapeError(f"{POS} created something but did not say where", pos=POS)
+    return location.rstrip("/").rsplit("/", 1)[-1].removesuffix(".json")
+
+
+def _int_header(response: UpstreamResponse, name: str, *, default: int) -> int:
+    try:
+        return max(default, int(response.headers.get(name, default)))
+    except ValueError:
+        return default

@@ -1,0 +1,121 @@
+"""Points earned at Kounta: a completed order credits its linked member (DESIGN §6).
+
+The webhook is only a hint: the order is read from Kounta, never taken from the payload.
+The rules are X-Series' (DESIGN §3): ratio × unit price (with tax when the account shows
+prices with tax), rounded per unit, nothing on the part paid with the loyalty payment
+method. Each order credits once, however often or concurrently its webhook arrives: the
+work runs once per order id, and the credit itself is idempotent by the same key.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+
+from pydantic import TypeAdapter
+
+from gateway.domain.errors import ErrorCode, GatewayError
+from gateway.domain.loyalty import EarningRules, LineToQuote, Quote, quote
+from gateway.domain.merchant import PointsSource, Pos
+from gateway.domain.money import ZERO
+from gateway.pos.http import UpstreamNotFound
+from gateway.pos.kounta.models import Order
+from gateway.services import catalog, members
+from gateway.services.context import Scope
+from gateway.services.idempotency import Attempt
+from gateway.services.merchants import loyalty_profile
+from gateway.services.points import points_book
+
+OPERATION = "earnKountaOrder"
+
+
+@dataclass(frozen=True)
+class Earning:
+    order_id: str
+    member_id: str | None
+    points: Decimal
+    outcome: str  # credited, nothing to earn, no member
+
+
+EARNING = TypeAdapter(Earning)
+
+
+def earning_key(order_id: str) -> str:
+    return f"kounta-order:{order_id}"
+
+
+async def earn_from_order(scope: Scope, order_id: str) -> Earning:
+    async def execute(attempt: Attempt) -> Earning:
+        return await _earn(scope, order_id)
+
+    return await scope.services.idempotency.run_once(
+        merchant_id=scope.merchant.id,
+        key=earning_key(order_id),
+        operation=OPERATION,
+        request={"order": order_id},
+        execute=execute,
+        adapter=EARNING,
+    )
+
+
+async def _earn(scope: Scope, order_id: str) -> Earning:
+    client = scope.kounta()
+    try:
+        order = await client.get_order(order_id, fresh=True)
+    except UpstreamNotFound:
+        raise GatewayError(f"Kounta has no order {order_id}", code=ErrorCode.NOT_FOUND) from None
+    if order.status != "COMPLETE":
+        # Too early (or a forged hint): transient, so the POS's retry is processed later.
+        raise GatewayError(
+            f"order {order_id} is {order.status}, not complete", code=ErrorCode.UPSTREAM_UNAVAILABLE
+        )
+    customer_id = order.customer_ref
+    if not customer_id:
+        return Earning(order_id, None, ZERO, "no member")
+    kounta_customer = await client.get_customer(customer_id)
+    if scope.merchant.points_source is PointsSource.XSERIES:
+        member_id = kounta_customer.reference_id
+    else:
+        member_id = kounta_customer.id
+    if not member_id:
+        return Earning(order_id, None, ZERO, "no member")
+    member = await members.member(scope, member_id)
+    points = (await order_earning(scope, order, member.customer.loyalty_enabled)).loyalty_earned
+    if points <= 0:
+        return Earning(order_id, member_id, ZERO, "nothing to earn")
+    await points_book(scope).credit(
+        member_id, points, earning_key(order_id), f"Kounta order {order_id}"
+    )
+    return Earning(order_id, member_id, points, "credited")
+
+
+async def order_earning(scope: Scope, order: Order, member_enabled: bool) -> Quote:
+    """What the order earns by DESIGN §3, for a member whose loyalty is on or off."""
+    profile = await loyalty_profile(scope)
+    tax_inclusive = False
+    if scope.merchant.has(Pos.XSERIES):
+        tax_inclusive = (await catalog.account_config(scope)).display_retail_price_tax_inclusive
+    rules = EarningRules(
+        account_enabled=profile.enabled,
+        ratio=profile.ratio or ZERO,
+        tax_inclusive=tax_inclusive,
+        general_group_id=None,
+        customer_enabled=member_enabled,
+        customer_group_id=None,
+        at=datetime.now(UTC),
+    )
+    method_id = scope.merchant.account(Pos.KOUNTA).settings.get("payment_method_id")
+    paid_with_points = sum(
+        (p.amount for p in order.payments if method_id and p.method_id == method_id), ZERO
+    )
+    lines = [
+        LineToQuote(
+            line.product_id or "",
+            line.quantity,
+            line.unit_price * line.price_variation,
+            line.unit_tax * line.price_variation,
+        )
+        for line in order.lines
+    ]
+    return quote(lines, rules, paid_with_points)

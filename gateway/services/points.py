@@ -1,0 +1,112 @@
+"""The balance of record (DESIGN §1, points source) behind one interface.
+
+``XSERIES``: the member is an X-Series customer and the balance is their
+``loyalty_balance``; credits and debits go through the loyalty adjustments endpoint,
+applied once per ``session_id`` (derived from the operation's key). ``LEDGER``: the
+gateway's own append-only ledger. Either way each credit and debit is idempotent by key,
+and a debit never takes a balance below zero. Callers that check-then-debit hold
+``balance_lock`` for the member, which also serializes X-Series loyalty payments.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from decimal import Decimal
+from typing import Protocol
+
+from gateway.domain import ids
+from gateway.domain.errors import ErrorCode, GatewayError
+from gateway.domain.ids import Kind
+from gateway.domain.merchant import PointsSource, Pos
+from gateway.domain.sales import InsufficientBalance
+from gateway.pos.http import UpstreamNotFound
+from gateway.pos.xseries import Adjustment
+from gateway.services.context import Scope
+from gateway.store import ledger
+
+
+class PointsBook(Protocol):
+    async def balance(self, member_id: str) -> Decimal: ...
+
+    async def credit(self, member_id: str, amount: Decimal, key: str, reason: str) -> None: ...
+
+    async def debit(self, member_id: str, amount: Decimal, key: str, reason: str) -> None: ...
+
+
+def balance_lock(scope: Scope, member_id: str) -> str:
+    """One lock per balance of record, whichever entry point or merchant spends it: an
+    X-Series balance is named by its account's URL, a ledger balance by its merchant."""
+    if scope.merchant.points_source is PointsSource.XSERIES:
+        account = scope.merchant.account(Pos.XSERIES).base_url
+        return f"balance:xseries:{account}:{member_id}"
+    return f"balance:ledger:{scope.merchant.id}:{member_id}"
+
+
+def points_book(scope: Scope) -> PointsBook:
+    if scope.merchant.points_source is PointsSource.XSERIES:
+        return XSeriesPoints(scope)
+    return LedgerPoints(scope)
+
+
+def session_id(merchant_id: str, key: str) -> str:
+    """A UUID v4-shaped id, the same for the same key: X-Series applies it once."""
+    digest = bytearray(hashlib.sha256(f"{merchant_id}:{key}".encode()).digest()[:16])
+    return str(uuid.UUID(bytes=bytes(digest), version=4))
+
+
+class XSeriesPoints:
+    def __init__(self, scope: Scope) -> None:
+        self.scope = scope
+
+    async def balance(self, member_id: str) -> Decimal:
+        client = await self.scope.xseries()
+        try:
+            customer = await client.get_customer(member_id, fresh=True)
+        except UpstreamNotFound:
+            raise ids.not_found(Kind.CUSTOMER, member_id) from None
+        return customer.loyalty_balance
+
+    async def credit(self, member_id: str, amount: Decimal, key: str, reason: str) -> None:
+        await self._adjust(member_id, amount, key, reason)
+
+    async def debit(self, member_id: str, amount: Decimal, key: str, reason: str) -> None:
+        await self._adjust(member_id, -amount, key, reason)
+
+    async def _adjust(self, member_id: str, amount: Decimal, key: str, reason: str) -> None:
+        client = await self.scope.xseries()
+        result = await client.adjust_loyalty(
+            session_id(self.scope.merchant.id, key), [Adjustment(member_id, amount, reason)]
+        )
+        error = result.error_of(member_id)
+        if error is None:
+            return
+        if "balance" in error.lower() or "insufficient" in error.lower():
+            raise InsufficientBalance(await self.balance(member_id), -amount, "points")
+        raise GatewayError(f"X-Series refused the adjustment: {error}", code=ErrorCode.NOT_FOUND)
+
+
+class LedgerPoints:
+    def __init__(self, scope: Scope) -> None:
+        self.scope = scope
+
+    async def balance(self, member_id: str) -> Decimal:
+        async with self.scope.runtime.db.transaction() as session:
+            return await ledger.balance(session, self.scope.merchant.id, member_id)
+
+    async def credit(self, member_id: str, amount: Decimal, key: str, reason: str) -> None:
+        await self._append(member_id, amount, key, reason)
+
+    async def debit(self, member_id: str, amount: Decimal, key: str, reason: str) -> None:
+        await self._append(member_id, -amount, key, reason)
+
+    async def _append(self, member_id: str, amount: Decimal, key: str, reason: str) -> None:
+        merchant_id = self.scope.merchant.id
+        async with self.scope.runtime.db.transaction() as session:
+            if await ledger.entry(session, merchant_id, key) is not None:
+                return  # already written: idempotent by key
+            if amount < 0:
+                current = await ledger.balance(session, merchant_id, member_id)
+                if current + amount < 0:
+                    raise InsufficientBalance(current, -amount, "points")
+            await ledger.append(session, merchant_id, member_id, amount, key, reason)

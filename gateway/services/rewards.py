@@ -1,0 +1,75 @@
+"""The reward catalogue, and what a member can redeem right now."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from decimal import Decimal
+
+from gateway.domain import offers
+from gateway.domain.errors import ErrorCode, GatewayError
+from gateway.domain.rewards import Reward, check_new_reward
+from gateway.runtime import Runtime
+from gateway.services.context import Scope
+from gateway.services.members import Member
+from gateway.store import rewards as store
+from gateway.store.crypto import derive_key
+
+
+@dataclass(frozen=True)
+class RewardOffer:
+    """A reward as offered to one member: available or not, and its signed offer."""
+
+    reward: Reward
+    available: bool
+    points_required: Decimal
+    offer: str
+
+
+async def list_rewards(scope: Scope) -> list[Reward]:
+    async with scope.runtime.db.transaction() as session:
+        return await store.list_rewards(session, scope.merchant.id)
+
+
+async def get_reward(scope: Scope, reward_id: str) -> Reward:
+    async with scope.runtime.db.transaction() as session:
+        reward = await store.get_reward(session, scope.merchant.id, reward_id)
+    if reward is None:
+        raise GatewayError(f"no reward {reward_id!r}", code=ErrorCode.NOT_FOUND, field="rewardId")
+    return reward
+
+
+async def add_reward(scope: Scope, reward: Reward) -> Reward:
+    async with scope.runtime.db.transaction() as session:
+        return await store.add_reward(session, scope.merchant.id, check_new_reward(reward))
+
+
+async def archive_reward(scope: Scope, reward_id: str) -> None:
+    async with scope.runtime.db.transaction() as session:
+        if not await store.archive_reward(session, scope.merchant.id, reward_id):
+            raise GatewayError(f"no active reward {reward_id!r}", code=ErrorCode.NOT_FOUND)
+
+
+def offer_key(runtime: Runtime) -> bytes:
+    return derive_key(runtime.settings.secret_key_bytes, "gateway/kounta-offers/v1")
+
+
+async def offers_for(scope: Scope, member: Member) -> list[RewardOffer]:
+    """Every reward with the member's availability, and a fresh signed offer each."""
+    balance = member.customer.balance
+    expires = int(time.time()) + scope.runtime.settings.offer_ttl_s
+    key = offer_key(scope.runtime)
+    return [
+        RewardOffer(
+            reward=reward,
+            available=member.customer.loyalty_enabled and reward.available_to(balance),
+            points_required=reward.offered_points(balance),
+            offer=offers.mint(key, scope.merchant.id, member.id, reward.id, expires),
+        )
+        for reward in await list_rewards(scope)
+    ]
+
+
+def read_offer(runtime: Runtime, token: str) -> offers.Offer:
+    """A genuine, unexpired offer, or ``OfferRefused``; it names its merchant."""
+    return offers.verify(offer_key(runtime), token, time.time())
