@@ -9,6 +9,7 @@ for one key share one load.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar, cast
 from urllib.parse import urlsplit
@@ -97,3 +98,30 @@ class Cache:
         if self.backend_name == "memory":
             return cast(T, raw)
         return adapter.validate_json(raw)
+
+
+class Memo:
+    """Short-lived, process-local answers from the gateway's own store (the merchant
+    behind an API key or a Kounta company, a reward catalogue): hot on every request,
+    changed rarely, so a few seconds of staleness buys skipping the database. Bounded:
+    the oldest entries go first, so unknown keys sent by a stranger cannot grow it."""
+
+    def __init__(self, ttl_s: float = 10.0, max_entries: int = 10_000) -> None:
+        self.ttl_s = ttl_s
+        self.max_entries = max_entries
+        self._entries: dict[tuple[str, str], tuple[float, Any]] = {}
+
+    async def get_or_load(self, namespace: str, key: str, load: Callable[[], Awaitable[T]]) -> T:
+        now = time.monotonic()
+        entry = self._entries.get((namespace, key))
+        if entry is not None and entry[0] > now:
+            return cast(T, entry[1])
+        value = await load()
+        self._entries.pop((namespace, key), None)
+        while len(self._entries) >= self.max_entries:
+            self._entries.pop(next(iter(self._entries)))
+        self._entries[(namespace, key)] = (now + self.ttl_s, value)
+        return value
+
+    def forget(self, namespace: str, key: str) -> None:
+        self._entries.pop((namespace, key), None)

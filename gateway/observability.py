@@ -13,10 +13,10 @@ import structlog
 SECRET_KEYS = re.compile(
     r"(authorization|token|secret|password|api[_-]?key|refresh|cookie|signature)", re.I
 )
-# The Kounta add-on token travels in the path; offers are bearer-like too.
+# The Kounta add-on token travels in the path; a signed offer is bearer-like too.
 SECRET_PATHS = [
-    (re.compile(r"(/kounta/)[^/?]+(/)"), r"\1***\2"),
     (re.compile(r"(/kounta/redeem/)[^/?]+"), r"\1***"),
+    (re.compile(r"(/kounta/)(?!redeem/)[^/?]+(/)"), r"\1***\2"),
 ]
 BEARER = re.compile(r"(Bearer\s+)[A-Za-z0-9._~+/=-]+", re.I)
 
@@ -64,7 +64,9 @@ def configure_logging(level: str = "INFO", *, json: bool = True) -> None:
         ],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
         logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
-        cache_logger_on_first_use=True,
+        # Not cached: loggers made at import time must follow a later configure (the CLI
+        # and the tests configure after importing), at a few microseconds per log call.
+        cache_logger_on_first_use=False,
     )
     # httpx logs every request URL at INFO; ours are logged (redacted) by pos/http.py.
     logging.getLogger("httpx").setLevel(logging.WARNING)

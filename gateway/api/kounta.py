@@ -26,9 +26,10 @@ from gateway.domain.merchant import Pos
 from gateway.domain.money import to_decimal
 from gateway.services import members, rewards
 from gateway.services.context import Scope, Services
+from gateway.services.merchants import by_kounta_company
 from gateway.services.redemption import RedemptionRequest, redeem
 from gateway.store.crypto import same_secret
-from gateway.store.merchants import find_merchant_by_account, get_merchant
+from gateway.store.merchants import get_merchant
 
 log = structlog.get_logger("gateway.kounta")
 
@@ -111,8 +112,7 @@ def _merchant_call(handler: Handler) -> Callable[[Request], Awaitable[Response]]
         company_id = request.query_params.get("company_id", "").strip()
         if not company_id:
             return error("company_id is required", 400)
-        async with services.runtime.db.transaction() as session:
-            merchant = await find_merchant_by_account(session, Pos.KOUNTA, company_id)
+        merchant = await by_kounta_company(services, company_id)
         if merchant is None:
             return error("this company has not installed the loyalty add-on", 404)
         try:
@@ -166,7 +166,7 @@ async def redeem_offer(request: Request) -> Response:
     params = await _params(request)
     try:
         offer = rewards.read_offer(services.runtime, token)
-        async with services.runtime.db.transaction() as session:
+        async with services.runtime.db.read() as session:
             merchant = await get_merchant(session, offer.merchant_id)
         if merchant is None or not merchant.has(Pos.KOUNTA):
             return KountaJSON({"success": False, "error": "this store no longer offers rewards"})

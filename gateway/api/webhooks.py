@@ -29,7 +29,7 @@ async def kounta(request: Request) -> Response:
     if not isinstance(order, dict) or not order.get("id") or not order.get("company_id"):
         return JSONResponse({"error": "expected an order with id and company_id"}, status_code=400)
     order_id, company_id = str(order["id"]), str(order["company_id"])
-    async with services.runtime.db.transaction() as session:
+    async with services.runtime.db.read() as session:
         merchant = await find_merchant_by_account(session, Pos.KOUNTA, company_id)
         secret = (
             await webhook_secret(session, services.runtime.cipher, merchant.id, Pos.KOUNTA)

@@ -31,7 +31,7 @@ class StoredTokens:
         self.merchant_id = merchant_id
 
     async def load(self) -> TokenSet:
-        async with self.runtime.db.transaction() as session:
+        async with self.runtime.db.read() as session:
             tokens = await load_tokens(session, self.runtime.cipher, self.merchant_id, Pos.KOUNTA)
         return TokenSet(tokens.access_token, tokens.refresh_token, tokens.expires_at)
 
@@ -58,7 +58,7 @@ class PosClients:
         now = time.monotonic()
         if cached and cached[0] > now and cached[1] == account.base_url:
             return cached[2]
-        async with self.runtime.db.transaction() as session:
+        async with self.runtime.db.read() as session:
             tokens = await load_tokens(session, self.runtime.cipher, merchant.id, Pos.XSERIES)
         client = XSeriesClient(
             self.runtime.http.upstream(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from gateway.cache import Memo
 from gateway.domain.merchant import Merchant
 from gateway.pos.kounta.client import KountaClient
 from gateway.pos.xseries import XSeriesClient
@@ -22,8 +23,8 @@ class Services:
         self.locks = Locks(runtime.db)
         self.clients = PosClients(runtime, self.locks)
         self.idempotency = Idempotency(IdempotencyStore(runtime.db))
-        # API key digest → (expiry, merchant), see services/auth.py.
-        self.auth_cache: dict[str, tuple[float, Merchant | None]] = {}
+        # The merchant behind a key or a company, catalogues: see gateway/cache.py.
+        self.memo = Memo()
 
     def scope(self, merchant: Merchant) -> Scope:
         return Scope(self, merchant)

@@ -140,6 +140,17 @@ async def verify_kounta(runtime: Runtime, credentials: KountaCredentials) -> Non
         )
 
 
+async def by_kounta_company(services: Services, company_id: str) -> Merchant | None:
+    """The merchant that installed the add-on for this Kounta company (remembered briefly:
+    every call from the POS asks)."""
+
+    async def load() -> Merchant | None:
+        async with services.runtime.db.read() as session:
+            return await store.find_merchant_by_account(session, Pos.KOUNTA, company_id)
+
+    return await services.memo.get_or_load("kounta-company", company_id, load)
+
+
 def kounta_webhook_address(services: Services) -> str | None:
     base = services.runtime.settings.public_url
     return f"{base}{KOUNTA_WEBHOOK_PATH}" if base else None
@@ -153,7 +164,7 @@ async def ensure_kounta_webhook(services: Services, merchant: Merchant) -> str:
         log.warning("kounta webhook not registered: GATEWAY_PUBLIC_URL is not set",
                     merchant=merchant.name)  # fmt: skip
         return "skipped"
-    async with services.runtime.db.transaction() as session:
+    async with services.runtime.db.read() as session:
         secret = await store.webhook_secret(
             session, services.runtime.cipher, merchant.id, Pos.KOUNTA
         )
@@ -172,7 +183,7 @@ async def ensure_kounta_webhook(services: Services, merchant: Merchant) -> str:
 async def ensure_all_kounta_webhooks(services: Services) -> None:
     """At start-up: every Kounta merchant's webhook, best effort (a POS outage must not
     keep the gateway from starting)."""
-    async with services.runtime.db.transaction() as session:
+    async with services.runtime.db.read() as session:
         merchants = await store.list_merchants(session)
     for merchant in merchants:
         if not merchant.has(Pos.KOUNTA):

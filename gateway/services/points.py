@@ -91,7 +91,7 @@ class LedgerPoints:
         self.scope = scope
 
     async def balance(self, member_id: str) -> Decimal:
-        async with self.scope.runtime.db.transaction() as session:
+        async with self.scope.runtime.db.read() as session:
             return await ledger.balance(session, self.scope.merchant.id, member_id)
 
     async def credit(self, member_id: str, amount: Decimal, key: str, reason: str) -> None:

@@ -44,7 +44,7 @@ class Recovery:
 async def recover_once(services: Services, *, grace: timedelta = GRACE) -> Recovery:
     report = Recovery()
     before = datetime.now(UTC) - grace
-    async with services.runtime.db.transaction() as session:
+    async with services.runtime.db.read() as session:
         stuck = await redemptions.unfinished(session, before)
         retry_earning = list(
             await session.scalars(
@@ -79,7 +79,7 @@ async def _attempt(
     work: Callable[[Scope], Awaitable[None]],
     report: Recovery,
 ) -> None:
-    async with services.runtime.db.transaction() as session:
+    async with services.runtime.db.read() as session:
         merchant = await get_merchant(session, merchant_id)
     if merchant is None:
         return

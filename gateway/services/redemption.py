@@ -331,7 +331,7 @@ def _check_member(member: members.Member) -> None:
 
 
 async def _find(scope: Scope, key: str) -> RedemptionRow | None:
-    async with scope.runtime.db.transaction() as session:
+    async with scope.runtime.db.read() as session:
         return await store.by_key(session, scope.merchant.id, key)
 
 

@@ -27,12 +27,18 @@ class RewardOffer:
 
 
 async def list_rewards(scope: Scope) -> list[Reward]:
-    async with scope.runtime.db.transaction() as session:
-        return await store.list_rewards(session, scope.merchant.id)
+    """The active catalogue (remembered for a few seconds in this process: every reward
+    lookup from the POS needs it; a change made elsewhere shows within ``Memo.ttl_s``)."""
+
+    async def load() -> list[Reward]:
+        async with scope.runtime.db.read() as session:
+            return await store.list_rewards(session, scope.merchant.id)
+
+    return await scope.services.memo.get_or_load("rewards", scope.merchant.id, load)
 
 
 async def get_reward(scope: Scope, reward_id: str) -> Reward:
-    async with scope.runtime.db.transaction() as session:
+    async with scope.runtime.db.read() as session:
         reward = await store.get_reward(session, scope.merchant.id, reward_id)
     if reward is None:
         raise GatewayError(f"no reward {reward_id!r}", code=ErrorCode.NOT_FOUND, field="rewardId")
@@ -41,13 +47,16 @@ async def get_reward(scope: Scope, reward_id: str) -> Reward:
 
 async def add_reward(scope: Scope, reward: Reward) -> Reward:
     async with scope.runtime.db.transaction() as session:
-        return await store.add_reward(session, scope.merchant.id, check_new_reward(reward))
+        added = await store.add_reward(session, scope.merchant.id, check_new_reward(reward))
+    scope.services.memo.forget("rewards", scope.merchant.id)
+    return added
 
 
 async def archive_reward(scope: Scope, reward_id: str) -> None:
     async with scope.runtime.db.transaction() as session:
         if not await store.archive_reward(session, scope.merchant.id, reward_id):
             raise GatewayError(f"no active reward {reward_id!r}", code=ErrorCode.NOT_FOUND)
+    scope.services.memo.forget("rewards", scope.merchant.id)
 
 
 def offer_key(runtime: Runtime) -> bytes:

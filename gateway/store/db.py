@@ -26,6 +26,7 @@ from sqlalchemy.ext.asyncio import (
 )
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+READ_ONLY = "gateway_read_only"
 
 
 class Database:
@@ -33,6 +34,9 @@ class Database:
         self.url = url
         self.engine: AsyncEngine = _create_engine(url, echo=echo)
         self._sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+        self._readers = async_sessionmaker(
+            self.engine.execution_options(**{READ_ONLY: True}), expire_on_commit=False
+        )
 
     @property
     def dialect(self) -> str:
@@ -42,6 +46,13 @@ class Database:
     async def transaction(self) -> AsyncIterator[AsyncSession]:
         """A session inside one transaction: committed on success, rolled back on error."""
         async with self._sessions() as session, session.begin():
+            yield session
+
+    @asynccontextmanager
+    async def read(self) -> AsyncIterator[AsyncSession]:
+        """A transaction that only reads: on SQLite it does not take the write lock, so
+        reads never queue behind writes or each other (WAL gives them a snapshot)."""
+        async with self._readers() as session, session.begin():
             yield session
 
     async def migrate(self) -> None:
@@ -96,8 +107,10 @@ def _create_engine(url: str, *, echo: bool) -> AsyncEngine:
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(connection: Connection) -> None:
-        # Take the write lock up front: a deferred transaction that later writes can fail
-        # with SQLITE_BUSY without waiting, which would abort a redemption midway.
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        # Writers take the write lock up front: a deferred transaction that later writes
+        # can fail with SQLITE_BUSY without waiting, which would abort a redemption midway.
+        # Readers (Database.read) begin deferred and never take it.
+        read_only = connection.get_execution_options().get(READ_ONLY, False)
+        connection.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
     return engine

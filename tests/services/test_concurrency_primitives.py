@@ -211,3 +211,14 @@ async def test_a_failed_load_is_not_cached(runtime: Runtime) -> None:
     with pytest.raises(GatewayError):
         await runtime.cache.get_or_load("ns", "flaky", flaky, ttl=60, adapter=INT)
     assert await runtime.cache.get_or_load("ns", "flaky", flaky, ttl=60, adapter=INT) == 3
+
+
+async def test_reads_do_not_wait_for_a_writer(runtime: Runtime) -> None:
+    from sqlalchemy import func, select
+
+    async with runtime.db.transaction() as writer:
+        writer.add(LockRow(name="held", owner="me", expires_at=datetime.now(UTC)))
+        await writer.flush()  # the writer holds the write lock until it commits
+        async with asyncio.timeout(5), runtime.db.read() as reader:
+            count = await reader.scalar(select(func.count()).select_from(LockRow))
+        assert count == 0  # a snapshot from before the writer's uncommitted row
