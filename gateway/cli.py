@@ -11,11 +11,10 @@ import socket
 from collections.abc import Awaitable, Callable
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, NoReturn, TypeVar
+from typing import Annotated, Any, NoReturn, TypeVar
 
 import typer
 import uvicorn
-from starlette.types import ASGIApp
 
 from gateway.domain.errors import GatewayError
 from gateway.domain.merchant import Merchant, PointsSource, Pos
@@ -91,14 +90,18 @@ def _run(work: Callable[[Runtime], Awaitable[T]], *, migrated: bool = True) -> T
 # --------------------------------------------------------------------------- sandboxes
 
 
+Fixtures = Annotated[
+    Path | None, typer.Option(help="JSON fixtures in the API's shapes (DESIGN §7).")
+]
+Latency = Annotated[int, typer.Option(help="Delay added to every API response.")]
+
+
 @sandbox_app.command("xseries")
 def sandbox_xseries(
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8101,
     host: Host = "127.0.0.1",
-    fixtures: Annotated[
-        Path | None, typer.Option(help="JSON fixtures in the API's shapes (DESIGN §7).")
-    ] = None,
-    latency_ms: Annotated[int, typer.Option(help="Delay added to every API response.")] = 0,
+    fixtures: Fixtures = None,
+    latency_ms: Latency = 0,
     token: Annotated[
         str | None, typer.Option(help="The only bearer token accepted (default: any).")
     ] = None,
@@ -106,35 +109,15 @@ def sandbox_xseries(
     """Lightspeed Retail X-Series (0.9 API, 2.0 search, 2026-07 loyalty adjustments)."""
     from gateway.sandbox import xseries
 
-    try:
-        data = xseries.load_fixtures(fixtures) if fixtures else None
-    except xseries.FixtureError as exc:
-        fail(str(exc))
-    sandbox = xseries.create_app(data, token=token, latency_ms=latency_ms)
-    _serve_announced(sandbox, host, port, f"X-Series sandbox on http://{host}:{port}/api")
-
-
-def _serve_announced(app: ASGIApp, host: str, port: int, announcement: str) -> None:
-    """Run uvicorn and print ``announcement`` once the port accepts connections."""
-
-    class Server(uvicorn.Server):
-        async def startup(self, sockets: list[socket.socket] | None = None) -> None:
-            await super().startup(sockets)
-            if self.started:
-                typer.echo(announcement)
-
-    config = uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False)
-    Server(config).run()
+    _run_sandbox(xseries, "X-Series", "/api", host, port, fixtures, token, latency_ms)
 
 
 @sandbox_app.command("kounta")
 def sandbox_kounta(
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8102,
     host: Host = "127.0.0.1",
-    fixtures: Annotated[
-        Path | None, typer.Option(help="JSON fixtures in the API's shapes (DESIGN §7).")
-    ] = None,
-    latency_ms: Annotated[int, typer.Option(help="Delay added to every API response.")] = 0,
+    fixtures: Fixtures = None,
+    latency_ms: Latency = 0,
     token: Annotated[
         str | None, typer.Option(help="A static access token that is always valid.")
     ] = None,
@@ -142,12 +125,34 @@ def sandbox_kounta(
     """Kounta (https://api.kounta.com/v1): OAuth2, customers, orders, payments, webhooks."""
     from gateway.sandbox import kounta
 
+    _run_sandbox(kounta, "Kounta", "/v1", host, port, fixtures, token, latency_ms)
+
+
+def _run_sandbox(
+    module: Any,
+    name: str,
+    base: str,
+    host: str,
+    port: int,
+    fixtures: Path | None,
+    token: str | None,
+    latency_ms: int,
+) -> None:
+    """Load the fixtures (a bad file is a clear error), serve, announce once listening."""
     try:
-        data = kounta.load_fixtures(fixtures) if fixtures else None
-    except kounta.FixtureError as exc:
+        data = module.load_fixtures(fixtures) if fixtures else None
+    except module.FixtureError as exc:
         fail(str(exc))
-    sandbox = kounta.create_app(data, token=token, latency_ms=latency_ms)
-    _serve_announced(sandbox, host, port, f"Kounta sandbox on http://{host}:{port}/v1")
+    sandbox = module.create_app(data, token=token, latency_ms=latency_ms)
+
+    class Server(uvicorn.Server):
+        async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+            await super().startup(sockets)
+            if self.started:
+                typer.echo(f"{name} sandbox on http://{host}:{port}{base}")
+
+    config = uvicorn.Config(sandbox, host=host, port=port, log_level="warning", access_log=False)
+    Server(config).run()
 
 
 # --------------------------------------------------------------------------- gateway

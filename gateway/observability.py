@@ -63,7 +63,8 @@ def configure_logging(level: str = "INFO", *, json: bool = True) -> None:
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        # sys.stderr looked up when writing, not when configuring: it may be swapped later.
+        logger_factory=lambda *_: structlog.PrintLogger(file=sys.stderr),
         # Not cached: loggers made at import time must follow a later configure (the CLI
         # and the tests configure after importing), at a few microseconds per log call.
         cache_logger_on_first_use=False,

@@ -23,7 +23,7 @@ from starlette.routing import Route
 from gateway import jsonx
 from gateway.domain.errors import ErrorCode, GatewayError
 from gateway.domain.merchant import Pos
-from gateway.domain.money import to_decimal
+from gateway.domain.money import parse_amount
 from gateway.services import members, rewards
 from gateway.services.context import Scope, Services
 from gateway.services.merchants import by_kounta_company
@@ -174,7 +174,8 @@ async def redeem_offer(request: Request) -> Response:
         if not order_id:
             return KountaJSON({"success": False, "error": "order_id is missing"})
         request_ = RedemptionRequest(
-            key=f"offer:{hashlib.sha256(token.encode()).hexdigest()}",
+            key=hashlib.sha256(token.encode()).hexdigest(),
+            key_space="offer",
             reward_id=offer.reward_id,
             member_id=offer.member_id,
             target_pos=Pos.KOUNTA,
@@ -209,10 +210,7 @@ async def _params(request: Request) -> dict[str, str]:
 def _quantity(value: str | None) -> Decimal | None:
     if value is None or value == "":
         return None
-    try:
-        return to_decimal(value)
-    except ValueError:
-        raise GatewayError("quantity must be a number of points", field="quantity") from None
+    return parse_amount(value, "quantity")
 
 
 routes = [

@@ -3,6 +3,8 @@ trusted for money; the order is read back from the POS."""
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 import structlog
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -10,11 +12,12 @@ from starlette.routing import Route
 
 from gateway import jsonx
 from gateway.domain.errors import GatewayError
-from gateway.domain.merchant import Pos
+from gateway.domain.merchant import Merchant, Pos
+from gateway.services import catalog
 from gateway.services.context import Services
 from gateway.services.earning import earn_from_order
 from gateway.store.crypto import same_secret
-from gateway.store.merchants import find_merchant_by_account, webhook_secret
+from gateway.store.merchants import find_merchant_by_account, list_merchants, webhook_secret
 
 log = structlog.get_logger("gateway.webhooks")
 
@@ -52,4 +55,49 @@ async def kounta(request: Request) -> Response:
     )
 
 
-routes = [Route("/webhooks/kounta", kounta, methods=["POST"])]
+async def xseries(request: Request) -> Response:
+    """``product.update`` and friends (form field ``payload``, a JSON string): forget what
+    the cache holds about the object, so the next quote reads the POS again. Nothing here
+    moves money, so a forged call can only cost a cache miss."""
+    services: Services = request.app.state.services
+    form = await request.form()
+    raw = form.get("payload")
+    try:
+        payload = jsonx.loads(raw) if isinstance(raw, str) else None
+    except ValueError:
+        payload = None
+    if not isinstance(payload, dict) or not payload.get("id"):
+        return JSONResponse({"error": "expected a form field 'payload' with an object"}, 400)
+    prefix = str(form.get("domain_prefix") or payload.get("domain_prefix") or "")
+    forgotten = 0
+    for merchant in await xseries_merchants(services, prefix):
+        scope = services.scope(merchant)
+        if any(key in payload for key in PRODUCT_FIELDS):
+            await catalog.forget_product(scope, str(payload["id"]))
+        await catalog.forget_account(scope)  # cheap to reload; settings may have moved
+        forgotten += 1
+    return JSONResponse({"merchants": forgotten})
+
+
+PRODUCT_FIELDS = ("sku", "handle", "price_book_entries", "supply_price")
+
+
+async def xseries_merchants(services: Services, domain_prefix: str) -> list[Merchant]:
+    """The merchants the webhook can concern: by the account's domain prefix when X-Series
+    says it (it is not guaranteed), else every merchant on X-Series."""
+    async with services.runtime.db.read() as session:
+        everyone = await list_merchants(session)
+    found = [m for m in everyone if m.has(Pos.XSERIES)]
+    if domain_prefix:
+        found = [m for m in found if _host(m).startswith(f"{domain_prefix}.")] or found
+    return found
+
+
+def _host(merchant: Merchant) -> str:
+    return urlsplit(merchant.account(Pos.XSERIES).base_url).hostname or ""
+
+
+routes = [
+    Route("/webhooks/kounta", kounta, methods=["POST"]),
+    Route("/webhooks/xseries", xseries, methods=["POST"]),
+]

@@ -15,7 +15,7 @@ from decimal import Decimal
 from enum import StrEnum
 
 from gateway.domain.errors import ErrorCode, GatewayError, ValidationError
-from gateway.domain.money import CENT, ZERO, round_money
+from gateway.domain.money import CENT, MAX_AMOUNT, ZERO, round_money
 from gateway.domain.sales import InsufficientBalance
 
 REWARD_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
@@ -65,7 +65,7 @@ def cost_of(reward: Reward, quantity: Decimal | None, balance: Decimal) -> Cost:
     if reward.variable_quantity:
         if quantity is None:
             raise ValidationError("say how many points to use (quantity)", field="quantity")
-        if quantity <= 0 or quantity != quantity.quantize(CENT):
+        if quantity <= 0 or quantity >= MAX_AMOUNT or quantity != quantity.quantize(CENT):
             raise ValidationError(
                 "quantity must be a positive number of points with at most two decimals",
                 field="quantity",

@@ -181,13 +181,18 @@ class CircuitBreaker:
     opened_at: float | None = None
     trial_in_flight: bool = False
 
-    def allow(self) -> bool:
+    def admit(self) -> bool | None:
+        """None: refused (open). False: admitted normally (closed). True: admitted as the
+        one trial of a half-open breaker; the caller must ``end_trial`` when done."""
         if self.opened_at is None:
-            return True
-        if self.clock() - self.opened_at < self.reset_s or self.trial_in_flight:
             return False
+        if self.clock() - self.opened_at < self.reset_s or self.trial_in_flight:
+            return None
         self.trial_in_flight = True
         return True
+
+    def end_trial(self) -> None:
+        self.trial_in_flight = False
 
     def record_success(self) -> None:
         self.failures = 0
@@ -317,78 +322,84 @@ class Upstream:
         renewed = False
         attempt = 0
         while True:
-            if not breaker.allow():
+            trial = breaker.admit()
+            if trial is None:
                 raise UpstreamUnavailable(
                     f"{self.pos} is failing repeatedly; calls are paused for a few seconds",
                     pos=self.pos,
                 )
-            headers = await self.auth.headers() if authenticated else {}
-            if content_type is not None:
-                headers["Content-Type"] = content_type
-            if extra_headers:
-                headers.update(extra_headers)
-            started = time.perf_counter()
             try:
-                response = await self.layer.client.request(
-                    method,
-                    self.base_url + path,
-                    params=_httpx_params(params),
-                    content=content,
-                    headers=headers,
-                    timeout=policy.timeout,
-                )
-            except httpx.TransportError as exc:
-                breaker.record_failure()
-                not_sent = isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout)
-                not_sent = not_sent or isinstance(exc, httpx.PoolTimeout)
-                self._observe(method, path, "timeout" if _is_timeout(exc) else "error", started)
-                if (safe or not_sent) and attempt < policy.max_retries:
-                    await self.layer.sleep(policy.backoff(attempt, self.layer.rng))
-                    attempt += 1
-                    continue
-                raise UpstreamUnavailable(
-                    f"{self.pos} did not answer {method} {path} "
-                    f"({'timeout' if _is_timeout(exc) else 'connection failed'}"
-                    f"{', after retries' if attempt else ''})",
-                    pos=self.pos,
-                    maybe_applied=not (safe or not_sent),
-                ) from None
-            self._observe(method, path, str(response.status_code), started)
-            status = response.status_code
+                headers = await self.auth.headers() if authenticated else {}
+                if content_type is not None:
+                    headers["Content-Type"] = content_type
+                if extra_headers:
+                    headers.update(extra_headers)
+                started = time.perf_counter()
+                try:
+                    response = await self.layer.client.request(
+                        method,
+                        self.base_url + path,
+                        params=_httpx_params(params),
+                        content=content,
+                        headers=headers,
+                        timeout=policy.timeout,
+                    )
+                except httpx.TransportError as exc:
+                    breaker.record_failure()
+                    not_sent = isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout)
+                    not_sent = not_sent or isinstance(exc, httpx.PoolTimeout)
+                    self._observe(method, path, "timeout" if _is_timeout(exc) else "error", started)
+                    if (safe or not_sent) and attempt < policy.max_retries:
+                        await self.layer.sleep(policy.backoff(attempt, self.layer.rng))
+                        attempt += 1
+                        continue
+                    raise UpstreamUnavailable(
+                        f"{self.pos} did not answer {method} {path} "
+                        f"({'timeout' if _is_timeout(exc) else 'connection failed'}"
+                        f"{', after retries' if attempt else ''})",
+                        pos=self.pos,
+                        maybe_applied=not (safe or not_sent),
+                    ) from None
+                self._observe(method, path, str(response.status_code), started)
+                status = response.status_code
 
-            if status == 401 and authenticated and not renewed:
-                renewed = True
-                if await self.auth.renew(headers):
-                    continue
-            if status == 429:
-                # Throttling says nothing about the POS's health: the breaker ignores it.
+                if status == 401 and authenticated and not renewed:
+                    renewed = True
+                    breaker.record_success()  # it answered: the POS is up
+                    if await self.auth.renew(headers):
+                        continue
+                if status == 429:
+                    # Throttling says nothing about the POS's health: the breaker ignores it.
+                    breaker.record_success()
+                    wait = retry_after_seconds(response.headers.get("Retry-After"), time.time())
+                    if safe and attempt < policy.max_retries and _within(wait, policy):
+                        backoff = policy.backoff(attempt, self.layer.rng)
+                        await self.layer.sleep(max(wait or 0.0, backoff))
+                        attempt += 1
+                        continue
+                    raise UpstreamRateLimited(
+                        f"{self.pos} rate limit reached; try again"
+                        + (f" in {wait:.0f} s" if wait is not None else " later"),
+                        pos=self.pos,
+                        retry_after_s=wait,
+                    )
+                if status in RETRYABLE_STATUS:
+                    breaker.record_failure()
+                    if safe and attempt < policy.max_retries:
+                        await self.layer.sleep(policy.backoff(attempt, self.layer.rng))
+                        attempt += 1
+                        continue
+                    raise UpstreamUnavailable(
+                        f"{self.pos} answered {status} to {method} {path}"
+                        + (" after retries" if attempt else ""),
+                        pos=self.pos,
+                        status=status,
+                    )
                 breaker.record_success()
-                wait = retry_after_seconds(response.headers.get("Retry-After"), time.time())
-                if safe and attempt < policy.max_retries and _within(wait, policy):
-                    backoff = policy.backoff(attempt, self.layer.rng)
-                    await self.layer.sleep(max(wait or 0.0, backoff))
-                    attempt += 1
-                    continue
-                raise UpstreamRateLimited(
-                    f"{self.pos} rate limit reached; try again"
-                    + (f" in {wait:.0f} s" if wait is not None else " later"),
-                    pos=self.pos,
-                    retry_after_s=wait,
-                )
-            if status in RETRYABLE_STATUS:
-                breaker.record_failure()
-                if safe and attempt < policy.max_retries:
-                    await self.layer.sleep(policy.backoff(attempt, self.layer.rng))
-                    attempt += 1
-                    continue
-                raise UpstreamUnavailable(
-                    f"{self.pos} answered {status} to {method} {path}"
-                    + (" after retries" if attempt else ""),
-                    pos=self.pos,
-                    status=status,
-                )
-            breaker.record_success()
-            return self._result(method, path, response)
+                return self._result(method, path, response)
+            finally:
+                if trial:  # however the attempt ended, the trial slot is free again
+                    breaker.end_trial()
 
     def _result(self, method: str, path: str, response: httpx.Response) -> UpstreamResponse:
         status = response.status_code

@@ -7,14 +7,13 @@ code with the gateway's client on purpose: a misreading of the API must not be c
 sides of the test.
 
 Money is ``Decimal`` from the request bytes to the response bytes (``parse_float=Decimal`` in,
-``_json_default`` out), because a float anywhere would make order totals drift. Kounta's ids are
-integers, and so are ours.
+``common.json_default`` out), because a float anywhere would make order totals drift. Kounta's
+ids are integers, and so are ours.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import math
 import re
 import secrets
@@ -31,10 +30,12 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from gateway.sandbox import common
+from gateway.sandbox.common import ZERO, ApiResponse, FixtureError, decimal_sum
 from gateway.sandbox.controls import ControlsMiddleware, RateLimit, SandboxControls
 
 __all__ = [
@@ -83,7 +84,6 @@ JSON_SUFFIX = ".json"
 SUFFIX_SCOPE_KEY = "kounta.json_suffix"
 EXPIRED = "The access token provided has expired"
 HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
-ZERO = Decimal(0)
 ONE = Decimal(1)
 CENT = Decimal("0.01")
 MAX_VARIATION = Decimal(10)
@@ -92,10 +92,6 @@ MAX_NUMBER = Decimal(1_000_000_000)
 Clock = Callable[[], float]
 Deliver = Callable[[str, Mapping[str, str], bytes], Awaitable[int]]
 """Sends one webhook: (address, headers, body) -> the receiver's HTTP status; raises on failure."""
-
-
-class FixtureError(ValueError):
-    """Fixtures that cannot be loaded; the message says which file, key and item."""
 
 
 class ApiError(Exception):
@@ -117,37 +113,15 @@ def _invalid(message: str) -> ApiError:
     return ApiError(400, message)
 
 
+def _invalid_field(field: str, problem: str) -> ApiError:
+    return _invalid(f"{field} {problem}")
+
+
 def _unauthorized(message: str) -> ApiError:
     return ApiError(401, message, headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})
 
 
-# -- JSON: Decimal in, Decimal out -------------------------------------------------------------
-
-
-def _json_default(value: object) -> object:
-    """The one money serializer: an integral Decimal is an int, any other its shortest float."""
-    if isinstance(value, Decimal):
-        return int(value) if value == value.to_integral_value() else float(value)
-    raise TypeError(f"{type(value).__name__} is not JSON serializable")
-
-
-def _reject_constant(name: str) -> object:
-    raise ValueError(f"{name} is not a valid JSON number")
-
-
-def parse_json(body: bytes | str) -> Any:
-    return json.loads(body, parse_float=Decimal, parse_constant=_reject_constant)
-
-
-def _dumps(content: Any) -> bytes:
-    return json.dumps(
-        content, default=_json_default, ensure_ascii=False, separators=(",", ":")
-    ).encode("utf-8")
-
-
-class ApiResponse(JSONResponse):
-    def render(self, content: Any) -> bytes:
-        return _dumps(content)
+# -- error bodies and request bodies -------------------------------------------------------------
 
 
 def _error_response(exc: ApiError) -> Response:
@@ -162,35 +136,20 @@ async def _json_body(request: Request, *, optional: bool = False) -> dict[str, A
     body = await request.body()
     if optional and not body.strip():
         return {}
-    try:
-        data = parse_json(body)
-    except (ValueError, RecursionError) as exc:
-        raise _invalid(f"Invalid JSON: {exc}") from None
-    if not isinstance(data, dict):
-        raise _invalid("The request body must be a JSON object")
-    return data
-
-
-def _plain(value: object, where: str) -> Any:
-    """A deep copy of fixtures with floats made Decimal, so reset never shares or drifts."""
-    if isinstance(value, Mapping):
-        return {str(key): _plain(item, f"{where}.{key}") for key, item in value.items()}
-    if isinstance(value, list | tuple):
-        return [_plain(item, f"{where}[{i}]") for i, item in enumerate(value)]
-    if isinstance(value, float):
-        if not math.isfinite(value):
-            raise FixtureError(f"{where} is not a finite number")
-        return Decimal(repr(value))
-    if value is None or isinstance(value, str | int | Decimal):
-        return value
-    raise FixtureError(f"{where} has an unsupported type {type(value).__name__}")
+    return common.json_object(
+        body,
+        invalid_json=lambda problem: _invalid(f"Invalid JSON: {problem}"),
+        not_an_object=lambda: _invalid("The request body must be a JSON object"),
+    )
 
 
 # -- field readers: each raises a 400 naming the field ------------------------------------------
 
 
-def _field(where: str, key: str) -> str:
-    return f"{where}.{key}" if where else key
+# A number is a JSON number, never a string or a bool; bounded so that no arithmetic can overflow.
+_FIELDS = common.FieldReader(_invalid_field, numeric_strings=False, limit=MAX_NUMBER)
+_number = _FIELDS.number
+_required_number = _FIELDS.required_number
 
 
 def _is_int(value: object) -> TypeGuard[int]:
@@ -205,34 +164,12 @@ def _integer(value: object, field: str) -> int:
 
 def _string(value: object, field: str) -> str:
     """Text fields: null clears them to "", as Kounta renders a missing value."""
-    if value is None:
-        return ""
-    if not isinstance(value, str):
-        raise _invalid(f"{field} must be a string")
-    return value
-
-
-def _number(value: object, field: str) -> Decimal:
-    """A JSON number, never a string or a bool; bounded so that no arithmetic can overflow."""
-    if isinstance(value, bool) or not isinstance(value, int | Decimal):
-        raise _invalid(f"{field} must be a number")
-    number = Decimal(value)
-    if not number.is_finite():
-        raise _invalid(f"{field} must be a finite number")
-    if abs(number) >= MAX_NUMBER:
-        raise _invalid(f"{field} must be less than {MAX_NUMBER}")
-    return number
+    return _FIELDS.text(value, field) or ""
 
 
 def _optional_number(data: Mapping[str, Any], key: str, where: str, default: Decimal) -> Decimal:
-    value = data.get(key)
-    return default if value is None else _number(value, _field(where, key))
-
-
-def _required_number(data: Mapping[str, Any], key: str, where: str = "") -> Decimal:
-    if data.get(key) is None:
-        raise _invalid(f"{_field(where, key)} is required")
-    return _number(data[key], _field(where, key))
+    value = _FIELDS.optional_number(data, key, where)
+    return default if value is None else value
 
 
 def _whole_cents(amount: Decimal, field: str) -> Decimal:
@@ -260,19 +197,12 @@ def _object(value: object, field: str) -> dict[str, Any] | None:
 def _reject_unknown(data: Mapping[str, Any], allowed: Iterable[str], where: str = "") -> None:
     unknown = sorted(set(data) - set(allowed))
     if unknown:
-        names = ", ".join(_field(where, key) for key in unknown)
+        names = ", ".join(common.field_name(where, key) for key in unknown)
         raise _invalid(f"Unknown or read-only fields: {names}")
 
 
 def _cents(value: Decimal) -> Decimal:
     return value.quantize(CENT, rounding=ROUND_HALF_UP)
-
-
-def _sum(values: Iterable[Decimal]) -> Decimal:
-    total = ZERO
-    for value in values:
-        total += value
-    return total
 
 
 # -- time ----------------------------------------------------------------------------------------
@@ -289,11 +219,9 @@ def _fixture_time(raw: Mapping[str, Any], key: str, default: str) -> str:
         return default
     if not isinstance(value, str):
         raise _invalid(f"{key} must be an ISO 8601 date-time")
-    try:
-        parsed = datetime.fromisoformat(value.strip())
-    except ValueError:
-        raise _invalid(f"{key} must be an ISO 8601 date-time") from None
-    parsed = parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+    parsed = common.parse_utc(value)
+    if parsed is None:
+        raise _invalid(f"{key} must be an ISO 8601 date-time")
     return parsed.isoformat(timespec="seconds")
 
 
@@ -365,12 +293,7 @@ class KountaState:
     """
 
     def __init__(self, fixtures: object, now: float) -> None:
-        if not isinstance(fixtures, Mapping):
-            raise FixtureError("fixtures must be a JSON object")
-        data = _plain(fixtures, "fixtures")
-        unknown = set(data) - FIXTURE_KEYS
-        if unknown:
-            raise FixtureError(f"unknown fixture keys: {', '.join(sorted(unknown))}")
+        data = common.fixture_data(fixtures, FIXTURE_KEYS)
         self.company = _company(data.get("company"))
         self.sites = _records(data, "sites")
         self.payment_methods = _records(data, "payment_methods")
@@ -757,7 +680,7 @@ class KountaState:
 
     def render_order(self, order: Mapping[str, Any]) -> dict[str, Any]:
         lines = [_render_line(number, line) for number, line in enumerate(order["lines"], 1)]
-        total_tax = _sum(line["line_total_tax"] for line in lines)
+        total_tax = decimal_sum(line["line_total_tax"] for line in lines)
         customer_id = order["customer_id"]
         customer = self.customers.get(customer_id) if customer_id is not None else None
         return {
@@ -775,7 +698,7 @@ class KountaState:
             "lines": lines,
             "payments": [self.render_payment(p) for p in order["payments"]],
             "price_variation": ONE,
-            "total": _sum(line["line_total_ex_tax"] for line in lines) + total_tax,
+            "total": decimal_sum(line["line_total_ex_tax"] for line in lines) + total_tax,
             "total_tax": total_tax,
             "paid": _paid(order),
             "placed_at": order["placed_at"],
@@ -806,20 +729,13 @@ def _company(value: object) -> dict[str, Any]:
     return value
 
 
+def _is_id(value: object) -> TypeGuard[int]:
+    """Kounta ids are positive integers."""
+    return _is_int(value) and value > 0
+
+
 def _records(data: Mapping[str, Any], key: str) -> dict[int, dict[str, Any]]:
-    items = data.get(key)
-    if items is None:
-        return {}
-    if not isinstance(items, list):
-        raise FixtureError(f"{key} must be an array")
-    result: dict[int, dict[str, Any]] = {}
-    for i, item in enumerate(items):
-        if not isinstance(item, dict) or not _is_int(item.get("id")) or item["id"] <= 0:
-            raise FixtureError(f"{key}[{i}] must be an object with a positive integer id")
-        if item["id"] in result:
-            raise FixtureError(f"{key}[{i}] repeats the id {item['id']}")
-        result[item["id"]] = item
-    return result
+    return common.fixture_records(data, key, _is_id, "a positive integer id")
 
 
 def _apply_customer(customer: dict[str, Any], body: Mapping[str, Any]) -> None:
@@ -887,11 +803,11 @@ def _line_totals(line: Mapping[str, Any]) -> tuple[Decimal, Decimal]:
 
 def _total(lines: Iterable[Mapping[str, Any]]) -> Decimal:
     """The tax-inclusive total."""
-    return _sum(ex_tax + tax for ex_tax, tax in map(_line_totals, lines))
+    return decimal_sum(ex_tax + tax for ex_tax, tax in map(_line_totals, lines))
 
 
 def _paid(order: Mapping[str, Any]) -> Decimal:
-    return _sum(payment["amount"] for payment in order["payments"])
+    return decimal_sum(payment["amount"] for payment in order["payments"])
 
 
 def _render_line(number: int, line: Mapping[str, Any]) -> dict[str, Any]:
@@ -911,8 +827,6 @@ def _render_line(number: int, line: Mapping[str, Any]) -> dict[str, Any]:
 
 
 # -- HTTP ----------------------------------------------------------------------------------------
-
-Handler = Callable[[Request], Awaitable[Response]]
 
 
 class KountaSandbox:
@@ -943,7 +857,7 @@ class KountaSandbox:
         self.state = KountaState(self.startup if fixtures is None else fixtures, self.clock())
 
     def routes(self) -> list[Route]:
-        def route(path: str, handler: Handler, method: str = "GET") -> Route:
+        def route(path: str, handler: common.Handler, method: str = "GET") -> Route:
             return Route(path, self._guarded(handler), methods=[method])
 
         company = "/v1/companies/{company_id}"
@@ -978,34 +892,29 @@ class KountaSandbox:
             Route("/_sandbox/orders/{order_id}/complete", self.complete_order, methods=["POST"]),
         ]
 
-    def _guarded(self, handler: Handler, *, auth: bool = True) -> Handler:
+    def _guarded(self, handler: common.Handler, *, auth: bool = True) -> common.Handler:
         """The checks every API request passes, in order: 406, 401, 404 company, 400 body type."""
 
-        async def endpoint(request: Request) -> Response:
-            try:
-                suffix = bool(request.scope.get(SUFFIX_SCOPE_KEY))
-                if not suffix and not _accepts_json(request.headers.get("accept", "")):
-                    raise ApiError(
-                        406, "Not Acceptable: accept application/json or add .json to the path"
-                    )
-                if auth:
-                    self._authorize(request)
-                    self._check_company(request)
-                    content_type = _media_type(request.headers.get("content-type", ""))
-                    if request.method in ("POST", "PUT") and content_type != "application/json":
-                        raise _invalid("Content-Type must be application/json")
-                return await handler(request)
-            except ApiError as exc:
-                return _error_response(exc)
+        def check(request: Request) -> None:
+            suffix = bool(request.scope.get(SUFFIX_SCOPE_KEY))
+            if not suffix and not _accepts_json(request.headers.get("accept", "")):
+                raise ApiError(
+                    406, "Not Acceptable: accept application/json or add .json to the path"
+                )
+            if auth:
+                self._authorize(request)
+                self._check_company(request)
+                content_type = _media_type(request.headers.get("content-type", ""))
+                if request.method in ("POST", "PUT") and content_type != "application/json":
+                    raise _invalid("Content-Type must be application/json")
 
-        return endpoint
+        return common.guarded(handler, check, ApiError, _error_response)
 
     def _authorize(self, request: Request) -> None:
-        scheme, _, token = request.headers.get("authorization", "").partition(" ")
-        token = token.strip()
-        if scheme.lower() != "bearer" or not token:
+        token = common.bearer_token(request)
+        if token is None:
             raise _unauthorized("invalid_token")
-        if self.token is not None and secrets.compare_digest(token.encode(), self.token.encode()):
+        if self.token is not None and common.same_secret(token, self.token):
             return
         expires_at = self.state.access_tokens.get(token)
         if expires_at is None:
@@ -1202,7 +1111,7 @@ class KountaSandbox:
             order = self.state.render_order(self.state.complete_order(order_id, self.clock()))
         except ApiError as exc:
             return _error_response(exc)
-        body = _dumps(order)
+        body = common.dumps(order)
         hooks = [w for w in self.state.webhooks.values() if w["topic"] == "orders/completed"]
         jobs = [(hook, body) for _ in range(times) for hook in hooks]
         if concurrent:
@@ -1227,7 +1136,7 @@ def _matches(given: str | None, expected: str | None) -> bool:
     """A configured client credential must match exactly; an unconfigured one accepts anything."""
     if expected is None:
         return True
-    return given is not None and secrets.compare_digest(given.encode(), expected.encode())
+    return given is not None and common.same_secret(given, expected)
 
 
 def _token_response(content: dict[str, Any]) -> Response:
@@ -1264,25 +1173,9 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     return ApiResponse({"error": exc.detail}, status_code=exc.status_code, headers=exc.headers)
 
 
-async def _server_error(request: Request, exc: Exception) -> Response:
-    return ApiResponse({"error": "Internal Server Error"}, status_code=500)
-
-
 def load_fixtures(path: str | Path) -> dict[str, Any]:
     """Read and check a fixture file now, so a bad file fails at startup with its name."""
-    path = Path(path)
-    try:
-        data = parse_json(path.read_bytes())
-    except OSError as exc:
-        raise FixtureError(f"cannot read fixtures {path}: {exc.strerror or exc}") from None
-    except (ValueError, RecursionError) as exc:
-        raise FixtureError(f"fixtures {path} are not valid JSON: {exc}") from None
-    try:
-        KountaState(data, time.time())
-    except FixtureError as exc:
-        raise FixtureError(f"fixtures {path}: {exc}") from None
-    assert isinstance(data, dict)
-    return data
+    return common.read_fixtures(path, lambda data: KountaState(data, time.time()))
 
 
 def create_app(
@@ -1324,7 +1217,7 @@ def create_app(
             Middleware(JsonSuffixMiddleware),
             Middleware(ControlsMiddleware, controls=controls),
         ],
-        exception_handlers={HTTPException: _http_error, Exception: _server_error},
+        exception_handlers={HTTPException: _http_error, Exception: common.server_error},
     )
     app.state.sandbox = sandbox
     app.state.controls = controls

@@ -7,32 +7,32 @@ shares no code with the gateway's client on purpose: a misreading of the API mus
 into both sides of the test.
 
 Money is ``Decimal`` from the request bytes to the response bytes (``parse_float=Decimal`` in,
-``_json_default`` out), because a float anywhere would make loyalty balances drift.
+``common.json_default`` out), because a float anywhere would make loyalty balances drift.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import math
 import re
-import secrets
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
-from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 
 from starlette.applications import Starlette
 from starlette.datastructures import QueryParams
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route
 
+from gateway.sandbox import common
+from gateway.sandbox.common import ZERO, ApiResponse, FixtureError, decimal_sum
 from gateway.sandbox.controls import ControlsMiddleware, RateLimit, SandboxControls
 
 __all__ = ["DEMO_FIXTURES", "FixtureError", "create_app", "load_fixtures"]
@@ -99,11 +99,6 @@ CUSTOMER_TEXT_FIELDS = (
 )
 SEARCH_PREFIX_FIELDS = ("first_name", "last_name", "company_name")
 SEARCH_EXACT_FIELDS = ("customer_code", "mobile", "phone")
-ZERO = Decimal(0)
-
-
-class FixtureError(ValueError):
-    """Fixtures that cannot be loaded; the message says which file, key and item."""
 
 
 class ApiError(Exception):
@@ -118,29 +113,7 @@ def _invalid(field: str, problem: str) -> ApiError:
     return ApiError(400, f"{field} {problem}", "The request was not applied.")
 
 
-# -- JSON: Decimal in, Decimal out -------------------------------------------------------------
-
-
-def _json_default(value: object) -> object:
-    """The one money serializer: an integral Decimal is an int, any other its shortest float."""
-    if isinstance(value, Decimal):
-        return int(value) if value == value.to_integral_value() else float(value)
-    raise TypeError(f"{type(value).__name__} is not JSON serializable")
-
-
-def _reject_constant(name: str) -> object:
-    raise ValueError(f"{name} is not a valid JSON number")
-
-
-def parse_json(body: bytes | str) -> Any:
-    return json.loads(body, parse_float=Decimal, parse_constant=_reject_constant)
-
-
-class ApiResponse(JSONResponse):
-    def render(self, content: Any) -> bytes:
-        return json.dumps(
-            content, default=_json_default, ensure_ascii=False, separators=(",", ":")
-        ).encode("utf-8")
+# -- error bodies and request bodies -------------------------------------------------------------
 
 
 def _error_response(exc: ApiError) -> Response:
@@ -152,75 +125,33 @@ def _error_response(exc: ApiError) -> Response:
 
 
 async def _json_object(request: Request) -> dict[str, Any]:
-    try:
-        data = parse_json(await request.body())
-    except (ValueError, RecursionError) as exc:
-        raise ApiError(400, "Invalid JSON", str(exc)) from None
-    if not isinstance(data, dict):
-        raise ApiError(400, "Invalid request body", "The body must be a JSON object.")
-    return data
-
-
-def _plain(value: object, where: str) -> Any:
-    """A deep copy of fixtures with floats made Decimal, so reset never shares or drifts."""
-    if isinstance(value, Mapping):
-        return {str(key): _plain(item, f"{where}.{key}") for key, item in value.items()}
-    if isinstance(value, list | tuple):
-        return [_plain(item, f"{where}[{i}]") for i, item in enumerate(value)]
-    if isinstance(value, float):
-        if not math.isfinite(value):
-            raise FixtureError(f"{where} is not a finite number")
-        return Decimal(repr(value))
-    if value is None or isinstance(value, str | int | Decimal):
-        return value
-    raise FixtureError(f"{where} has an unsupported type {type(value).__name__}")
+    return common.json_object(
+        await request.body(),
+        invalid_json=lambda problem: ApiError(400, "Invalid JSON", problem),
+        not_an_object=lambda: ApiError(
+            400, "Invalid request body", "The body must be a JSON object."
+        ),
+    )
 
 
 # -- field readers: each raises ApiError(400) naming the field --------------------------------
 
 
-def _field(where: str, key: str) -> str:
-    return f"{where}.{key}" if where else key
+# A number is a JSON number or a numeric string, as the real API takes both; never a bool.
+_FIELDS = common.FieldReader(_invalid, numeric_strings=True)
+_number = _FIELDS.number
+_optional_number = _FIELDS.optional_number
+_required_number = _FIELDS.required_number
 
 
 def _optional_str(data: Mapping[str, Any], key: str, where: str = "") -> str | None:
-    value = data.get(key)
-    if value is None:
-        return None
-    if not isinstance(value, str):
-        raise _invalid(_field(where, key), "must be a string")
-    return value
+    return _FIELDS.text(data.get(key), common.field_name(where, key))
 
 
 def _required_str(data: Mapping[str, Any], key: str, where: str = "") -> str:
     value = _optional_str(data, key, where)
     if not value:
-        raise _invalid(_field(where, key), "is required")
-    return value
-
-
-def _number(value: object, field: str) -> Decimal:
-    """A JSON number or a numeric string, as the real API takes both; never a bool."""
-    if isinstance(value, bool) or not isinstance(value, int | Decimal | str):
-        raise _invalid(field, "must be a number")
-    try:
-        number = Decimal(value)
-    except (InvalidOperation, ValueError):
-        raise _invalid(field, "must be a number") from None
-    if not number.is_finite():
-        raise _invalid(field, "must be a finite number")
-    return number
-
-
-def _optional_number(data: Mapping[str, Any], key: str, where: str = "") -> Decimal | None:
-    value = data.get(key)
-    return None if value is None else _number(value, _field(where, key))
-
-
-def _required_number(data: Mapping[str, Any], key: str, where: str = "") -> Decimal:
-    value = _optional_number(data, key, where)
-    if value is None:
-        raise _invalid(_field(where, key), "is required")
+        raise _invalid(common.field_name(where, key), "is required")
     return value
 
 
@@ -229,7 +160,7 @@ def _optional_int(data: Mapping[str, Any], key: str, where: str = "") -> int | N
     if value is None:
         return None
     if value != value.to_integral_value():
-        raise _invalid(_field(where, key), "must be an integer")
+        raise _invalid(common.field_name(where, key), "must be an integer")
     return int(value)
 
 
@@ -263,27 +194,18 @@ def _list(data: Mapping[str, Any], key: str) -> list[Any]:
 # -- time ----------------------------------------------------------------------------------------
 
 
-def _parse_time(value: str) -> datetime | None:
-    """RFC 3339 / ISO 8601 or the 0.9 "YYYY-MM-DD HH:MM:SS"; naive times are UTC."""
-    try:
-        parsed = datetime.fromisoformat(value.strip())
-    except ValueError:
-        return None
-    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
-
-
 def _fmt_09(moment: datetime) -> str:
     return moment.strftime("%Y-%m-%d %H:%M:%S")
 
 
 def _fmt_20(stamp: str) -> str | None:
     """Stored stamps are 0.9-formatted UTC; 2.0 speaks ISO 8601 with a Z."""
-    parsed = _parse_time(stamp) if stamp else None
+    parsed = common.parse_utc(stamp) if stamp else None
     return parsed.strftime("%Y-%m-%dT%H:%M:%SZ") if parsed else None
 
 
 def _time_09(value: str, field: str) -> str:
-    parsed = _parse_time(value)
+    parsed = common.parse_utc(value)
     if parsed is None:
         raise _invalid(field, "must be an RFC 3339 date-time or YYYY-MM-DD HH:MM:SS")
     return _fmt_09(parsed)
@@ -293,7 +215,7 @@ def _query_time(params: QueryParams, key: str) -> str | None:
     raw = params.get(key)
     if raw is None:
         return None
-    parsed = _parse_time(raw)
+    parsed = common.parse_utc(raw)
     if parsed is None:
         raise ApiError(400, f"{key} must be an ISO 8601 date-time", f"{key}={raw!r}")
     return _fmt_09(parsed)
@@ -328,13 +250,6 @@ def _paginated(key: str, items: list[Any], params: QueryParams) -> dict[str, Any
     return {key: items[start : start + size], "pagination": pagination}
 
 
-def _sum(values: Iterable[Decimal]) -> Decimal:
-    total = ZERO
-    for value in values:
-        total += value
-    return total
-
-
 def _full_name(customer: Mapping[str, Any]) -> str:
     return f"{customer['first_name']} {customer['last_name']}".strip()
 
@@ -359,12 +274,7 @@ class XSeriesState:
     """
 
     def __init__(self, fixtures: object, now: datetime) -> None:
-        if not isinstance(fixtures, Mapping):
-            raise FixtureError("fixtures must be a JSON object")
-        data = _plain(fixtures, "fixtures")
-        unknown = set(data) - FIXTURE_KEYS
-        if unknown:
-            raise FixtureError(f"unknown fixture keys: {', '.join(sorted(unknown))}")
+        data = common.fixture_data(fixtures, FIXTURE_KEYS)
         config = {} if data.get("config") is None else data["config"]
         if not isinstance(config, dict):
             raise FixtureError("config must be an object")
@@ -743,14 +653,16 @@ class XSeriesState:
         return account_on and customer is not None and customer["enable_loyalty"] == 1
 
     def _loyalty_paid(self, payments: list[dict[str, Any]]) -> Decimal:
-        return _sum(p["amount"] for p in payments if self.is_loyalty(p["retailer_payment_type_id"]))
+        return decimal_sum(
+            p["amount"] for p in payments if self.is_loyalty(p["retailer_payment_type_id"])
+        )
 
     def _touches_loyalty(self, sale: Mapping[str, Any]) -> bool:
         return bool(sale["loyalty_earned"] or self._loyalty_paid(sale["payments"]))
 
     @staticmethod
     def _line_loyalty(lines: list[dict[str, Any]]) -> Decimal:
-        return _sum(line["loyalty_value"] * line["quantity"] for line in lines)
+        return decimal_sum(line["loyalty_value"] * line["quantity"] for line in lines)
 
     # -- sales: rendering --
 
@@ -759,9 +671,9 @@ class XSeriesState:
 
     def render_sale_09(self, sale: Mapping[str, Any]) -> dict[str, Any]:
         lines = [self._line_09(line) for line in sale["lines"]]
-        total_price = _sum(line["price_total"] for line in lines)
-        total_tax = _sum(line["tax_total"] for line in lines)
-        total_payment = _sum(payment["amount"] for payment in sale["payments"])
+        total_price = decimal_sum(line["price_total"] for line in lines)
+        total_tax = decimal_sum(line["tax_total"] for line in lines)
+        total_payment = decimal_sum(payment["amount"] for payment in sale["payments"])
         customer = self.customers.get(sale["customer_id"])
         user = self.users.get(sale["user_id"], {})
         return {
@@ -861,8 +773,8 @@ class XSeriesState:
             "status": sale["status"],
             "note": sale["note"],
             "short_code": sale["short_code"],
-            "total_price": _sum(line["price"] * line["quantity"] for line in lines),
-            "total_tax": _sum(line["tax"] * line["quantity"] for line in lines),
+            "total_price": decimal_sum(line["price"] * line["quantity"] for line in lines),
+            "total_tax": decimal_sum(line["tax"] * line["quantity"] for line in lines),
             "total_loyalty": self._line_loyalty(lines),
             "sale_date": _fmt_20(sale["sale_date"]),
             "created_at": _fmt_20(sale["created_at"]),
@@ -940,20 +852,13 @@ class XSeriesState:
         return status, content
 
 
+def _is_id(value: object) -> TypeGuard[str]:
+    """X-Series ids are non-empty strings (UUIDs, but fixtures may use anything readable)."""
+    return isinstance(value, str) and bool(value)
+
+
 def _by_id(data: Mapping[str, Any], key: str) -> dict[str, dict[str, Any]]:
-    items = data.get(key)
-    if items is None:
-        return {}
-    if not isinstance(items, list):
-        raise FixtureError(f"{key} must be an array")
-    result: dict[str, dict[str, Any]] = {}
-    for i, item in enumerate(items):
-        if not isinstance(item, dict) or not isinstance(item.get("id"), str) or not item["id"]:
-            raise FixtureError(f"{key}[{i}] must be an object with a string id")
-        if item["id"] in result:
-            raise FixtureError(f"{key}[{i}] repeats the id {item['id']!r}")
-        result[item["id"]] = item
-    return result
+    return common.fixture_records(data, key, _is_id, "a string id")
 
 
 def _tax_index(products: Any) -> dict[str, tuple[Any, Any]]:
@@ -1036,8 +941,6 @@ def _parse_adjustment(item: object, where: str) -> tuple[str, str, Decimal, str]
 
 # -- HTTP ----------------------------------------------------------------------------------------
 
-Handler = Callable[[Request], Awaitable[Response]]
-
 
 class XSeriesSandbox:
     """The HTTP face of one ``XSeriesState``: auth, query parsing and the JSON envelopes."""
@@ -1061,7 +964,7 @@ class XSeriesSandbox:
         return RateLimit(300 * len(self.state.registers) + 50, 300)
 
     def routes(self) -> list[Route]:
-        def route(path: str, handler: Handler, method: str = "GET") -> Route:
+        def route(path: str, handler: common.Handler, method: str = "GET") -> Route:
             return Route(path, self._guarded(handler), methods=[method])
 
         return [
@@ -1080,23 +983,12 @@ class XSeriesSandbox:
             route("/api/2026-07/loyalty/adjustments/bulk", self.post_adjustments, "POST"),
         ]
 
-    def _guarded(self, handler: Handler) -> Handler:
-        async def endpoint(request: Request) -> Response:
-            try:
-                self._authorize(request)
-                return await handler(request)
-            except ApiError as exc:
-                return _error_response(exc)
-
-        return endpoint
+    def _guarded(self, handler: common.Handler) -> common.Handler:
+        return common.guarded(handler, self._authorize, ApiError, _error_response)
 
     def _authorize(self, request: Request) -> None:
-        scheme, _, token = request.headers.get("authorization", "").partition(" ")
-        token = token.strip()
-        valid = scheme.lower() == "bearer" and bool(token)
-        if valid and self.token is not None:
-            valid = secrets.compare_digest(token.encode(), self.token.encode())
-        if not valid:
+        token = common.bearer_token(request)
+        if token is None or (self.token is not None and not common.same_secret(token, self.token)):
             raise ApiError(401, "Access token is not valid")
 
     async def get_config(self, request: Request) -> Response:
@@ -1280,25 +1172,9 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     return ApiResponse(content, status_code=exc.status_code, headers=exc.headers)
 
 
-async def _server_error(request: Request, exc: Exception) -> Response:
-    return ApiResponse({"error": "Internal Server Error"}, status_code=500)
-
-
 def load_fixtures(path: str | Path) -> dict[str, Any]:
     """Read and check a fixture file now, so a bad file fails at startup with its name."""
-    path = Path(path)
-    try:
-        data = parse_json(path.read_bytes())
-    except OSError as exc:
-        raise FixtureError(f"cannot read fixtures {path}: {exc.strerror or exc}") from None
-    except (ValueError, RecursionError) as exc:
-        raise FixtureError(f"fixtures {path} are not valid JSON: {exc}") from None
-    try:
-        XSeriesState(data, datetime.now(UTC))
-    except FixtureError as exc:
-        raise FixtureError(f"fixtures {path}: {exc}") from None
-    assert isinstance(data, dict)
-    return data
+    return common.read_fixtures(path, lambda data: XSeriesState(data, datetime.now(UTC)))
 
 
 def create_app(
@@ -1324,7 +1200,7 @@ def create_app(
     app = Starlette(
         routes=[*controls.admin_routes(), *api_routes],
         middleware=[Middleware(ControlsMiddleware, controls=controls)],
-        exception_handlers={HTTPException: _http_error, Exception: _server_error},
+        exception_handlers={HTTPException: _http_error, Exception: common.server_error},
     )
     app.state.sandbox = sandbox
     app.state.controls = controls

@@ -94,12 +94,15 @@ def _names_match(customer: KountaCustomer, words: list[str]) -> bool:
 
 
 async def kounta_view(scope: Scope, customer: KountaCustomer) -> Customer:
-    """A Kounta customer in their own right: a LEDGER merchant's member with the ledger
-    balance; for an XSERIES merchant, not a member until linked to X-Series."""
+    """A Kounta customer with the balance they hold: a LEDGER merchant's ledger balance;
+    for an XSERIES merchant, the linked X-Series customer's (not a member until linked)."""
     if scope.merchant.points_source is PointsSource.LEDGER:
         balance = await points_book(scope).balance(customer.id)
         return kounta_customer(customer, balance=balance, member=True)
-    return kounta_customer(customer, balance=ZERO, member=False)
+    linked = await _xseries_or_none(scope, customer.reference_id) if customer.reference_id else None
+    if linked is None:
+        return kounta_customer(customer, balance=ZERO, member=False)
+    return kounta_customer(customer, balance=linked.balance, member=linked.loyalty_enabled)
 
 
 async def search_customers(scope: Scope, keyword: str, first: int = 20) -> list[Customer]:

@@ -18,7 +18,7 @@ from pydantic import TypeAdapter
 from gateway.domain.errors import ErrorCode, GatewayError
 from gateway.domain.loyalty import EarningRules, LineToQuote, Quote, quote
 from gateway.domain.merchant import PointsSource, Pos
-from gateway.domain.money import ZERO
+from gateway.domain.money import ZERO, round_money
 from gateway.pos.http import UpstreamNotFound
 from gateway.pos.kounta.models import Order
 from gateway.services import catalog, members
@@ -28,6 +28,7 @@ from gateway.services.merchants import loyalty_profile
 from gateway.services.points import points_book
 
 OPERATION = "earnKountaOrder"
+KEY_SPACE = "earning"
 
 
 @dataclass(frozen=True)
@@ -51,11 +52,12 @@ async def earn_from_order(scope: Scope, order_id: str) -> Earning:
 
     return await scope.services.idempotency.run_once(
         merchant_id=scope.merchant.id,
-        key=earning_key(order_id),
+        key=order_id,
         operation=OPERATION,
         request={"order": order_id},
         execute=execute,
         adapter=EARNING,
+        key_space=KEY_SPACE,
     )
 
 
@@ -66,10 +68,12 @@ async def _earn(scope: Scope, order_id: str) -> Earning:
     except UpstreamNotFound:
         raise GatewayError(f"Kounta has no order {order_id}", code=ErrorCode.NOT_FOUND) from None
     if order.status != "COMPLETE":
-        # Too early (or a forged hint): transient, so the POS's retry is processed later.
-        raise GatewayError(
-            f"order {order_id} is {order.status}, not complete", code=ErrorCode.UPSTREAM_UNAVAILABLE
-        )
+        if order.is_open:  # too early (or a forged hint): the POS's retry comes later
+            raise GatewayError(
+                f"order {order_id} is {order.status}, not complete yet",
+                code=ErrorCode.UPSTREAM_UNAVAILABLE,
+            )
+        return Earning(order_id, None, ZERO, f"not earned: the order is {order.status}")
     customer_id = order.customer_ref
     if not customer_id:
         return Earning(order_id, None, ZERO, "no member")
@@ -81,7 +85,8 @@ async def _earn(scope: Scope, order_id: str) -> Earning:
     if not member_id:
         return Earning(order_id, None, ZERO, "no member")
     member = await members.member(scope, member_id)
-    points = (await order_earning(scope, order, member.customer.loyalty_enabled)).loyalty_earned
+    earned = (await order_earning(scope, order, member.customer.loyalty_enabled)).loyalty_earned
+    points = round_money(earned)  # a fractional quantity must not credit fractions of a cent
     if points <= 0:
         return Earning(order_id, member_id, ZERO, "nothing to earn")
     await points_book(scope).credit(

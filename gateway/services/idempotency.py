@@ -20,14 +20,16 @@ from contextlib import suppress
 from typing import Any, TypeVar
 
 import orjson
+import structlog
 from pydantic import TypeAdapter
 
 from gateway.domain.errors import ErrorCode, GatewayError, ValidationError
 from gateway.store.idempotency import ClaimOutcome, IdempotencyStore
 
 T = TypeVar("T")
+log = structlog.get_logger("gateway.idempotency")
 
-MAX_KEY_LENGTH = 255
+MAX_KEY_LENGTH = 200  # a caller's key; stored with its key space in front
 WAIT_FOR_OTHER_S = 60.0
 POLL_START_S = 0.01
 POLL_MAX_S = 0.2
@@ -45,21 +47,29 @@ class Attempt:
         self.owner = owner
         self.key = key
         self.checkpoint = checkpoint
+        self.lost = False
 
     @property
     def resumed(self) -> bool:
         return self.checkpoint is not None
 
     async def save(self, checkpoint: dict[str, Any]) -> None:
-        """Record progress before an irreversible step, so a retry can reconcile."""
+        """Record progress before an irreversible step, so a retry can reconcile. Also
+        proves, in the store, that this attempt still owns the key."""
+        self.ensure_live()
         if not await self._store.save_checkpoint(
             self._merchant_id, self.key, self.owner, checkpoint
         ):
+            self.lost = True
+            self.ensure_live()
+        self.checkpoint = checkpoint
+
+    def ensure_live(self) -> None:
+        if self.lost:
             raise GatewayError(
                 "this request's idempotency lease was taken over; retry with the same key",
                 code=ErrorCode.UPSTREAM_UNAVAILABLE,
             )
-        self.checkpoint = checkpoint
 
 
 def fingerprint(operation: str, request: Mapping[str, Any]) -> str:
@@ -90,8 +100,11 @@ class Idempotency:
         request: Mapping[str, Any],
         execute: Callable[[Attempt], Awaitable[T]],
         adapter: TypeAdapter[T],
+        key_space: str = "api",
     ) -> T:
-        key = check_key(key)
+        """``key_space`` keeps callers' keys ("api") apart from the gateway's own
+        ("earning", "offer", "redemption"): no caller key can collide with ours."""
+        key = f"{key_space}:{check_key(key)}"
         print_ = fingerprint(operation, request)
         owner = uuid.uuid4().hex
         deadline = time.monotonic() + WAIT_FOR_OTHER_S
@@ -150,9 +163,16 @@ class Idempotency:
         self._wake(merchant_id, attempt.key)
 
     async def _keep_lease(self, merchant_id: str, attempt: Attempt) -> None:
+        """Extend the lease while executing. Losing it (another attempt took over after a
+        stall) is remembered: ``Attempt.save`` and ``ensure_live`` then refuse to go on."""
         while True:
             await asyncio.sleep(self.store.lease_s / 3)
-            await self.store.renew(merchant_id, attempt.key, attempt.owner)
+            try:
+                if not await self.store.renew(merchant_id, attempt.key, attempt.owner):
+                    attempt.lost = True
+                    return
+            except Exception:  # the store hiccuped; the next beat tries again
+                log.warning("idempotency lease renewal failed", exc_info=True)
 
     def _wake(self, merchant_id: str, key: str) -> None:
         event = self._finished.pop((merchant_id, key), None)

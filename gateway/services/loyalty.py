@@ -10,7 +10,7 @@ from decimal import Decimal
 from gateway.domain.customers import Customer
 from gateway.domain.errors import ValidationError
 from gateway.domain.loyalty import EarningRules, LineToQuote, PriceBookValue, Quote, quote
-from gateway.domain.money import ZERO, parse_amount, parse_quantity, to_decimal
+from gateway.domain.money import MAX_AMOUNT, ZERO, parse_amount, parse_quantity, to_decimal
 from gateway.pos.xseries.models import Product
 from gateway.services import catalog
 from gateway.services.context import Scope
@@ -60,6 +60,8 @@ def _unit_amount(value: Decimal, field: str) -> Decimal:
         raise ValidationError(f"{field} must be a decimal number", field=field) from None
     if amount < 0:
         raise ValidationError(f"{field} must not be negative", field=field)
+    if amount >= MAX_AMOUNT:
+        raise ValidationError(f"{field} is too large", field=field)
     if amount != amount.quantize(Decimal("0.00001")):
         raise ValidationError(f"{field} has more than five decimal places", field=field)
     return amount

@@ -81,9 +81,11 @@ class XSeriesPoints:
         error = result.error_of(member_id)
         if error is None:
             return
-        if "balance" in error.lower() or "insufficient" in error.lower():
+        lowered = error.lower()
+        if "balance" in lowered or "insufficient" in lowered:
             raise InsufficientBalance(await self.balance(member_id), -amount, "points")
-        raise GatewayError(f"X-Series refused the adjustment: {error}", code=ErrorCode.NOT_FOUND)
+        code = ErrorCode.NOT_FOUND if "not found" in lowered or "unknown" in lowered else None
+        raise GatewayError(f"X-Series refused the adjustment: {error}", code=code)
 
 
 class LedgerPoints:

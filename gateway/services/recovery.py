@@ -22,13 +22,14 @@ from sqlalchemy import select
 
 from gateway.domain.errors import GatewayError
 from gateway.services.context import Scope, Services
+from gateway.services.earning import KEY_SPACE as EARNING_KEYS
 from gateway.services.earning import OPERATION as EARN
 from gateway.services.earning import earn_from_order
-from gateway.services.redemption import RedemptionRequest, redeem
+from gateway.services.redemption import RedemptionRequest, redeem, settle_abandoned
 from gateway.store import redemptions
 from gateway.store.idempotency import Status as KeyStatus
 from gateway.store.merchants import get_merchant
-from gateway.store.models import IdempotencyRow
+from gateway.store.models import IdempotencyRow, RedemptionRow
 
 log = structlog.get_logger("gateway.worker")
 
@@ -56,20 +57,44 @@ async def recover_once(services: Services, *, grace: timedelta = GRACE) -> Recov
             )
         )
     for row in stuck:
-        request = RedemptionRequest.from_json(json.loads(row.request_json))
-
-        async def resume(scope: Scope, request: RedemptionRequest = request) -> None:
-            await redeem(scope, request)
-
-        await _attempt(services, row.merchant_id, f"redemption {row.id}", resume, report)
+        await _recover_redemption(services, row, report)
     for record in retry_earning:
-        order_id = record.key.removeprefix("kounta-order:")
+        order_id = record.key.removeprefix(f"{EARNING_KEYS}:")
 
         async def earn(scope: Scope, order_id: str = order_id) -> None:
             await earn_from_order(scope, order_id)
 
         await _attempt(services, record.merchant_id, f"order {order_id}", earn, report)
     return report
+
+
+async def _recover_redemption(services: Services, row: RedemptionRow, report: Recovery) -> None:
+    """Resume an interrupted redemption; settle one whose run already ended; leave one
+    that another attempt is working on. A row still unfinished goes to the back."""
+    label = f"redemption {row.id}"
+    record = await services.idempotency.store.peek(row.merchant_id, row.key)
+    now = datetime.now(UTC)
+    live = (
+        record is not None
+        and record.status == KeyStatus.IN_PROGRESS.value
+        and (record.lease_expires_at is not None and record.lease_expires_at > now)
+    )
+    if live:
+        return
+    ended = record is not None and record.status == KeyStatus.COMPLETED.value
+    request = RedemptionRequest.from_json(json.loads(row.request_json))
+
+    async def finish(scope: Scope) -> None:
+        if ended:
+            await settle_abandoned(scope, row)
+        else:
+            await redeem(scope, request)
+
+    await _attempt(services, row.merchant_id, label, finish, report)
+    async with services.runtime.db.transaction() as session:
+        current = await session.get(RedemptionRow, row.id)
+        if current is not None and current.status in redemptions.UNFINISHED:
+            await redemptions.touch(session, row.id)
 
 
 async def _attempt(

@@ -51,21 +51,27 @@ log = structlog.get_logger("gateway.redemption")
 
 @dataclass(frozen=True)
 class RedemptionRequest:
-    key: str  # the idempotency key: the signed offer (Kounta) or the caller's key (GraphQL)
+    key: str  # the idempotency key: the signed offer's digest (Kounta) or the caller's
     reward_id: str
     member_id: str
     target_pos: Pos
     target_id: str  # Kounta order id or X-Series sale id
     quantity: Decimal | None = None
+    key_space: str = "api"  # "offer" for Kounta's redeem URLs
+
+    @property
+    def stored_key(self) -> str:
+        return f"{self.key_space}:{self.key}"
 
     def as_json(self) -> dict[str, Any]:
         return {
             "key": self.key,
+            "key_space": self.key_space,
             "reward_id": self.reward_id,
             "member_id": self.member_id,
             "target_pos": self.target_pos.value,
             "target_id": self.target_id,
-            "quantity": None if self.quantity is None else str(self.quantity),
+            "quantity": None if self.quantity is None else format(self.quantity.normalize(), "f"),
         }
 
     @classmethod
@@ -78,6 +84,7 @@ class RedemptionRequest:
             target_pos=Pos(data["target_pos"]),
             target_id=data["target_id"],
             quantity=None if quantity is None else Decimal(quantity),
+            key_space=data.get("key_space", "api"),
         )
 
 
@@ -100,10 +107,10 @@ REDEMPTION = TypeAdapter(Redemption)
 async def redeem(scope: Scope, request: RedemptionRequest) -> Redemption:
     async def execute(attempt: Attempt) -> Redemption:
         if request.target_pos is Pos.KOUNTA:
-            return await _on_kounta(scope, request)
-        return await _on_xseries(scope, request)
+            return await _on_kounta(scope, request, attempt)
+        return await _on_xseries(scope, request, attempt)
 
-    fingerprint = {k: v for k, v in request.as_json().items() if k != "key"}
+    fingerprint = {k: v for k, v in request.as_json().items() if k not in {"key", "key_space"}}
     return await scope.services.idempotency.run_once(
         merchant_id=scope.merchant.id,
         key=request.key,
@@ -111,6 +118,7 @@ async def redeem(scope: Scope, request: RedemptionRequest) -> Redemption:
         request=fingerprint,
         execute=execute,
         adapter=REDEMPTION,
+        key_space=request.key_space,
     )
 
 
@@ -146,21 +154,28 @@ async def redeem_for_customer(
 # --------------------------------------------------------------------------- Kounta
 
 
-async def _on_kounta(scope: Scope, request: RedemptionRequest) -> Redemption:
-    reward = await get_reward(scope, request.reward_id)
+async def _on_kounta(scope: Scope, request: RedemptionRequest, attempt: Attempt) -> Redemption:
+    row = await _find(scope, request.stored_key)
+    # A redemption under way keeps its reward even if it was archived meanwhile.
+    reward = await get_reward(scope, request.reward_id, include_archived=row is not None)
     client = scope.kounta()
-    row = await _find(scope, request.key)
     if row is None:
-        row = await _reserve_for_kounta(scope, client, request, reward)
+        row = await _reserve_for_kounta(scope, client, request, reward, attempt)
     elif row.status == Status.PENDING:
-        await _debit(scope, row, reward)  # idempotent: a no-op if it went through before
+        async with scope.services.locks.hold(balance_lock(scope, row.member_id)):
+            await attempt.save({"redemption": row.id})
+            await _debit(scope, row, reward)  # idempotent: a no-op if it went through before
     if row.status in (Status.COMPLETED, Status.FAILED):
         return await _settled(scope, row, reward)
-    return await _apply_to_order(scope, client, row, reward)
+    return await _apply_to_order(scope, client, row, reward, attempt)
 
 
 async def _reserve_for_kounta(
-    scope: Scope, client: KountaClient, request: RedemptionRequest, reward: Reward
+    scope: Scope,
+    client: KountaClient,
+    request: RedemptionRequest,
+    reward: Reward,
+    attempt: Attempt,
 ) -> RedemptionRow:
     order = await _order(client, request.target_id)
     if not order.is_open:
@@ -174,39 +189,55 @@ async def _reserve_for_kounta(
         if reward.kind is RewardKind.PERCENT_DISCOUNT and not order.lines:
             raise ValidationError("the order has no lines to discount", field="saleId")
         row = await _record(scope, request, cost.points, cost.amount)
+        await attempt.save({"redemption": row.id})
         lease.ensure_held()
         await _debit(scope, row, reward)
     return row
 
 
+def order_lock(scope: Scope, order_id: str) -> str:
+    """One change to a Kounta order at a time: two rewards on one order must not read the
+    same lines and overwrite each other."""
+    account = scope.merchant.account(Pos.KOUNTA)
+    return f"order:kounta:{account.base_url}:{account.account_id}:{order_id}"
+
+
 async def _apply_to_order(
-    scope: Scope, client: KountaClient, row: RedemptionRow, reward: Reward
+    scope: Scope, client: KountaClient, row: RedemptionRow, reward: Reward, attempt: Attempt
 ) -> Redemption:
     method_id = scope.merchant.account(Pos.KOUNTA).settings.get("payment_method_id", "")
     try:
-        order = await _order(client, row.target_id, fresh=True)
-        if reward.kind is RewardKind.PAYMENT:
-            if not any(payment.ref == row.id for payment in order.payments):
-                if not order.is_open:
-                    raise _not_open(order)
-                await client.add_payment(order.id, method_id, row.amount, ref=row.id)
-                order = await _order(client, row.target_id, fresh=True)
-            applied = row.amount
-        else:
-            mark = _discount_mark(row.id)
-            if mark not in (order.notes or ""):
-                if not order.is_open:
-                    raise _not_open(order)
-                factor = discount_variation(row.amount)
-                body = {
-                    "lines": [line.write(line.price_variation * factor) for line in order.lines],
-                    "notes": f"{order.notes or ''} {mark}".strip(),
-                }
-                before = order.total
-                order = await client.update_order(order.id, body)
-                applied = before - order.total
+        async with scope.services.locks.hold(order_lock(scope, row.target_id)) as lease:
+            order = await _order(client, row.target_id, fresh=True)
+            if reward.kind is RewardKind.PAYMENT:
+                if not any(payment.ref == row.id for payment in order.payments):
+                    if not order.is_open:
+                        raise _not_open(order)
+                    if row.amount > order.owing:
+                        raise AmountExceedsDue(order.owing, row.amount)
+                    await attempt.save({"redemption": row.id, "applying": "payment"})
+                    lease.ensure_held()
+                    await client.add_payment(order.id, method_id, row.amount, ref=row.id)
+                    order = await _order(client, row.target_id, fresh=True)
+                applied = row.amount
             else:
-                applied = _discount_given(order, row.amount)
+                mark = _discount_mark(row.id)
+                if mark not in (order.notes or ""):
+                    if not order.is_open:
+                        raise _not_open(order)
+                    factor = discount_variation(row.amount)
+                    body = {
+                        "lines": [line.write(line.price_variation * factor)
+                                  for line in order.lines],
+                        "notes": f"{order.notes or ''} {mark}".strip(),
+                    }  # fmt: skip
+                    before = order.total
+                    await attempt.save({"redemption": row.id, "applying": "discount"})
+                    lease.ensure_held()
+                    order = await client.update_order(order.id, body)
+                    applied = before - order.total
+                else:
+                    applied = _discount_given(order, row.amount)
     except (UpstreamNotFound, UpstreamRejected) as failure:
         await _give_back(scope, row, reward, failure.upstream_message or failure.message)
         code = ErrorCode.NOT_FOUND if isinstance(failure, UpstreamNotFound) else failure.code
@@ -252,61 +283,87 @@ def _not_open(order: Order) -> GatewayError:
 # --------------------------------------------------------------------------- X-Series
 
 
-async def _on_xseries(scope: Scope, request: RedemptionRequest) -> Redemption:
-    reward = await get_reward(scope, request.reward_id)
+async def _on_xseries(scope: Scope, request: RedemptionRequest, attempt: Attempt) -> Redemption:
+    row = await _find(scope, request.stored_key)
+    reward = await get_reward(scope, request.reward_id, include_archived=row is not None)
     if reward.kind is not RewardKind.PAYMENT:
         raise ValidationError("at X-Series only payment rewards apply", field="rewardId")
     if scope.merchant.points_source is not PointsSource.XSERIES:
         raise ValidationError("X-Series sales take X-Series loyalty only", field="saleId")
-    row = await _find(scope, request.key)
-    if row is None:
-        row = await _reserve_for_xseries(scope, request, reward)
-    elif row.status == Status.PENDING:
-        await _take_difference(scope, row, reward)
-    if row.status in (Status.COMPLETED, Status.FAILED):
-        return await _settled(scope, row, reward)
-    sale_id = ids.encode(Kind.SALE, Pos.XSERIES, scope.merchant.id, row.target_id)
-    if row.amount > row.points:  # worth more than its points: top the balance up first
-        await _move(scope, row, row.amount - row.points, "topup", reward.title)
-    try:
-        paid = await sales.pay_with_loyalty(
-            scope, idempotency_key=f"redemption:{row.id}", sale_id=sale_id, amount=row.amount
-        )
-    except GatewayError as failure:
-        if failure.transient:
+    # One hold of the member's balance for the whole redemption: its adjustment and its
+    # loyalty payment (payWithLoyalty re-enters the lock) cannot be split by another spend.
+    async with scope.services.locks.hold(balance_lock(scope, request.member_id)):
+        if row is None:
+            row = await _reserve_for_xseries(scope, request, reward, attempt)
+        elif row.status == Status.PENDING:
+            await attempt.save({"redemption": row.id})
+            await _take_difference(scope, row, reward)
+        if row.status in (Status.COMPLETED, Status.FAILED):
+            return await _settled(scope, row, reward)
+        sale_id = ids.encode(Kind.SALE, Pos.XSERIES, scope.merchant.id, row.target_id)
+        if row.amount > row.points:  # worth more than its points: top the balance up first
+            await _move(scope, row, row.amount - row.points, "topup", reward.title)
+        try:
+            paid = await sales.pay_with_loyalty(
+                scope,
+                idempotency_key=row.id,
+                key_space="redemption",
+                sale_id=sale_id,
+                amount=row.amount,
+            )
+        except GatewayError as failure:
+            if failure.transient:
+                raise
+            await _undo_difference(scope, row, reward)
+            await _set(scope, row, Status.FAILED, error=failure.message)
             raise
-        if row.amount != row.points:
-            undo = row.points - row.amount
-            await _move(scope, row, undo, "undo", f"{reward.title}: not applied")
-        await _set(scope, row, Status.FAILED, error=failure.message)
-        raise
     await _set(scope, row, Status.COMPLETED)
     REDEMPTIONS.labels(pos=Pos.XSERIES.value, status=Status.COMPLETED.value).inc()
     return _result(row, reward, Status.COMPLETED, paid.sale, row.amount)
 
 
 async def _reserve_for_xseries(
-    scope: Scope, request: RedemptionRequest, reward: Reward
+    scope: Scope, request: RedemptionRequest, reward: Reward, attempt: Attempt
 ) -> RedemptionRow:
+    """Check and record the redemption; the caller holds the member's balance lock."""
     sale = await sales.get_xseries_sale(scope, request.target_id)
     if sale.customer_pos_id != request.member_id:
         raise ValidationError("the sale is not this customer's", field="saleId")
-    async with scope.services.locks.hold(balance_lock(scope, request.member_id)):
-        member = await members.member(scope, request.member_id, fresh=True)
-        _check_member(member)
-        cost = cost_of(reward, request.quantity, member.customer.balance)
-        if cost.amount > sale.amount_due:
-            raise AmountExceedsDue(sale.amount_due, cost.amount)
-        row = await _record(scope, request, cost.points, cost.amount)
-        await _take_difference(scope, row, reward)
+    member = await members.member(scope, request.member_id, fresh=True)
+    _check_member(member)
+    cost = cost_of(reward, request.quantity, member.customer.balance)
+    if cost.amount > sale.amount_due:
+        raise AmountExceedsDue(sale.amount_due, cost.amount)
+    row = await _record(scope, request, cost.points, cost.amount)
+    await attempt.save({"redemption": row.id})
+    await _take_difference(scope, row, reward)
     return row
 
 
+async def _undo_difference(scope: Scope, row: RedemptionRow, reward: Reward) -> None:
+    """Reverse the adjustment of a redemption whose payment did not happen. If that fails
+    too, the redemption still ends FAILED, and the log says what is owed."""
+    if row.amount == row.points:
+        return
+    try:
+        await _move(scope, row, row.points - row.amount, "undo", f"{reward.title}: not applied")
+    except GatewayError as failure:
+        log.error("redemption adjustment not reversed", redemption=row.id,
+                  member=row.member_id, amount=str(row.points - row.amount),
+                  reason=failure.message)  # fmt: skip
+
+
 async def _take_difference(scope: Scope, row: RedemptionRow, reward: Reward) -> None:
-    """A reward worth less than its points takes the rest as an adjustment (under the
-    balance lock when first done; idempotent when resumed)."""
+    """A reward worth less than its points takes the rest as an adjustment (idempotent;
+    under the member's balance lock). If the balance no longer covers it, the redemption
+    fails with nothing taken."""
     if row.points > row.amount:
-        await _move(scope, row, row.amount - row.points, "topup", reward.title)
+        try:
+            await _move(scope, row, row.amount - row.points, "topup", reward.title)
+        except GatewayError as failure:
+            if not failure.transient:
+                await _set(scope, row, Status.FAILED, error=failure.message)
+            raise
     await _set(scope, row, Status.DEBITED)
 
 
@@ -320,6 +377,51 @@ async def _move(scope: Scope, row: RedemptionRow, delta: Decimal, step: str, rea
         await book.debit(row.member_id, -delta, key, reason)
 
 
+# --------------------------------------------------------------------------- abandoned
+
+
+async def settle_abandoned(scope: Scope, row: RedemptionRow) -> str:
+    """A redemption whose run ended without finishing it (its answer, an error, is on
+    record): make its state true. Applied after all → COMPLETED; otherwise whatever was
+    taken goes back → FAILED. Every step is idempotent; returns the final status."""
+    reward = await get_reward(scope, row.reward_id, include_archived=True)
+    async with scope.services.locks.hold(balance_lock(scope, row.member_id)):
+        if row.target_pos == Pos.KOUNTA:
+            order = await _order(scope.kounta(), row.target_id, fresh=True)
+            applied = any(p.ref == row.id for p in order.payments) or (
+                _discount_mark(row.id) in (order.notes or "")
+            )
+            if applied:
+                await _set(scope, row, Status.COMPLETED)
+            elif row.status == Status.PENDING:
+                try:  # make the debit certain (a no-op if done), then give it back
+                    await _debit(scope, row, reward)
+                except GatewayError:
+                    if row.status != Status.FAILED:
+                        raise
+                else:
+                    await _give_back(scope, row, reward, "not applied")
+            else:
+                await _give_back(scope, row, reward, "not applied")
+        else:
+            pay = await scope.services.idempotency.store.peek(
+                scope.merchant.id, f"redemption:{row.id}"
+            )
+            paid = (
+                pay is not None
+                and pay.status == "COMPLETED"
+                and '"error"' not in (pay.result_json or "")
+            )
+            if paid:
+                await _set(scope, row, Status.COMPLETED)
+            else:
+                if row.status == Status.PENDING and row.points > row.amount:
+                    await _take_difference(scope, row, reward)
+                await _undo_difference(scope, row, reward)
+                await _set(scope, row, Status.FAILED, error="not applied")
+    return row.status
+
+
 # --------------------------------------------------------------------------- shared
 
 
@@ -330,9 +432,9 @@ def _check_member(member: members.Member) -> None:
         )
 
 
-async def _find(scope: Scope, key: str) -> RedemptionRow | None:
+async def _find(scope: Scope, stored_key: str) -> RedemptionRow | None:
     async with scope.runtime.db.read() as session:
-        return await store.by_key(session, scope.merchant.id, key)
+        return await store.by_key(session, scope.merchant.id, stored_key)
 
 
 async def _record(
@@ -342,7 +444,7 @@ async def _record(
         return await store.create(
             session,
             merchant_id=scope.merchant.id,
-            key=request.key,
+            key=request.stored_key,
             reward_id=request.reward_id,
             member_id=request.member_id,
             target_pos=request.target_pos.value,

@@ -37,9 +37,11 @@ async def list_rewards(scope: Scope) -> list[Reward]:
     return await scope.services.memo.get_or_load("rewards", scope.merchant.id, load)
 
 
-async def get_reward(scope: Scope, reward_id: str) -> Reward:
+async def get_reward(scope: Scope, reward_id: str, *, include_archived: bool = False) -> Reward:
     async with scope.runtime.db.read() as session:
-        reward = await store.get_reward(session, scope.merchant.id, reward_id)
+        reward = await store.get_reward(
+            session, scope.merchant.id, reward_id, include_archived=include_archived
+        )
     if reward is None:
         raise GatewayError(f"no reward {reward_id!r}", code=ErrorCode.NOT_FOUND, field="rewardId")
     return reward

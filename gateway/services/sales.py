@@ -131,16 +131,21 @@ class _CheckedSale:
     payments: list[PaymentInput]
 
     def as_request(self) -> dict[str, Any]:
+        """The request's meaning, so "1" and "1.0" are the same request on a retry."""
         return {
             "register_id": self.register_id,
             "user_id": self.user_id,
             "status": self.status,
             "customer": self.customer_pos_id,
-            "loyalty_payment": str(self.loyalty_payment),
-            "lines": [[x.product_id, str(x.quantity), str(x.price), str(x.tax), x.tax_id]
-                      for x in self.lines],
-            "payments": [[p.payment_type_id, str(p.amount)] for p in self.payments],
+            "loyalty_payment": _canonical(self.loyalty_payment),
+            "lines": [[x.product_id, _canonical(x.quantity), _canonical(x.price),
+                       _canonical(x.tax), x.tax_id] for x in self.lines],
+            "payments": [[p.payment_type_id, _canonical(p.amount)] for p in self.payments],
         }  # fmt: skip
+
+
+def _canonical(value: Decimal) -> str:
+    return format(value.normalize(), "f")
 
 
 def _check_new_sale(scope: Scope, new: NewSale) -> _CheckedSale:
@@ -313,7 +318,7 @@ async def _find_posted(
 
 
 async def pay_with_loyalty(
-    scope: Scope, *, idempotency_key: str, sale_id: str, amount: Decimal
+    scope: Scope, *, idempotency_key: str, sale_id: str, amount: Decimal, key_space: str = "api"
 ) -> LoyaltyPayment:
     """Append a loyalty payment to an open X-Series sale; close it when fully paid."""
     value = parse_amount(amount, "amount")
@@ -326,18 +331,15 @@ async def pay_with_loyalty(
         merchant_id=scope.merchant.id,
         key=idempotency_key,
         operation="payWithLoyalty",
-        request={"sale": pos_id, "amount": str(value)},
+        request={"sale": pos_id, "amount": _canonical(value)},
         execute=execute,
         adapter=LOYALTY_PAYMENT,
+        key_space=key_space,
     )
 
 
 async def _pay(scope: Scope, sale_id: str, amount: Decimal, attempt: Attempt) -> LoyaltyPayment:
     client = await scope.xseries()
-    if attempt.resumed:
-        done = await _find_paid(scope, client, sale_id, attempt.checkpoint or {})
-        if done is not None:
-            return done
     try:
         sale = await client.get_sale(sale_id)
     except UpstreamNotFound:
@@ -345,6 +347,10 @@ async def _pay(scope: Scope, sale_id: str, amount: Decimal, attempt: Attempt) ->
     if not sale.customer_id:
         raise ValidationError("the sale has no customer whose loyalty could pay", field="saleId")
     async with scope.services.locks.hold(balance_lock(scope, sale.customer_id)) as lease:
+        if attempt.resumed:  # under the lock: no other payment can appear meanwhile
+            done = await _find_paid(scope, client, sale_id, attempt.checkpoint or {})
+            if done is not None:
+                return done
         # Read both again under the lock: another payment may have landed meanwhile.
         sale = await client.get_sale(sale_id, fresh=True)
         customer = await get_xseries_customer(scope, sale.customer_id or "", fresh=True)
@@ -361,11 +367,12 @@ async def _pay(scope: Scope, sale_id: str, amount: Decimal, attempt: Attempt) ->
         )
         loyalty_type = await catalog.loyalty_payment_type(scope)
         payload = sale_write_payload(sale)
+        paid_at = _timestamp()
         payload["register_sale_payments"].append(
             {
                 "retailer_payment_type_id": loyalty_type.id,
                 "amount": amount,
-                "payment_date": _timestamp(),
+                "payment_date": paid_at,
                 **({"register_id": sale.register_id} if sale.register_id else {}),
             }
         )
@@ -381,7 +388,13 @@ async def _pay(scope: Scope, sale_id: str, amount: Decimal, attempt: Attempt) ->
             payload["status"] = closing_status(sale.status)
         before = [p.id for p in sale.payments if p.id]
         await attempt.save(
-            {"sale_id": sale_id, "payments_before": before, "balance_before": str(customer.balance)}
+            {
+                "sale_id": sale_id,
+                "payments_before": before,
+                "balance_before": str(customer.balance),
+                "amount": str(amount),
+                "paid_at": paid_at,
+            }
         )
         lease.ensure_held()
         updated = await client.save_sale(payload)
@@ -391,18 +404,42 @@ async def _pay(scope: Scope, sale_id: str, amount: Decimal, attempt: Attempt) ->
 async def _find_paid(
     scope: Scope, client: XSeriesClient, sale_id: str, checkpoint: dict[str, Any]
 ) -> LoyaltyPayment | None:
-    """If an earlier attempt's payment reached X-Series, its result; else None."""
-    if checkpoint.get("sale_id") != sale_id:
+    """If an earlier attempt's payment reached X-Series, its result; else None.
+
+    Ours is a loyalty payment that was not there before, of our amount, dated when we
+    sent it: another caller's payment since then (of another amount, or another second)
+    is not taken for ours. X-Series payments carry no reference we could set.
+    """
+    if checkpoint.get("sale_id") != sale_id or "paid_at" not in checkpoint:
         return None
     sale = await client.get_sale(sale_id, fresh=True)
     types = await catalog.payment_types(scope)
     before = set(checkpoint.get("payments_before", []))
     loyalty_ids = {t.id for t in types if t.is_loyalty}
+    amount, paid_at = Decimal(checkpoint["amount"]), _parse_timestamp(checkpoint["paid_at"])
     for payment in sale.payments:
-        if payment.id not in before and payment.retailer_payment_type_id in loyalty_ids:
+        ours = (
+            payment.id not in before
+            and payment.retailer_payment_type_id in loyalty_ids
+            and payment.amount == amount
+            and _parse_timestamp(payment.payment_date) == paid_at
+        )
+        if ours:
             balance = Decimal(checkpoint["balance_before"]) - payment.amount
-            return _payment_result(sale, types, list(before), payment.amount, balance)
+            return LoyaltyPayment(payment.id or "", amount, balance, to_sale(sale, types))
     return None
+
+
+def _parse_timestamp(value: str | None) -> datetime | None:
+    """X-Series dates to the second, whatever the spelling ("2026-11-21 10:00:00", ISO)."""
+    if not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    parsed = parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    return parsed.astimezone(UTC).replace(microsecond=0)
 
 
 def _payment_result(

@@ -100,6 +100,11 @@ class IdempotencyStore:
             # Another attempt inserted the record first: report busy; the caller looks again.
             return Claim(ClaimOutcome.BUSY)
 
+    async def peek(self, merchant_id: str, key: str) -> IdempotencyRow | None:
+        """The record as it stands, for the worker deciding what to do about it."""
+        async with self.db.read() as session:
+            return await session.get(IdempotencyRow, (merchant_id, key))
+
     async def renew(self, merchant_id: str, key: str, owner: str) -> bool:
         return await self._update(
             merchant_id,

@@ -8,7 +8,8 @@ pins no pooled connection for the length of a POS call, so twenty waiters cannot
 the holder of the connection it needs to finish.
 
 Waiters in this process are woken the moment a lock is released here; waiters elsewhere
-poll with a short, growing interval.
+poll with a short, growing interval. A lock is re-entrant within one task (and the tasks
+it awaits): a use case holding a member's balance lock may call another that takes it.
 """
 
 from __future__ import annotations
@@ -18,8 +19,10 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
+from contextvars import ContextVar
 from datetime import UTC, datetime, timedelta
 
+import structlog
 from sqlalchemy import delete, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -28,6 +31,7 @@ from gateway.domain.errors import ErrorCode, GatewayError
 from gateway.store.db import Database
 from gateway.store.models import LockRow
 
+log = structlog.get_logger("gateway.locks")
 POLL_START_S = 0.005
 POLL_MAX_S = 0.1
 
@@ -36,8 +40,18 @@ class LockTimeout(GatewayError):
     code = ErrorCode.UPSTREAM_UNAVAILABLE
 
 
-class LockLost(RuntimeError):
-    """The lease ran out before the holder finished: it must not write anything more."""
+class LockLost(GatewayError):
+    """The lease ran out before the holder finished: it must not write anything more.
+    Nothing irreversible happened after the loss, so a retry with the same key is safe."""
+
+    code = ErrorCode.UPSTREAM_UNAVAILABLE
+
+
+# Leases held: name → (lease, the task holding it). Re-entry is for that task only: a task
+# it spawns inherits this context but is someone else, and must wait like anyone else.
+_held: ContextVar[dict[str, tuple[Lease, object]] | None] = ContextVar(
+    "gateway_locks_held", default=None
+)
 
 
 class Lease:
@@ -51,7 +65,7 @@ class Lease:
     def ensure_held(self) -> None:
         """Call before an irreversible step: refuses once the lease may have passed on."""
         if self.lost or time.monotonic() - self.renewed_at > self.ttl_s * 0.9:
-            raise LockLost(f"lock {self.name} was lost before the work finished")
+            raise LockLost("the operation was interrupted (lock lost); retry with the same key")
 
 
 class Locks:
@@ -62,12 +76,19 @@ class Locks:
 
     @asynccontextmanager
     async def hold(self, name: str, *, timeout_s: float = 30.0) -> AsyncIterator[Lease]:
+        held = _held.get() or {}
+        task = asyncio.current_task()
+        if name in held and held[name][1] is task:  # re-entered by the task holding it
+            yield held[name][0]
+            return
         lease = Lease(name, uuid.uuid4().hex, self.ttl_s)
         await self._acquire(lease, timeout_s)
         heartbeat = asyncio.create_task(self._renew(lease))
+        token = _held.set({**held, name: (lease, task)})
         try:
             yield lease
         finally:
+            _held.reset(token)
             heartbeat.cancel()
             with suppress(asyncio.CancelledError):
                 await heartbeat
@@ -107,15 +128,21 @@ class Locks:
         return owner == lease.owner
 
     async def _renew(self, lease: Lease) -> None:
+        """Extend the lease while held; a failed renewal is retried until the lease would
+        have run out, when the holder learns it lost it (``ensure_held``)."""
         while True:
             await asyncio.sleep(lease.ttl_s / 3)
             expires = datetime.now(UTC) + timedelta(seconds=lease.ttl_s)
-            async with self.db.transaction() as session:
-                result = await session.execute(
-                    update(LockRow)
-                    .where(LockRow.name == lease.name, LockRow.owner == lease.owner)
-                    .values(expires_at=expires)
-                )
+            try:
+                async with self.db.transaction() as session:
+                    result = await session.execute(
+                        update(LockRow)
+                        .where(LockRow.name == lease.name, LockRow.owner == lease.owner)
+                        .values(expires_at=expires)
+                    )
+            except Exception:  # the store hiccuped: ensure_held judges by time
+                log.warning("lock lease renewal failed", lock=lease.name, exc_info=True)
+                continue
             if getattr(result, "rowcount", 0) == 0:
                 lease.lost = True
                 return

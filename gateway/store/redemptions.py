@@ -87,6 +87,14 @@ async def set_status(
     return row
 
 
+async def touch(session: AsyncSession, redemption_id: str) -> None:
+    """Move a redemption to the back of the worker's queue (it is still being retried)."""
+    row = await session.get(RedemptionRow, redemption_id)
+    if row is not None:
+        row.updated_at = datetime.now(UTC)
+        await session.flush()
+
+
 async def unfinished(session: AsyncSession, before: datetime) -> list[RedemptionRow]:
     rows = await session.scalars(
         select(RedemptionRow)

@@ -46,9 +46,13 @@ async def list_rewards(session: AsyncSession, merchant_id: str) -> list[Reward]:
     return [_reward(row) for row in rows]
 
 
-async def get_reward(session: AsyncSession, merchant_id: str, reward_id: str) -> Reward | None:
+async def get_reward(
+    session: AsyncSession, merchant_id: str, reward_id: str, *, include_archived: bool = False
+) -> Reward | None:
     row = await session.get(RewardRow, (merchant_id, reward_id))
-    return None if row is None or row.archived_at is not None else _reward(row)
+    if row is None or (row.archived_at is not None and not include_archived):
+        return None
+    return _reward(row)
 
 
 async def archive_reward(session: AsyncSession, merchant_id: str, reward_id: str) -> bool:

@@ -125,3 +125,26 @@ async def test_reference_data_is_cached_between_quotes(
         await quote(gateway, JOHNNY, [line(TSHIRT, "20", "3")])
     assert xseries.count("GET /api/config") == configs
     assert xseries.count("GET /api/products/{id}") == products == 1
+
+
+async def test_a_product_webhook_refreshes_its_loyalty_value(
+    gateway: Gateway, xseries: SandboxHandle
+) -> None:
+    import json as stdjson
+
+    watch = [line(GOLD_WATCH, "1000", "150")]
+    assert (await quote(gateway, JOHNNY, watch))["lines"][0]["unitLoyaltyValue"] == "7.00"
+    changed = demo_fixtures()
+    product = next(p for p in changed["products"] if p["id"] == GOLD_WATCH)
+    for entry in product["price_book_entries"]:
+        if entry["loyalty_value"] == 7:
+            entry["loyalty_value"] = 9
+    xseries.reset(changed)
+    assert (await quote(gateway, JOHNNY, watch))["lines"][0]["unitLoyaltyValue"] == "7.00"  # cached
+    hook = await gateway.client.post(
+        "/webhooks/xseries", data={"payload": stdjson.dumps(product, default=str)}
+    )
+    assert hook.status_code == 200 and hook.json() == {"merchants": 1}
+    assert (await quote(gateway, JOHNNY, watch))["lines"][0]["unitLoyaltyValue"] == "9.00"
+    bad = await gateway.client.post("/webhooks/xseries", data={"payload": "not json"})
+    assert bad.status_code == 400

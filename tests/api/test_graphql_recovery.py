@@ -81,3 +81,22 @@ async def test_sale_created_but_answer_lost_is_found_not_duplicated(
     assert xseries.count("POST /api/register_sales") == 1
     assert xseries.get("/api/register_sales")["pagination"]["results"] == 3  # 2 demo + 1
     assert balance(xseries, TONY) == Decimal("52")  # earned once
+
+
+async def test_a_retry_never_claims_another_callers_payment(
+    gateway: Gateway, xseries: SandboxHandle
+) -> None:
+    from tests.api.test_graphql_sales import give_points
+
+    give_points(xseries, JOHNNY, "88")  # 100 in all
+    sale_id = gateway.id(Kind.SALE, JOHNNY_SALE)
+    xseries.faults(status=503, fail_next=1, method="POST", path="/api/register_sales")
+    assert (await pay(gateway, sale_id, "3", key="A"))["code"] == "UPSTREAM_UNAVAILABLE"
+    b = await pay(gateway, sale_id, "7", key="B")
+    assert b["payment"]["amount"] == "7.00"
+    a = await pay(gateway, sale_id, "3", key="A")
+    assert a["__typename"] == "PayWithLoyaltySuccess"
+    assert a["payment"]["amount"] == "3.00" and a["payment"]["id"] != b["payment"]["id"]
+    sale = xseries.get(f"/api/register_sales/{JOHNNY_SALE}")["register_sales"][0]
+    assert [Decimal(str(p["amount"])) for p in sale["register_sale_payments"]] == [5, 7, 3]
+    assert balance(xseries, JOHNNY) == Decimal("90")

@@ -266,3 +266,13 @@ async def test_every_redeem_url_is_new_and_unguessable(both: Gateway) -> None:
     second = reward_url(await john(pos), "free-coffee")
     assert first != second
     assert str(uuid.UUID(JOHN_SMITH)) in JOHN_SMITH  # member ids are X-Series ids
+
+
+async def test_redeem_by_post_with_a_form_body(both: Gateway, kounta: SandboxHandle) -> None:
+    pos = KountaPos(both)
+    url = reward_url(await john(pos), "pay-with-points").replace(
+        "order_id=111", f"order_id={JOHN_ORDER}"
+    )
+    response = await both.client.post(url, data={"quantity": "2"})
+    assert response.json() == {"success": True}
+    assert [Decimal(str(p["amount"])) for p in kounta_order(kounta, JOHN_ORDER)["payments"]] == [2]

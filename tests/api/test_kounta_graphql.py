@@ -244,3 +244,30 @@ async def test_merchant_lists_both_pos(both: Gateway, company: str) -> None:
     data = await both.data("{ merchant { posSystems pointsSource loyaltyEnabled loyaltyRatio } }")
     assert data["merchant"] == {"posSystems": ["XSERIES", "KOUNTA"], "pointsSource": "XSERIES",
                                 "loyaltyEnabled": True, "loyaltyRatio": "0.10"}  # fmt: skip
+
+
+async def test_a_token_about_to_expire_is_refreshed_before_use(
+    both: Gateway, kounta: SandboxHandle
+) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from gateway.store.merchants import Tokens, load_tokens, save_tokens
+
+    async with both.runtime.db.transaction() as session:
+        stored = await load_tokens(session, both.runtime.cipher, both.merchant.id, Pos.KOUNTA)
+        soon = Tokens(
+            stored.access_token, stored.refresh_token, datetime.now(UTC) + timedelta(seconds=30)
+        )
+        await save_tokens(session, both.runtime.cipher, both.merchant.id, Pos.KOUNTA, soon)
+    data = await both.data("query($id: ID!) { sale(id: $id) { posId } }",
+                           {"id": both.id(Kind.SALE, JOHN_ORDER, Pos.KOUNTA)})  # fmt: skip
+    assert data["sale"]["posId"] == JOHN_ORDER
+    responses = kounta.stats()["responses"]
+    assert responses.get("POST /v1/token 200") == 1
+    assert not any(key.endswith(" 401") for key in responses)  # never sent the old token
+    async with both.runtime.db.read() as session:
+        fresh = await load_tokens(session, both.runtime.cipher, both.merchant.id, Pos.KOUNTA)
+    assert fresh.access_token != stored.access_token and fresh.refresh_token != stored.refresh_token
+    assert fresh.expires_at is not None and fresh.expires_at > datetime.now(UTC) + timedelta(
+        minutes=30
+    )

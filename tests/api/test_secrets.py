@@ -21,6 +21,13 @@ async def test_a_whole_flow_logs_no_secret(
     both: Gateway, capfd: pytest.CaptureFixture[str]
 ) -> None:
     configure_logging("DEBUG", json=True)
+    try:
+        await _flow(both, capfd)
+    finally:
+        configure_logging("WARNING", json=False)
+
+
+async def _flow(both: Gateway, capfd: pytest.CaptureFixture[str]) -> None:
     pos = KountaPos(both)
     url = reward_url(await john(pos), "free-coffee")
     assert await pos.redeem(url, JOHN_ORDER) == {"success": True}
@@ -32,7 +39,6 @@ async def test_a_whole_flow_logs_no_secret(
     for secret in (ADDON_TOKEN, both.key, XSERIES_TOKEN, KOUNTA_ACCESS, KOUNTA_REFRESH, offer,
                    "gwk_wrong-key-attempt"):  # fmt: skip
         assert secret not in logs, secret
-    configure_logging("WARNING", json=False)
 
 
 def test_paths_with_secrets_are_redacted() -> None:

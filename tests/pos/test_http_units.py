@@ -47,14 +47,14 @@ def test_breaker_opens_after_threshold_and_lets_one_trial_through() -> None:
     now = [0.0]
     breaker = CircuitBreaker(threshold=3, reset_s=10, clock=lambda: now[0])
     for _ in range(3):
-        assert breaker.allow()
+        assert breaker.admit() is False  # closed: admitted normally
         breaker.record_failure()
-    assert not breaker.allow()
+    assert breaker.admit() is None
     now[0] = 10.5
-    assert breaker.allow()  # the trial
-    assert not breaker.allow()  # only one at a time
+    assert breaker.admit() is True  # the trial
+    assert breaker.admit() is None  # only one at a time
     breaker.record_success()
-    assert breaker.allow()
+    assert breaker.admit() is False
 
 
 def test_breaker_reopens_when_the_trial_fails() -> None:
@@ -62,9 +62,19 @@ def test_breaker_reopens_when_the_trial_fails() -> None:
     breaker = CircuitBreaker(threshold=1, reset_s=5, clock=lambda: now[0])
     breaker.record_failure()
     now[0] = 6
-    assert breaker.allow()
+    assert breaker.admit() is True
     breaker.record_failure()
-    assert not breaker.allow()
+    assert breaker.admit() is None
+
+
+def test_a_trial_that_ends_without_a_verdict_frees_the_slot() -> None:
+    now = [0.0]
+    breaker = CircuitBreaker(threshold=1, reset_s=5, clock=lambda: now[0])
+    breaker.record_failure()
+    now[0] = 6
+    assert breaker.admit() is True
+    breaker.end_trial()  # cancelled, or its credentials could not be loaded
+    assert breaker.admit() is True
 
 
 def test_json_keeps_decimals_exact_both_ways() -> None:

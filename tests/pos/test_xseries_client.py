@@ -21,7 +21,7 @@ from gateway.pos.http import (
 )
 from gateway.pos.xseries import Adjustment, XSeriesClient
 from gateway.pos.xseries.models import sale_write_payload
-from tests.conftest import TEST_POLICY
+from tests.conftest import TEST_POLICY, XSERIES_TOKEN
 from tests.demo_ids import (
     CASH,
     GOLD_WATCH,
@@ -454,3 +454,42 @@ async def test_products_and_sales_iterate_to_the_end(
     assert len(sales) == 5 and JOHNNY_SALE in sales
     saved = [s.status async for s in xseries_client.iter_sales(statuses=["SAVED"])]
     assert saved == ["SAVED"] * 3
+
+
+class RotatingToken:
+    """Credentials that start stale and are renewed on the first 401 (like OAuth)."""
+
+    def __init__(self, stale: str, fresh: str) -> None:
+        self.token, self.fresh = stale, fresh
+
+    async def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
+
+    async def renew(self, rejected: object) -> bool:
+        self.token = self.fresh
+        return True
+
+
+async def test_a_401_on_the_breakers_trial_does_not_jam_it(
+    http_layer: HttpLayer, xseries: SandboxHandle
+) -> None:
+    from gateway.pos.http import CircuitBreaker
+
+    now = [0.0]
+    http_layer._breakers[xseries.url] = CircuitBreaker(
+        threshold=2, reset_s=10, clock=lambda: now[0]
+    )
+    policy = HttpPolicy(max_retries=0)
+    client = XSeriesClient(
+        http_layer.upstream(
+            "X-Series", xseries.url, RotatingToken("expired", XSERIES_TOKEN), policy=policy
+        )
+    )
+    xseries.faults(status=503)
+    for _ in range(2):
+        with pytest.raises(UpstreamUnavailable):
+            await client.get_config()
+    xseries.clear_faults()
+    now[0] = 11  # the POS is back; the breaker lets one trial through
+    assert (await client.get_config()).enable_loyalty  # 401, renewed, retried: answered
+    assert (await client.get_config()).enable_loyalty  # and the breaker is closed again

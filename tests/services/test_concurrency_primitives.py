@@ -49,12 +49,22 @@ async def test_other_names_do_not_wait(runtime: Runtime) -> None:
 
 async def test_a_held_lock_times_out_with_a_clear_error(runtime: Runtime) -> None:
     locks = Locks(runtime.db)
+
+    async def contender() -> None:
+        async with Locks(runtime.db).hold("busy", timeout_s=0.2):
+            pass
+
     async with locks.hold("busy"):
         with pytest.raises(LockTimeout) as timeout:
-            async with Locks(runtime.db).hold("busy", timeout_s=0.2):
-                pass
+            await asyncio.create_task(contender())  # another task: it must wait, not re-enter
     assert timeout.value.code is ErrorCode.UPSTREAM_UNAVAILABLE
     assert timeout.value.transient
+
+
+async def test_the_holding_task_may_re_enter(runtime: Runtime) -> None:
+    locks = Locks(runtime.db)
+    async with locks.hold("mine") as outer, locks.hold("mine", timeout_s=0.2) as inner:
+        assert inner is outer
 
 
 async def test_a_crashed_holders_lock_frees_itself_when_its_lease_ends(runtime: Runtime) -> None:
@@ -85,9 +95,9 @@ async def test_idempotency_resumes_a_crashed_attempt_from_its_checkpoint(
     runtime: Runtime,
 ) -> None:
     store = IdempotencyStore(runtime.db)
-    claim = await store.claim("m", "k", "op", fingerprint("op", {}), "crashed-owner")
+    claim = await store.claim("m", "api:k", "op", fingerprint("op", {}), "crashed-owner")
     assert claim.outcome is ClaimOutcome.EXECUTE
-    await store.save_checkpoint("m", "k", "crashed-owner", {"reached": "before POST"})
+    await store.save_checkpoint("m", "api:k", "crashed-owner", {"reached": "before POST"})
     expired = datetime.now(UTC) - timedelta(seconds=1)
     async with runtime.db.transaction() as session:  # the process died; its lease ran out
         await session.execute(update(IdempotencyRow).values(lease_expires_at=expired))

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
+from typing import TypeVar
+
 import strawberry
 
 from gateway.api.graphql.errors import top_level
@@ -18,6 +21,8 @@ from gateway.api.graphql.types import (
 from gateway.domain.errors import ErrorCode, GatewayError
 from gateway.services import customers, loyalty, merchants, sales
 from gateway.services import rewards as reward_service
+
+T = TypeVar("T")
 
 
 @strawberry.type
@@ -52,24 +57,14 @@ class Query:
     @strawberry.field
     async def customer(self, info: Info, id: strawberry.ID) -> Customer | None:
         scope = info.context.scope
-        try:
-            found = await customers.get_customer(scope, str(id))
-        except GatewayError as error:
-            if error.code is ErrorCode.NOT_FOUND:
-                return None
-            raise top_level(error) from None
-        return Customer(value=found, merchant_id=scope.merchant.id)
+        found = await _unless_not_found(customers.get_customer(scope, str(id)))
+        return Customer(value=found, merchant_id=scope.merchant.id) if found else None
 
     @strawberry.field(description="An X-Series sale or a Kounta order.")
     async def sale(self, info: Info, id: strawberry.ID) -> Sale | None:
         scope = info.context.scope
-        try:
-            found = await sales.get_sale(scope, str(id))
-        except GatewayError as error:
-            if error.code is ErrorCode.NOT_FOUND:
-                return None
-            raise top_level(error) from None
-        return Sale(value=found, merchant_id=scope.merchant.id)
+        found = await _unless_not_found(sales.get_sale(scope, str(id)))
+        return Sale(value=found, merchant_id=scope.merchant.id) if found else None
 
     @strawberry.field(description="The merchant's reward catalogue.")
     async def rewards(self, info: Info) -> list[Reward]:
@@ -94,3 +89,14 @@ class Query:
             loyalty_earned=quote.loyalty_earned,
             total=quote.total,
         )
+
+
+async def _unless_not_found(lookup: Awaitable[T]) -> T | None:
+    """A nullable field: unknown (or another merchant's) is null; other failures are
+    top-level errors with their code."""
+    try:
+        return await lookup
+    except GatewayError as error:
+        if error.code is ErrorCode.NOT_FOUND:
+            return None
+        raise top_level(error) from None
