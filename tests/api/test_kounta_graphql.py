@@ -193,13 +193,14 @@ async def test_search_takes_as_long_as_the_slower_pos_not_the_sum(
 ) -> None:
     await both.data('{ customers(search: "Stark") { id } }')  # warm: auth, config
     await both.runtime.cache.clear()
-    xseries.faults(latency_ms=400)
-    kounta.faults(latency_ms=400)
+    xseries.faults(latency_ms=600)
+    kounta.faults(latency_ms=600)
     started = time.perf_counter()
     found = (await both.data('{ customers(search: "Stark") { posId } }'))["customers"]
     elapsed = time.perf_counter() - started
     assert [c["posId"] for c in found] == [TONY]
-    assert elapsed < 0.75, f"{elapsed:.2f}s: the two POS were asked one after the other"
+    # 0.6 s each: asked one after the other it takes 1.2 s or more.
+    assert elapsed < 1.0, f"{elapsed:.2f}s: the two POS were asked one after the other"
 
 
 async def test_an_access_token_that_expires_mid_flow_is_refreshed_once(
