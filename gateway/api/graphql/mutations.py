@@ -102,7 +102,7 @@ class Mutation:
             sale = await sales.create_sale(scope, input.to_service())
         except GatewayError as error:
             return to_graphql(error)  # type: ignore[return-value]
-        return CreateSaleSuccess(sale=Sale(value=sale, merchant_id=scope.merchant.id))
+        return CreateSaleSuccess(sale=Sale.of(sale, scope.merchant.id))
 
     @strawberry.mutation(description="Pay part or all of an open X-Series sale with loyalty.")
     async def pay_with_loyalty(
@@ -118,7 +118,7 @@ class Mutation:
             )
         except GatewayError as error:
             return to_graphql(error)  # type: ignore[return-value]
-        sale = Sale(value=paid.sale, merchant_id=scope.merchant.id)
+        sale = Sale.of(paid.sale, scope.merchant.id)
         payment = LoyaltyPayment(
             id=strawberry.ID(ids.encode(Kind.PAYMENT, Pos.XSERIES, scope.merchant.id, paid.id)),
             amount=paid.amount,
@@ -148,7 +148,7 @@ class Mutation:
                     ids.encode(Kind.REDEMPTION, done.target_pos, merchant_id, done.id)
                 ),
                 reward=Reward.of(done.reward, merchant_id),
-                sale=Sale(value=done.sale, merchant_id=merchant_id),
+                sale=Sale.of(done.sale, merchant_id),
                 points_debited=done.points,
                 amount_applied=done.amount,
                 status=done.status,

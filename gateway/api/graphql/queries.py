@@ -52,19 +52,19 @@ class Query:
             found = await customers.search_customers(scope, search, first or 20)
         except GatewayError as error:
             raise top_level(error) from None
-        return [Customer(value=c, merchant_id=scope.merchant.id) for c in found]
+        return [Customer.of(c, scope.merchant.id) for c in found]
 
     @strawberry.field
     async def customer(self, info: Info, id: strawberry.ID) -> Customer | None:
         scope = info.context.scope
         found = await _unless_not_found(customers.get_customer(scope, str(id)))
-        return Customer(value=found, merchant_id=scope.merchant.id) if found else None
+        return Customer.of(found, scope.merchant.id) if found else None
 
     @strawberry.field(description="An X-Series sale or a Kounta order.")
     async def sale(self, info: Info, id: strawberry.ID) -> Sale | None:
         scope = info.context.scope
         found = await _unless_not_found(sales.get_sale(scope, str(id)))
-        return Sale(value=found, merchant_id=scope.merchant.id) if found else None
+        return Sale.of(found, scope.merchant.id) if found else None
 
     @strawberry.field(description="The merchant's reward catalogue.")
     async def rewards(self, info: Info) -> list[Reward]:
@@ -85,7 +85,7 @@ class Query:
         except GatewayError as error:
             raise top_level(error) from None
         return LoyaltyQuote(
-            lines=[QuoteLine(value=line) for line in quote.lines],
+            lines=[QuoteLine.of(line) for line in quote.lines],
             loyalty_earned=quote.loyalty_earned,
             total=quote.total,
         )

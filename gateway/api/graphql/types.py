@@ -37,42 +37,33 @@ class Merchant:
 
 @strawberry.type
 class Customer:
+    id: strawberry.ID
+    pos: Pos
+    pos_id: strawberry.ID
+    first_name: str
+    last_name: str | None
+    email: str | None
+    loyalty_enabled: bool
+    loyalty_balance: Decimal = strawberry.field(
+        description="The balance of record (DESIGN §1, points source)."
+    )
     value: strawberry.Private[customers.Customer]
     merchant_id: strawberry.Private[str]
 
-    @strawberry.field
-    def id(self) -> strawberry.ID:
-        return strawberry.ID(
-            ids.encode(Kind.CUSTOMER, self.value.pos, self.merchant_id, self.value.pos_id)
+    @classmethod
+    def of(cls, customer: customers.Customer, merchant_id: str) -> Customer:
+        return cls(
+            id=strawberry.ID(ids.encode(Kind.CUSTOMER, customer.pos, merchant_id, customer.pos_id)),
+            pos=customer.pos,
+            pos_id=strawberry.ID(customer.pos_id),
+            first_name=customer.first_name,
+            last_name=customer.last_name,
+            email=customer.email,
+            loyalty_enabled=customer.loyalty_enabled,
+            loyalty_balance=customer.balance,
+            value=customer,
+            merchant_id=merchant_id,
         )
-
-    @strawberry.field
-    def pos(self) -> Pos:
-        return self.value.pos
-
-    @strawberry.field
-    def pos_id(self) -> strawberry.ID:
-        return strawberry.ID(self.value.pos_id)
-
-    @strawberry.field
-    def first_name(self) -> str:
-        return self.value.first_name
-
-    @strawberry.field
-    def last_name(self) -> str | None:
-        return self.value.last_name
-
-    @strawberry.field
-    def email(self) -> str | None:
-        return self.value.email
-
-    @strawberry.field
-    def loyalty_enabled(self) -> bool:
-        return self.value.loyalty_enabled
-
-    @strawberry.field(description="The balance of record (DESIGN §1, points source).")
-    def loyalty_balance(self) -> Decimal:
-        return self.value.balance
 
     @strawberry.field(description="The catalogue, with what this customer can redeem now.")
     async def rewards(self, info: Info) -> list[Reward]:
@@ -94,36 +85,30 @@ class Customer:
     async def sales(self, info: Info, first: int | None = 10) -> list[Sale]:
         scope = info.context.scope
         found = await customer_service.customer_sales(scope, self.value, first or 10)
-        return [Sale(value=sale, merchant_id=self.merchant_id) for sale in found]
+        return [Sale.of(sale, self.merchant_id) for sale in found]
 
 
 @strawberry.type
 class SaleLine:
-    value: strawberry.Private[sales.SaleLine]
+    product_id: strawberry.ID
+    name: str | None
+    quantity: Decimal
+    price: Decimal = strawberry.field(description="Unit price, tax excluded.")
+    tax: Decimal = strawberry.field(description="Unit tax.")
+    loyalty_value: Decimal = strawberry.field(
+        description="Loyalty earned per unit (X-Series multiplies by quantity)."
+    )
 
-    @strawberry.field
-    def product_id(self) -> strawberry.ID:
-        return strawberry.ID(self.value.product_id)
-
-    @strawberry.field
-    def name(self) -> str | None:
-        return self.value.name
-
-    @strawberry.field
-    def quantity(self) -> Decimal:
-        return self.value.quantity
-
-    @strawberry.field(description="Unit price, tax excluded.")
-    def price(self) -> Decimal:
-        return self.value.price
-
-    @strawberry.field(description="Unit tax.")
-    def tax(self) -> Decimal:
-        return self.value.tax
-
-    @strawberry.field(description="Loyalty earned per unit (X-Series multiplies by quantity).")
-    def loyalty_value(self) -> Decimal:
-        return self.value.loyalty_value
+    @classmethod
+    def of(cls, line: sales.SaleLine) -> SaleLine:
+        return cls(
+            product_id=strawberry.ID(line.product_id),
+            name=line.name,
+            quantity=line.quantity,
+            price=line.price,
+            tax=line.tax,
+            loyalty_value=line.loyalty_value,
+        )
 
 
 @strawberry.type
@@ -133,73 +118,56 @@ class Payment:
     is_loyalty: bool
 
 
+async def sale_customer(root: Sale, info: Info) -> Customer | None:
+    """A sale's customer, loaded once per request however many sales name them."""
+    if not root.value.customer_pos_id:
+        return None
+    found = await info.context.customers.load((root.value.pos, root.value.customer_pos_id))
+    return Customer.of(found, root.merchant_id) if found else None
+
+
 @strawberry.type
 class Sale:
+    id: strawberry.ID
+    pos: Pos
+    pos_id: strawberry.ID
+    status: str = strawberry.field(description="The POS's own status, e.g. ONACCOUNT or COMPLETE.")
+    state: SaleState
     value: strawberry.Private[sales.Sale]
     merchant_id: strawberry.Private[str]
 
-    @strawberry.field
-    def id(self) -> strawberry.ID:
-        return strawberry.ID(
-            ids.encode(Kind.SALE, self.value.pos, self.merchant_id, self.value.pos_id)
-        )
+    customer: Customer | None = strawberry.field(resolver=sale_customer)
+    lines: list[SaleLine]
+    total_price: Decimal = strawberry.field(description="Total excluding tax.")
+    total_tax: Decimal
+    total: Decimal = strawberry.field(description="Total including tax.")
+    total_paid: Decimal
+    amount_due: Decimal
+    loyalty_earned: Decimal = strawberry.field(
+        description="Loyalty this sale earns (or earned, once closed)."
+    )
+    payments: list[Payment]
 
-    @strawberry.field
-    def pos(self) -> Pos:
-        return self.value.pos
-
-    @strawberry.field
-    def pos_id(self) -> strawberry.ID:
-        return strawberry.ID(self.value.pos_id)
-
-    @strawberry.field(description="The POS's own status, e.g. ONACCOUNT or COMPLETE.")
-    def status(self) -> str:
-        return self.value.status
-
-    @strawberry.field
-    def state(self) -> SaleState:
-        return self.value.state
-
-    @strawberry.field
-    async def customer(self, info: Info) -> Customer | None:
-        if not self.value.customer_pos_id:
-            return None
-        loader = info.context.customers
-        found = await loader.load((self.value.pos, self.value.customer_pos_id))
-        return Customer(value=found, merchant_id=self.merchant_id) if found else None
-
-    @strawberry.field
-    def lines(self) -> list[SaleLine]:
-        return [SaleLine(value=line) for line in self.value.lines]
-
-    @strawberry.field(description="Total excluding tax.")
-    def total_price(self) -> Decimal:
-        return self.value.total_price
-
-    @strawberry.field
-    def total_tax(self) -> Decimal:
-        return self.value.total_tax
-
-    @strawberry.field(description="Total including tax.")
-    def total(self) -> Decimal:
-        return self.value.total
-
-    @strawberry.field
-    def total_paid(self) -> Decimal:
-        return self.value.total_paid
-
-    @strawberry.field
-    def amount_due(self) -> Decimal:
-        return self.value.amount_due
-
-    @strawberry.field(description="Loyalty this sale earns (or earned, once closed).")
-    def loyalty_earned(self) -> Decimal:
-        return self.value.earned
-
-    @strawberry.field
-    def payments(self) -> list[Payment]:
-        return [Payment(name=p.name, amount=p.amount, is_loyalty=p.is_loyalty)
-                for p in self.value.payments]  # fmt: skip
+    @classmethod
+    def of(cls, sale: sales.Sale, merchant_id: str) -> Sale:
+        return cls(
+            id=strawberry.ID(ids.encode(Kind.SALE, sale.pos, merchant_id, sale.pos_id)),
+            pos=sale.pos,
+            pos_id=strawberry.ID(sale.pos_id),
+            status=sale.status,
+            state=sale.state,
+            lines=[SaleLine.of(line) for line in sale.lines],
+            total_price=sale.total_price,
+            total_tax=sale.total_tax,
+            total=sale.total,
+            total_paid=sale.total_paid,
+            amount_due=sale.amount_due,
+            loyalty_earned=sale.earned,
+            payments=[Payment(name=p.name, amount=p.amount, is_loyalty=p.is_loyalty)
+                      for p in sale.payments],
+            value=sale,
+            merchant_id=merchant_id,
+        )  # fmt: skip
 
 
 @strawberry.type
@@ -212,23 +180,23 @@ class LoyaltyPayment:
 
 @strawberry.type
 class QuoteLine:
-    value: strawberry.Private[loyalty.QuotedLine]
+    product_id: strawberry.ID
+    quantity: Decimal
+    unit_loyalty_value: Decimal = strawberry.field(
+        description="What the line's loyalty_value will be (per unit)."
+    )
+    loyalty_value: Decimal = strawberry.field(
+        description="What the line earns: unit value × quantity."
+    )
 
-    @strawberry.field
-    def product_id(self) -> strawberry.ID:
-        return strawberry.ID(self.value.product_id)
-
-    @strawberry.field
-    def quantity(self) -> Decimal:
-        return self.value.quantity
-
-    @strawberry.field(description="What the line's loyalty_value will be (per unit).")
-    def unit_loyalty_value(self) -> Decimal:
-        return self.value.unit_loyalty_value
-
-    @strawberry.field(description="What the line earns: unit value × quantity.")
-    def loyalty_value(self) -> Decimal:
-        return self.value.loyalty_value
+    @classmethod
+    def of(cls, line: loyalty.QuotedLine) -> QuoteLine:
+        return cls(
+            product_id=strawberry.ID(line.product_id),
+            quantity=line.quantity,
+            unit_loyalty_value=line.unit_loyalty_value,
+            loyalty_value=line.loyalty_value,
+        )
 
 
 @strawberry.type
@@ -312,4 +280,4 @@ class Redemption:
     @strawberry.field
     async def customer(self, info: Info) -> Customer:
         member = await members.member(info.context.scope, self.member_id)
-        return Customer(value=member.customer, merchant_id=self.merchant_id)
+        return Customer.of(member.customer, self.merchant_id)
