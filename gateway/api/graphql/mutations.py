@@ -3,24 +3,11 @@ error for an expected failure (DESIGN §4)."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any, Union
 
 import strawberry
 
-from gateway.api.graphql.errors import (
-    AmountExceedsDueError,
-    CustomerLoyaltyDisabledError,
-    IdempotencyKeyReusedError,
-    InsufficientBalanceError,
-    LoyaltyDisabledError,
-    NotFoundError,
-    RateLimitedError,
-    SaleNotOpenError,
-    UnauthorizedError,
-    UpstreamUnavailableError,
-    ValidationError,
-    to_graphql,
-)
+from gateway.api.graphql.errors import ERROR_TYPES, Error, to_graphql
 from gateway.api.graphql.inputs import CreateSaleInput, PayWithLoyaltyInput, RedeemRewardInput
 from gateway.api.graphql.types import Info, LoyaltyPayment, Redemption, Reward, Sale
 from gateway.domain import ids
@@ -46,51 +33,20 @@ class RedeemRewardSuccess:
     redemption: Redemption
 
 
-CreateSaleResult = Annotated[
-    CreateSaleSuccess
-    | ValidationError
-    | NotFoundError
-    | UnauthorizedError
-    | LoyaltyDisabledError
-    | CustomerLoyaltyDisabledError
-    | InsufficientBalanceError
-    | AmountExceedsDueError
-    | SaleNotOpenError
-    | IdempotencyKeyReusedError
-    | RateLimitedError
-    | UpstreamUnavailableError,
-    strawberry.union("CreateSaleResult"),
-]
-PayWithLoyaltyResult = Annotated[
-    PayWithLoyaltySuccess
-    | ValidationError
-    | NotFoundError
-    | UnauthorizedError
-    | LoyaltyDisabledError
-    | CustomerLoyaltyDisabledError
-    | InsufficientBalanceError
-    | AmountExceedsDueError
-    | SaleNotOpenError
-    | IdempotencyKeyReusedError
-    | RateLimitedError
-    | UpstreamUnavailableError,
-    strawberry.union("PayWithLoyaltyResult"),
-]
-RedeemRewardResult = Annotated[
-    RedeemRewardSuccess
-    | ValidationError
-    | NotFoundError
-    | UnauthorizedError
-    | LoyaltyDisabledError
-    | CustomerLoyaltyDisabledError
-    | InsufficientBalanceError
-    | AmountExceedsDueError
-    | SaleNotOpenError
-    | IdempotencyKeyReusedError
-    | RateLimitedError
-    | UpstreamUnavailableError,
-    strawberry.union("RedeemRewardResult"),
-]
+def result_union(name: str, success: type) -> Any:
+    """``success`` or any expected failure: every result union offers every ``Error``, so
+    a failure the service raises always has a member to be (ERROR_TYPES is the list)."""
+    return Annotated[Union[(success, *ERROR_TYPES)], strawberry.union(name)]
+
+
+if TYPE_CHECKING:  # what mypy checks the resolvers against
+    CreateSaleResult = CreateSaleSuccess | Error
+    PayWithLoyaltyResult = PayWithLoyaltySuccess | Error
+    RedeemRewardResult = RedeemRewardSuccess | Error
+else:
+    CreateSaleResult = result_union("CreateSaleResult", CreateSaleSuccess)
+    PayWithLoyaltyResult = result_union("PayWithLoyaltyResult", PayWithLoyaltySuccess)
+    RedeemRewardResult = result_union("RedeemRewardResult", RedeemRewardSuccess)
 
 
 @strawberry.type
@@ -101,7 +57,7 @@ class Mutation:
         try:
             sale = await sales.create_sale(scope, input.to_service())
         except GatewayError as error:
-            return to_graphql(error)  # type: ignore[return-value]
+            return to_graphql(error)
         return CreateSaleSuccess(sale=Sale.of(sale, scope.merchant.id))
 
     @strawberry.mutation(description="Pay part or all of an open X-Series sale with loyalty.")
@@ -117,7 +73,7 @@ class Mutation:
                 amount=input.amount,
             )
         except GatewayError as error:
-            return to_graphql(error)  # type: ignore[return-value]
+            return to_graphql(error)
         sale = Sale.of(paid.sale, scope.merchant.id)
         payment = LoyaltyPayment(
             id=strawberry.ID(ids.encode(Kind.PAYMENT, Pos.XSERIES, scope.merchant.id, paid.id)),
@@ -140,7 +96,7 @@ class Mutation:
                 quantity=input.quantity,
             )
         except GatewayError as error:
-            return to_graphql(error)  # type: ignore[return-value]
+            return to_graphql(error)
         merchant_id = scope.merchant.id
         return RedeemRewardSuccess(
             redemption=Redemption(
