@@ -40,10 +40,13 @@ def mint(key: bytes, merchant_id: str, member_id: str, reward_id: str, expires_a
 
 
 def verify(key: bytes, token: str, now: float) -> Offer:
+    """The offer, if ``token`` is exactly as minted. Base64's last character carries unused
+    bits, so one signature has several spellings; only the canonical one is accepted, or
+    a re-spelled URL would be a second idempotency key for the same offer."""
     payload, _, signature = token.partition(".")
     try:
         expected = _sign(key, payload)
-        if not hmac.compare_digest(expected, _unb64(signature)):
+        if not hmac.compare_digest(_b64(expected), signature):
             raise OfferRefused("this reward link is not valid")
         merchant_id, member_id, reward_id, expires_at, nonce = json.loads(_unb64(payload))
     except (ValueError, TypeError, binascii.Error):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import string
 from decimal import Decimal
 
 import pytest
@@ -105,10 +106,14 @@ def test_offers_verify_and_name_what_they_offer() -> None:
     assert offers.mint(KEY, "merchant", "member", "free-coffee", 2000) != token  # fresh nonce
 
 
+def _flip(text: str, at: int) -> str:
+    return text[:at] + ("A" if text[at] != "A" else "B") + text[at + 1 :]
+
+
 @pytest.mark.parametrize(
     "mangle",
     [
-        lambda t: t[:-1] + ("A" if t[-1] != "A" else "B"),  # signature altered
+        lambda t: _flip(t, len(t) - 5),  # a signature character altered
         lambda t: "x" + t,  # payload altered
         lambda t: t.split(".")[0],  # no signature
         lambda t: "",
@@ -127,3 +132,25 @@ def test_offers_expire_and_need_our_key() -> None:
         offers.verify(KEY, token, now=2001)
     with pytest.raises(offers.OfferRefused, match="not valid"):
         offers.verify(b"other" * 8, token, now=1000)
+
+
+def test_only_the_canonical_spelling_of_an_offer_is_accepted() -> None:
+    """The last base64 character has two unused bits: flipping them decodes to the same
+    bytes. Such a re-spelled offer must be refused, or it would redeem twice."""
+    import base64
+
+    token = offers.mint(KEY, "merchant", "member", "free-coffee", expires_at=2000)
+    alphabet = string.ascii_uppercase + string.ascii_lowercase + string.digits + "-_"
+    signature = token.rsplit(".", 1)[1]
+    same_bytes = [
+        token[:-1] + c
+        for c in alphabet
+        if c != token[-1]
+        and base64.urlsafe_b64decode(signature[:-1] + c + "=")
+        == base64.urlsafe_b64decode(signature + "=")
+    ]
+    assert same_bytes  # there are such spellings
+    for respelled in same_bytes:
+        with pytest.raises(offers.OfferRefused):
+            offers.verify(KEY, respelled, now=1000)
+    assert offers.verify(KEY, token, now=1000).reward_id == "free-coffee"
