@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from enum import StrEnum
 
-from gateway.domain.errors import ErrorCode, GatewayError, ValidationError
+from gateway.domain.errors import ValidationError
 from gateway.domain.money import CENT, MAX_AMOUNT, ZERO, round_money
 from gateway.domain.sales import InsufficientBalance
 
@@ -127,7 +127,3 @@ def default_rewards() -> list[Reward]:
             action_label="Pay",
         )
     ]
-
-
-class RewardUnavailable(GatewayError):
-    code = ErrorCode.NOT_FOUND

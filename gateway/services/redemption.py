@@ -43,6 +43,7 @@ from gateway.services.idempotency import Attempt
 from gateway.services.points import balance_lock, points_book
 from gateway.services.rewards import get_reward
 from gateway.store import redemptions as store
+from gateway.store.idempotency import Status as KeyStatus
 from gateway.store.models import RedemptionRow
 from gateway.store.redemptions import Status
 
@@ -409,7 +410,7 @@ async def settle_abandoned(scope: Scope, row: RedemptionRow) -> str:
             )
             paid = (
                 pay is not None
-                and pay.status == "COMPLETED"
+                and pay.status == KeyStatus.COMPLETED
                 and '"error"' not in (pay.result_json or "")
             )
             if paid:

@@ -46,13 +46,6 @@ class KountaClient:
         path = f"{self._company}/customers/{segment(customer_id)}"
         return parse(Customer, (await self.upstream.get(path)).data, POS)
 
-    async def customers_with_reference(self, reference_id: str) -> list[Customer]:
-        """Kounta answers an array: several customers may share a reference id."""
-        response = await self.upstream.get(
-            f"{self._company}/customers", {"reference_id": reference_id}
-        )
-        return parse_list(Customer, response.data, POS)
-
     async def customer_by_email(self, email: str) -> Customer | None:
         """Kounta redirects (302) to the customer with that email, or answers 404."""
         try:
@@ -65,19 +58,9 @@ class KountaClient:
             return await self.get_customer(customer_id)
         return parse(Customer, response.data, POS)
 
-    async def update_customer(self, customer_id: str, fields: Mapping[str, Any]) -> Customer:
-        path = f"{self._company}/customers/{segment(customer_id)}"
-        return parse(Customer, (await self.upstream.put(path, dict(fields))).data, POS)
-
-    # ----------------------------------------------------------------- orders
-
     async def get_order(self, order_id: str, *, fresh: bool = False) -> Order:
         path = f"{self._company}/orders/{segment(order_id)}"
         return parse(Order, (await self.upstream.get(path, fresh=fresh)).data, POS)
-
-    async def create_order(self, body: Mapping[str, Any]) -> str:
-        response = await self.upstream.post(f"{self._company}/orders", dict(body))
-        return _created_id(response)
 
     async def update_order(self, order_id: str, body: Mapping[str, Any]) -> Order:
         """Replace what ``body`` names (``lines`` replaces all lines). Idempotent: a PUT
