@@ -3,8 +3,13 @@
 A test proves how a client copes with slowness, failures and rate limits by arming faults
 over HTTP, and proves how often the client called by reading the counters. Every API request
 therefore passes through ``ControlsMiddleware`` before the simulator sees it, in a fixed
-order: count, delay, injected status, rate budget. The ``/_sandbox/*`` routes themselves are
-never delayed, faulted, limited or counted, so a test can always reach them.
+order: count, read the whole body, delay, injected status, rate budget. The ``/_sandbox/*``
+routes themselves are never delayed, faulted, limited or counted, so a test can always reach
+them.
+
+Sandboxes are never kinder than the real API: a real server finishes a request whose client
+went away, so a write whose answer was lost may still land, late. The body is therefore read
+before any delay, and a client that times out during one no longer cancels its write.
 
 Nothing here knows which POS it fronts: the sandbox passes its routes (for the counters' route
 templates), its default budget and a reset hook.
@@ -308,6 +313,10 @@ class ControlsMiddleware:
         method, path = scope["method"], scope["path"]
         key = controls.route_key(scope)
         controls.count_request(key)
+        body = await _read_body(receive)
+        if body is None:
+            return  # the client left mid-body: no server could process a partial request
+        receive = _replay(body, receive)
         started = False
 
         async def send_with_rate_headers(message: Message) -> None:
@@ -337,6 +346,34 @@ class ControlsMiddleware:
             if not started:
                 controls.count_response(key, 500)
             raise
+
+
+async def _read_body(receive: Receive) -> bytes | None:
+    """Read before any delay: once the client has gone, the server's receive() only answers
+    ``http.disconnect``, and the write would be dropped where a real POS would apply it."""
+    chunks: list[bytes] = []
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            return None
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+
+
+def _replay(body: bytes, receive: Receive) -> Receive:
+    """The app reads the buffered body; after it, the server's own receive() still reports a
+    disconnect to anything that listens for one."""
+    pending = True
+
+    async def replay() -> Message:
+        nonlocal pending
+        if pending:
+            pending = False
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replay
 
 
 async def _discard(message: Message) -> None:

@@ -14,6 +14,7 @@ from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+from starlette.types import Message
 
 from gateway.sandbox.controls import ControlsMiddleware, RateLimit, SandboxControls
 from gateway.sandbox.xseries import DEMO_FIXTURES, create_app
@@ -159,6 +160,85 @@ async def test_malformed_faults_are_400(client: httpx.AsyncClient, body: bytes) 
     assert response.status_code == 400
     assert response.json()["error"] == "Invalid faults"
     assert (await client.get("/_sandbox/faults")).json()["status"] is None
+
+
+# -- a client that goes away ---------------------------------------------------------------------
+
+
+class Departing:
+    """The server's side of one POST whose client leaves when the sandbox first sleeps, or
+    after its last chunk when the body is not ``whole``: from then on, as with uvicorn,
+    receive() only answers ``http.disconnect``."""
+
+    def __init__(self, chunks: list[bytes], *, whole: bool = True) -> None:
+        self.chunks = chunks
+        self.whole = whole
+        self.gone = False
+        self.sent: list[Message] = []
+
+    async def sleep(self, seconds: float) -> None:
+        self.gone = True
+
+    async def receive(self) -> Message:
+        if self.gone or not self.chunks:
+            return {"type": "http.disconnect"}
+        body = self.chunks.pop(0)
+        more_body = bool(self.chunks) or not self.whole
+        return {"type": "http.request", "body": body, "more_body": more_body}
+
+    async def send(self, message: Message) -> None:
+        self.sent.append(message)
+
+    async def post(self, app: Starlette, path: str) -> None:
+        headers = [
+            (b"host", b"sandbox"),
+            (b"authorization", f"Bearer {TOKEN}".encode()),
+            (b"content-type", b"application/json"),
+        ]
+        scope = {
+            "type": "http",
+            "asgi": {"version": "3.0"},
+            "http_version": "1.1",
+            "method": "POST",
+            "scheme": "http",
+            "path": path,
+            "raw_path": path.encode(),
+            "query_string": b"",
+            "root_path": "",
+            "headers": headers,
+            "client": ("127.0.0.1", 50000),
+            "server": ("sandbox", 80),
+        }
+        await app(scope, self.receive, self.send)
+
+
+async def test_a_client_leaving_during_the_latency_does_not_cancel_its_write(
+    clock: FakeClock,
+) -> None:
+    server = Departing([b'{"first_name": "Gone",', b' "last_name": "Away"}'])
+    app = create_app(token=TOKEN, latency_ms=100, clock=clock, sleep=server.sleep)
+    await server.post(app, "/api/customers")
+    assert server.gone
+    assert server.sent[0]["status"] == 200  # answered to nobody, harmlessly
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app),
+        base_url="http://sandbox",
+        headers={"Authorization": f"Bearer {TOKEN}"},
+    ) as client:
+        assert (await stats(client))["responses"] == {"POST /api/customers 200": 1}
+        found = (await client.get("/api/customers", params={"code": "GONEAWAY"})).json()
+        assert [c["first_name"] for c in found["customers"]] == ["Gone"]
+
+
+async def test_a_client_leaving_mid_body_sent_no_request(
+    app: Starlette, client: httpx.AsyncClient
+) -> None:
+    """A server cannot act on half a body: nothing is applied and nothing is answered."""
+    server = Departing([b'{"first_name": "Half",'], whole=False)
+    await server.post(app, "/api/customers")
+    assert server.sent == []
+    assert (await client.get("/api/customers")).json()["pagination"]["results"] == 4
+    assert (await stats(client))["requests"] == {"POST /api/customers": 1, "GET /api/customers": 1}
 
 
 # -- the rate budget -----------------------------------------------------------------------------

@@ -1,0 +1,100 @@
+"""Late writes over real HTTP: a client that gave up waiting does not undo its write.
+
+A real POS finishes a request whose client went away, so a write whose answer was lost may
+still land, after the client's read-back and even after its retry. These tests run each
+sandbox as a real uvicorn server with real sleeps, time a write out with a short read
+timeout, and watch the write land afterwards, exactly once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from typing import Any
+
+import httpx
+import pytest
+from starlette.applications import Starlette
+
+from gateway.sandbox import xseries
+from tests.sandbox.conftest import TOKEN
+from tests.sandbox.test_xseries_sandbox import sale
+from tests.support import ServerThread
+
+HOLD_MS = 800
+IMPATIENT = httpx.Timeout(5.0, read=0.2)  # gives up long before HOLD_MS
+DEADLINE_S = 5.0
+XSERIES_HEADERS = {"Authorization": f"Bearer {TOKEN}"}
+
+
+def serve(app: Starlette) -> Iterator[str]:
+    server = ServerThread(app).start()
+    yield server.url
+    server.stop()  # waits for held requests, so none outlives its test
+
+
+@pytest.fixture
+def xseries_url() -> Iterator[str]:
+    yield from serve(xseries.create_app(token=TOKEN))
+
+
+@pytest.fixture
+async def xseries_api(xseries_url: str) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(base_url=xseries_url, headers=XSERIES_HEADERS) as client:
+        yield client
+
+
+async def arm(client: httpx.AsyncClient, **faults: Any) -> None:
+    response = await client.post("/_sandbox/faults", json=faults)
+    assert response.status_code == 200, response.text
+
+
+async def stats(client: httpx.AsyncClient) -> dict[str, Any]:
+    result: dict[str, Any] = (await client.get("/_sandbox/stats")).json()
+    return result
+
+
+async def times_out(base_url: str, headers: dict[str, str], path: str, body: Any) -> None:
+    """Send a write from a client too impatient to wait for its answer."""
+    async with httpx.AsyncClient(base_url=base_url, headers=headers, timeout=IMPATIENT) as client:
+        with pytest.raises(httpx.ReadTimeout):
+            await client.post(path, json=body)
+
+
+async def eventually(condition: Callable[[], Awaitable[bool]]) -> None:
+    """Poll until the condition holds; the deadline only bounds a failing test."""
+    deadline = time.monotonic() + DEADLINE_S
+    while not await condition():
+        assert time.monotonic() < deadline, "the condition never held"
+        await asyncio.sleep(0.02)
+
+
+async def answered(client: httpx.AsyncClient, response_key: str) -> bool:
+    """Whether the sandbox has finished the request (and answered nobody)."""
+    return response_key in (await stats(client))["responses"]
+
+
+# -- X-Series ------------------------------------------------------------------------------------
+
+
+async def sales_noted(client: httpx.AsyncClient, note: str) -> int:
+    response = await client.get("/api/register_sales")
+    assert response.status_code == 200, response.text
+    return sum(1 for s in response.json()["register_sales"] if s.get("note") == note)
+
+
+async def test_a_slow_write_whose_client_gave_up_still_lands(
+    xseries_url: str, xseries_api: httpx.AsyncClient
+) -> None:
+    """Plain latency, no late fault: the disconnect alone must not drop the write."""
+    await arm(xseries_api, latency_ms=HOLD_MS, method="POST", path="/api/register_sales")
+    await times_out(xseries_url, XSERIES_HEADERS, "/api/register_sales", sale(note="slow"))
+    assert await sales_noted(xseries_api, "slow") == 0
+
+    async def landed() -> bool:
+        return await sales_noted(xseries_api, "slow") == 1
+
+    await eventually(landed)
+    await eventually(lambda: answered(xseries_api, "POST /api/register_sales 200"))
+    assert await sales_noted(xseries_api, "slow") == 1
