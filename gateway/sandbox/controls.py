@@ -3,9 +3,9 @@
 A test proves how a client copes with slowness, failures and rate limits by arming faults
 over HTTP, and proves how often the client called by reading the counters. Every API request
 therefore passes through ``ControlsMiddleware`` before the simulator sees it, in a fixed
-order: count, read the whole body, delay, injected status, rate budget. The ``/_sandbox/*``
-routes themselves are never delayed, faulted, limited or counted, so a test can always reach
-them.
+order: count, read the whole body, delay (latency, then the hold of a late write), injected
+status, rate budget. The ``/_sandbox/*`` routes themselves are never delayed, faulted,
+limited or counted, so a test can always reach them.
 
 Sandboxes are never kinder than the real API: a real server finishes a request whose client
 went away, so a write whose answer was lost may still land, late. The body is therefore read
@@ -43,6 +43,7 @@ ValueError when the fixtures are unusable, and must then leave the state untouch
 
 ADMIN_PREFIX = "/_sandbox/"
 _FAULT_STATUSES = frozenset(s.value for s in HTTPStatus if s.value >= 400)
+_READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 _TOO_MANY = {"error": "Too Many Requests", "message": "Rate limiting enforced"}
 
 
@@ -66,6 +67,10 @@ class Faults:
     # Process the request for real, then answer the fault instead: the write lands, the
     # answer is lost (what a client sees when a connection drops after the POS committed).
     after: bool = False
+    # Hold a matching write this long before processing it for real: a client with a shorter
+    # read timeout gives up, its read-back misses the write, and the write lands afterwards.
+    late_ms: int = 0
+    late_next: int | None = None
 
     def applies_to(self, method: str, path: str) -> bool:
         return (self.method is None or self.method == method) and (
@@ -99,6 +104,10 @@ def parse_faults(data: object) -> Faults:
         raise ValueError("after must be true or false")
     if after and status is None:
         raise ValueError("after needs a status")
+    late_ms = _optional_int(data, "late_ms", 0) or 0
+    late_next = _optional_int(data, "late_next", 1)
+    if late_next is not None and late_ms == 0:
+        raise ValueError("late_next needs a late_ms above 0")
     return Faults(
         latency_ms=_optional_int(data, "latency_ms", 0) or 0,
         status=status,
@@ -108,6 +117,8 @@ def parse_faults(data: object) -> Faults:
         retry_after_s=1 if retry_after_s is None else retry_after_s,
         rate_limit=_parse_rate_limit(data.get("rate_limit")),
         after=after,
+        late_ms=late_ms,
+        late_next=late_next,
     )
 
 
@@ -200,6 +211,21 @@ class SandboxControls:
         total_ms = self.latency_ms + extra
         if total_ms > 0:
             await self.sleep(total_ms / 1000)
+        hold_ms = self.late_hold_ms(method, path)
+        if hold_ms > 0:
+            await self.sleep(hold_ms / 1000)
+
+    def late_hold_ms(self, method: str, path: str) -> int:
+        """Only writes are held: a read during the hold must see the state without the write,
+        as a client reading back after its timeout would on the real POS."""
+        faults = self.faults
+        if faults.late_ms == 0 or faults.late_next == 0 or method in _READ_METHODS:
+            return 0
+        if not faults.applies_to(method, path):
+            return 0
+        if faults.late_next is not None:
+            self.faults = replace(faults, late_next=faults.late_next - 1)
+        return faults.late_ms
 
     def injected_fault(self, method: str, path: str) -> Response | None:
         faults = self.faults

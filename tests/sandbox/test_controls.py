@@ -153,6 +153,14 @@ async def test_an_after_fault_applies_the_write_and_loses_the_answer(
         b'{"stauts": 503}',
         b'{"after": true}',
         b'{"status": 503, "after": "yes"}',
+        b'{"late_ms": -1}',
+        b'{"late_ms": 0.5}',
+        b'{"late_ms": "800"}',
+        b'{"late_ms": 800, "late_next": 0}',
+        b'{"late_ms": 800, "late_next": false}',
+        b'{"late_next": 1}',
+        b'{"late_ms": 0, "late_next": 1}',
+        b'{"late_ms": 800, "late_nxt": 1}',
     ],
 )
 async def test_malformed_faults_are_400(client: httpx.AsyncClient, body: bytes) -> None:
@@ -160,6 +168,58 @@ async def test_malformed_faults_are_400(client: httpx.AsyncClient, body: bytes) 
     assert response.status_code == 400
     assert response.json()["error"] == "Invalid faults"
     assert (await client.get("/_sandbox/faults")).json()["status"] is None
+
+
+# -- late writes ---------------------------------------------------------------------------------
+
+
+async def test_late_faults_are_shown_and_off_by_default(client: httpx.AsyncClient) -> None:
+    defaults = (await client.get("/_sandbox/faults")).json()
+    assert (defaults["late_ms"], defaults["late_next"]) == (0, None)
+    armed = await arm(client, late_ms=800, late_next=2, method="post", path="/api/customers")
+    assert (armed["late_ms"], armed["late_next"], armed["method"]) == (800, 2, "POST")
+    assert (await client.get("/_sandbox/faults")).json() == armed
+
+
+async def test_a_late_write_is_held_then_applied_and_reads_are_not_held(
+    client: httpx.AsyncClient, sleeps: RecordingSleep
+) -> None:
+    await arm(client, late_ms=800)
+    assert (await client.get("/api/customers")).status_code == 200
+    assert sleeps.calls == []
+    created = await client.post("/api/customers", json={"first_name": "Late", "last_name": "Comer"})
+    assert created.status_code == 200
+    assert sleeps.calls == [0.8]
+    found = (await client.get("/api/customers", params={"code": "LATECOMER"})).json()
+    assert [c["first_name"] for c in found["customers"]] == ["Late"]
+    assert sleeps.calls == [0.8]
+    assert (await stats(client))["requests"]["POST /api/customers"] == 1
+
+
+async def test_late_next_holds_that_many_matching_writes_then_stops(
+    client: httpx.AsyncClient, sleeps: RecordingSleep
+) -> None:
+    await arm(client, late_ms=500, late_next=2, method="POST", path="/api/customers")
+    await client.post("/api/register_sales", json={})
+    await client.put("/api/customers", json={})
+    assert sleeps.calls == []
+    for name in ("A", "B", "C"):
+        await client.post("/api/customers", json={"first_name": name})
+    assert sleeps.calls == [0.5, 0.5]
+    assert (await client.get("/_sandbox/faults")).json()["late_next"] == 0
+
+
+async def test_late_is_held_after_the_latency(clock: FakeClock, sleeps: RecordingSleep) -> None:
+    app = create_app(token=TOKEN, latency_ms=100, clock=clock, sleep=sleeps)
+    headers = {"Authorization": f"Bearer {TOKEN}"}
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(
+        transport=transport, base_url="http://sandbox", headers=headers
+    ) as client:
+        await arm(client, latency_ms=50, late_ms=800)
+        await client.get("/api/config")
+        await client.post("/api/customers", json={"first_name": "Slow"})
+    assert sleeps.calls == [0.15, 0.15, 0.8]
 
 
 # -- a client that goes away ---------------------------------------------------------------------

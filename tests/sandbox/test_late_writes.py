@@ -17,14 +17,21 @@ import httpx
 import pytest
 from starlette.applications import Starlette
 
-from gateway.sandbox import xseries
+from gateway.sandbox import kounta, xseries
 from tests.sandbox.conftest import TOKEN
-from tests.sandbox.test_xseries_sandbox import sale
+from tests.sandbox.test_kounta_sandbox import BASE, CASH, JOHN_ORDER
+from tests.sandbox.test_xseries_sandbox import JOHNNY_SALE, payment, resend, sale
 from tests.support import ServerThread
 
 HOLD_MS = 800
 IMPATIENT = httpx.Timeout(5.0, read=0.2)  # gives up long before HOLD_MS
 DEADLINE_S = 5.0
+PAYMENTS = f"{BASE}/orders/{JOHN_ORDER}/payments"
+KOUNTA_HEADERS = {
+    "Authorization": f"Bearer {TOKEN}",
+    "Accept": "application/json",
+    "Content-Type": "application/json",
+}
 XSERIES_HEADERS = {"Authorization": f"Bearer {TOKEN}"}
 
 
@@ -35,8 +42,19 @@ def serve(app: Starlette) -> Iterator[str]:
 
 
 @pytest.fixture
+def kounta_url() -> Iterator[str]:
+    yield from serve(kounta.create_app(token=TOKEN))
+
+
+@pytest.fixture
 def xseries_url() -> Iterator[str]:
     yield from serve(xseries.create_app(token=TOKEN))
+
+
+@pytest.fixture
+async def kounta_api(kounta_url: str) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(base_url=kounta_url, headers=KOUNTA_HEADERS) as client:
+        yield client
 
 
 @pytest.fixture
@@ -75,13 +93,97 @@ async def answered(client: httpx.AsyncClient, response_key: str) -> bool:
     return response_key in (await stats(client))["responses"]
 
 
+# -- Kounta --------------------------------------------------------------------------------------
+
+
+async def kounta_refs(client: httpx.AsyncClient) -> list[str]:
+    response = await client.get(f"{BASE}/orders/{JOHN_ORDER}")
+    assert response.status_code == 200, response.text
+    return [p["ref"] for p in response.json()["payments"]]
+
+
+async def test_kounta_a_payment_whose_answer_timed_out_lands_late(
+    kounta_url: str, kounta_api: httpx.AsyncClient
+) -> None:
+    await arm(kounta_api, late_ms=HOLD_MS, path=PAYMENTS)
+    body = {"method_id": CASH, "amount": 5, "ref": "late-1"}
+    await times_out(kounta_url, KOUNTA_HEADERS, PAYMENTS, body)
+    assert await kounta_refs(kounta_api) == []
+    route = "POST /v1/companies/{company_id}/orders/{order_id}/payments"
+    assert (await stats(kounta_api))["requests"][route] == 1  # counted when it arrived
+
+    async def landed() -> bool:
+        return await kounta_refs(kounta_api) == ["late-1"]
+
+    await eventually(landed)
+    await eventually(lambda: answered(kounta_api, f"{route} 201"))
+    assert await kounta_refs(kounta_api) == ["late-1"]
+
+
+async def test_kounta_the_retry_lands_first_and_the_original_after_it(
+    kounta_url: str, kounta_api: httpx.AsyncClient
+) -> None:
+    """The case a gateway must survive: its timed-out payment lands after its retry."""
+    await arm(kounta_api, late_ms=HOLD_MS, late_next=1, path=PAYMENTS)
+    body = {"method_id": CASH, "amount": 5, "ref": "redeem-1"}
+    await times_out(kounta_url, KOUNTA_HEADERS, PAYMENTS, body)
+    retry = await kounta_api.post(PAYMENTS, json=body)
+    assert retry.status_code == 201
+    assert await kounta_refs(kounta_api) == ["redeem-1"]
+
+    async def both_landed() -> bool:
+        return await kounta_refs(kounta_api) == ["redeem-1", "redeem-1"]
+
+    await eventually(both_landed)
+
+
 # -- X-Series ------------------------------------------------------------------------------------
+
+
+async def johnny_payments(client: httpx.AsyncClient) -> list[Any]:
+    response = await client.get(f"/api/register_sales/{JOHNNY_SALE}")
+    assert response.status_code == 200, response.text
+    return [p["amount"] for p in response.json()["register_sales"][0]["register_sale_payments"]]
 
 
 async def sales_noted(client: httpx.AsyncClient, note: str) -> int:
     response = await client.get("/api/register_sales")
     assert response.status_code == 200, response.text
     return sum(1 for s in response.json()["register_sales"] if s.get("note") == note)
+
+
+async def test_xseries_a_payment_appended_to_an_open_sale_lands_late(
+    xseries_url: str, xseries_api: httpx.AsyncClient
+) -> None:
+    await arm(xseries_api, late_ms=HOLD_MS, path="/api/register_sales")
+    johnny = (await xseries_api.get(f"/api/register_sales/{JOHNNY_SALE}")).json()
+    stored = johnny["register_sales"][0]
+    paid = [*stored["register_sale_payments"], payment(amount=7)]
+    body = resend(stored, register_sale_payments=paid)
+    await times_out(xseries_url, XSERIES_HEADERS, "/api/register_sales", body)
+    assert await johnny_payments(xseries_api) == [5]
+
+    async def landed() -> bool:
+        return await johnny_payments(xseries_api) == [5, 7]
+
+    await eventually(landed)
+    await eventually(lambda: answered(xseries_api, "POST /api/register_sales 200"))
+    assert await johnny_payments(xseries_api) == [5, 7]
+
+
+async def test_xseries_a_new_sale_lands_late(
+    xseries_url: str, xseries_api: httpx.AsyncClient
+) -> None:
+    await arm(xseries_api, late_ms=HOLD_MS, path="/api/register_sales")
+    await times_out(xseries_url, XSERIES_HEADERS, "/api/register_sales", sale(note="late-sale"))
+    assert await sales_noted(xseries_api, "late-sale") == 0
+
+    async def landed() -> bool:
+        return await sales_noted(xseries_api, "late-sale") == 1
+
+    await eventually(landed)
+    await eventually(lambda: answered(xseries_api, "POST /api/register_sales 200"))
+    assert await sales_noted(xseries_api, "late-sale") == 1
 
 
 async def test_a_slow_write_whose_client_gave_up_still_lands(
