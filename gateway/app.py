@@ -20,6 +20,7 @@ from gateway.api.graphql.view import GraphQLEndpoint, GraphQLView
 from gateway.api.middleware import RequestContext
 from gateway.observability import configure_logging
 from gateway.runtime import Runtime
+from gateway.services import recovery
 from gateway.services.context import Services
 from gateway.services.merchants import ensure_all_kounta_webhooks
 from gateway.settings import Environment, Settings
@@ -37,13 +38,20 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         # Re-register Kounta webhooks idempotently, without holding up start-up.
-        webhooks = asyncio.create_task(ensure_all_kounta_webhooks(services))
+        background = [asyncio.create_task(ensure_all_kounta_webhooks(services))]
+        stop = asyncio.Event()
+        if settings.worker_in_process:  # off when a separate `gateway worker` runs
+            background.append(
+                asyncio.create_task(recovery.run(services, settings.worker_interval_s, stop))
+            )
         try:
             yield
         finally:
-            webhooks.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await webhooks
+            stop.set()
+            for task in background:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
             if owned:
                 await runtime.aclose()
 

@@ -174,7 +174,8 @@ def worker(
     interval: Annotated[float, typer.Option(help="Seconds between passes.")] = 30.0,
     once: Annotated[bool, typer.Option(help="One pass, then exit.")] = False,
 ) -> None:
-    """Finish what outages left half-done: unfinished redemptions, failed earnings."""
+    """Finish or undo what crashes and outages left half-done: unsettled POS writes,
+    interrupted redemptions and payments, earnings Kounta must not lose."""
     from gateway.services.context import Services
     from gateway.services.recovery import recover_once
 
@@ -184,7 +185,8 @@ def worker(
             report = await recover_once(services)
             if once:
                 typer.echo(f"finished {len(report.finished)}, still failing "
-                           f"{len(report.still_failing)}")  # fmt: skip
+                           f"{len(report.still_failing)}, left for the caller's retry "
+                           f"{len(report.left_for_retry)}")  # fmt: skip
                 return
             await asyncio.sleep(interval)
 

@@ -6,10 +6,13 @@ engines, HTTP pools or caches.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from datetime import UTC, datetime
 from functools import cached_property
 
 import httpx
 
+from gateway import faults
 from gateway.cache import Cache
 from gateway.pos.http import HttpLayer, HttpPolicy
 from gateway.settings import Settings
@@ -30,11 +33,22 @@ def http_policy(settings: Settings) -> HttpPolicy:
     )
 
 
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
 class Runtime:
     def __init__(
-        self, settings: Settings, *, transport: httpx.AsyncBaseTransport | None = None
+        self,
+        settings: Settings,
+        *,
+        transport: httpx.AsyncBaseTransport | None = None,
+        clock: Callable[[], datetime] = utc_now,
     ) -> None:
         self.settings = settings
+        faults.arm(settings.crash_at)
+        # The time the settle window is measured in (tests move it instead of waiting).
+        self.clock = clock
         self.db = Database(settings.database_url)
         self.http = HttpLayer(
             policy=http_policy(settings),

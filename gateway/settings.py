@@ -7,8 +7,9 @@ from __future__ import annotations
 
 from enum import StrEnum
 from functools import cached_property
+from pathlib import Path
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -25,6 +26,8 @@ class Settings(BaseSettings):
     database_url: str = "sqlite+aiosqlite:///./gateway.db"
     cache_url: str = "memory://"
     secret_key: SecretStr | None = None
+    # Where the secret key is kept instead, when it is not in the environment (the demo).
+    secret_key_file: Path | None = None
     public_url: str | None = None
     kounta_addon_token: SecretStr | None = None
     kounta_client_id: str = "gateway-sandbox"
@@ -42,6 +45,33 @@ class Settings(BaseSettings):
     upstream_breaker_failures: int = Field(default=5, ge=1)
     upstream_breaker_reset_s: float = Field(default=15.0, gt=0)
     upstream_max_connections: int = Field(default=100, ge=1)
+
+    # Exactly once (docs/architecture.md, "Settling" and "Leases"). A write whose answer
+    # was lost is read back only once this long has passed since it was sent: real POS
+    # servers finish a request whose client went away, so it may land late.
+    upstream_settle_s: float = Field(default=60.0, ge=0)
+    # How long an operation may go without proving it is alive before another may take
+    # over (a crashed process's work is resumed after this).
+    lease_s: float = Field(default=30.0, gt=0)
+    # The recovery loop (``gateway worker``) also runs inside ``gateway serve``; turn it off
+    # there when a separate worker process runs.
+    worker_in_process: bool = True
+    worker_interval_s: float = Field(default=10.0, gt=0)
+
+    # How long a caller is kept waiting, end to end (gateway/deadline.py). Kounta's POS
+    # waits on the adapters while staff and a customer stand at the counter; past about
+    # 8 s a cashier gives up or retries, so an honest "try again" is better than a hang.
+    # GraphQL callers are frontends with their own spinners: a little longer.
+    kounta_deadline_s: float = Field(default=8.0, gt=0)
+    graphql_deadline_s: float = Field(default=10.0, gt=0)
+
+    # Requests: the largest body read (JSON, forms) and how deeply JSON may nest.
+    max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
+    max_json_depth: int = Field(default=32, ge=2)
+
+    # Test-only fault hook (gateway/faults.py): the process dies at this named step.
+    # Refused in production.
+    crash_at: str | None = None
 
     # Cache TTLs (seconds) for upstream reference data.
     cache_ttl_config_s: int = 60
@@ -63,17 +93,33 @@ class Settings(BaseSettings):
     def is_production(self) -> bool:
         return self.environment is Environment.PRODUCTION
 
+    @model_validator(mode="after")
+    def _no_crash_hook_in_production(self) -> Settings:
+        if self.crash_at and self.is_production:
+            raise ValueError("GATEWAY_CRASH_AT is a test-only fault hook: not in production")
+        return self
+
     @cached_property
     def secret_key_bytes(self) -> bytes:
         """The master secret; everything keyed (encryption, offer signatures) derives from it."""
-        if self.secret_key is None or not self.secret_key.get_secret_value():
-            raise MissingSecretKey
-        return self.secret_key.get_secret_value().encode()
+        if self.secret_key is not None and self.secret_key.get_secret_value():
+            return self.secret_key.get_secret_value().encode()
+        if self.secret_key_file is not None:
+            try:
+                key = self.secret_key_file.read_text().strip()
+            except OSError as exc:
+                raise MissingSecretKey(
+                    f"cannot read {self.secret_key_file}: {exc.strerror}"
+                ) from None
+            if key:
+                return key.encode()
+        raise MissingSecretKey
 
 
 class MissingSecretKey(RuntimeError):
-    def __init__(self) -> None:
+    def __init__(self, why: str = "GATEWAY_SECRET_KEY is not set") -> None:
         super().__init__(
-            "GATEWAY_SECRET_KEY is not set: it encrypts stored POS tokens and signs offers. "
-            'Generate one with: python -c "import secrets; print(secrets.token_urlsafe(32))"'
+            f"{why}: it encrypts stored POS tokens and signs offers. Set GATEWAY_SECRET_KEY "
+            "(or GATEWAY_SECRET_KEY_FILE, a file holding it); generate one with: "
+            'python -c "import secrets; print(secrets.token_urlsafe(32))"'
         )

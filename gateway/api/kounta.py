@@ -21,13 +21,15 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from gateway import jsonx
-from gateway.domain.errors import ErrorCode, GatewayError
+from gateway.api.deadlines import answer_within
+from gateway.domain.errors import GatewayError, NotFound, Transient
 from gateway.domain.merchant import Pos
 from gateway.domain.money import parse_amount
 from gateway.services import members, rewards
 from gateway.services.context import Scope, Services
 from gateway.services.merchants import by_kounta_company
-from gateway.services.redemption import RedemptionRequest, redeem
+from gateway.services.redeem import redeem
+from gateway.services.redemption_records import RedemptionRequest
 from gateway.store.crypto import same_secret
 from gateway.store.merchants import get_merchant
 
@@ -115,8 +117,9 @@ def _merchant_call(handler: Handler) -> Callable[[Request], Awaitable[Response]]
         merchant = await by_kounta_company(services, company_id)
         if merchant is None:
             return error("this company has not installed the loyalty add-on", 404)
+        seconds = services.runtime.settings.kounta_deadline_s
         try:
-            return await handler(request, services.scope(merchant))
+            return await answer_within(seconds, handler(request, services.scope(merchant)))
         except GatewayError as failure:
             return error(failure.message, _status(failure))
 
@@ -124,9 +127,10 @@ def _merchant_call(handler: Handler) -> Callable[[Request], Awaitable[Response]]
 
 
 def _status(failure: GatewayError) -> int:
-    if failure.transient:
+    """Kounta's POS shows the message; the status says whether trying again may help."""
+    if isinstance(failure, Transient):
         return 503
-    return 404 if failure.code is ErrorCode.NOT_FOUND else 400
+    return 404 if isinstance(failure, NotFound) else 400
 
 
 def _redeem_base(request: Request, scope: Scope) -> str:
@@ -182,7 +186,8 @@ async def redeem_offer(request: Request) -> Response:
             target_id=order_id,
             quantity=_quantity(params.get("quantity")),
         )
-        await redeem(services.scope(merchant), request_)
+        seconds = services.runtime.settings.kounta_deadline_s
+        await answer_within(seconds, redeem(services.scope(merchant), request_))
     except GatewayError as failure:
         log.info("kounta redemption refused", code=failure.code.value, reason=failure.message)
         return KountaJSON({"success": False, "error": failure.message})

@@ -8,7 +8,7 @@ import binascii
 from dataclasses import dataclass
 from enum import StrEnum
 
-from gateway.domain.errors import ErrorCode, GatewayError
+from gateway.domain.errors import NotFound
 from gateway.domain.merchant import Pos
 
 VERSION = "g1"
@@ -39,8 +39,8 @@ def encode(kind: Kind, pos: Pos | None, merchant_id: str, local_id: str) -> str:
     return GlobalId(kind, pos, merchant_id, local_id).encode()
 
 
-def not_found(kind: Kind, value: str) -> GatewayError:
-    return GatewayError(f"no {kind.value.lower()} with id {value[:80]!r}", code=ErrorCode.NOT_FOUND)
+def not_found(kind: Kind, value: str) -> NotFound:
+    return NotFound(f"no {kind.value.lower()} with id {value[:80]!r}")
 
 
 def decode(value: str, kind: Kind, merchant_id: str) -> GlobalId:

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from enum import StrEnum
 
-from gateway.domain.errors import ErrorCode, GatewayError
+from gateway.domain.errors import NotFound
 
 
 class Pos(StrEnum):
@@ -55,6 +55,4 @@ class Merchant:
         try:
             return self.accounts[pos]
         except KeyError:
-            raise GatewayError(
-                f"this merchant has no {pos.label} account connected", code=ErrorCode.NOT_FOUND
-            ) from None
+            raise NotFound(f"this merchant has no {pos.label} account connected") from None

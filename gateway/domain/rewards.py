@@ -14,9 +14,8 @@ from dataclasses import dataclass
 from decimal import Decimal
 from enum import StrEnum
 
-from gateway.domain.errors import ValidationError
+from gateway.domain.errors import InsufficientBalance, ValidationError
 from gateway.domain.money import CENT, MAX_AMOUNT, ZERO, round_money
-from gateway.domain.sales import InsufficientBalance
 
 REWARD_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 PAY_WITH_POINTS = "pay-with-points"
@@ -84,7 +83,7 @@ def cost_of(reward: Reward, quantity: Decimal | None, balance: Decimal) -> Cost:
         points = reward.points_required
         amount = reward.value
     if points > balance:
-        raise InsufficientBalance(balance, points, "points")
+        raise InsufficientBalance.of(balance, points, "points")
     return Cost(points, amount)
 
 

@@ -8,7 +8,13 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from enum import StrEnum
 
-from gateway.domain.errors import ErrorCode, GatewayError
+from gateway.domain.errors import (
+    AmountExceedsDue,
+    CustomerLoyaltyDisabled,
+    InsufficientBalance,
+    LoyaltyDisabled,
+    SaleNotOpen,
+)
 from gateway.domain.merchant import Pos
 from gateway.domain.money import ZERO
 
@@ -119,26 +125,6 @@ def totals(lines: Sequence[SaleLine]) -> tuple[Decimal, Decimal]:
     return price, tax
 
 
-class InsufficientBalance(GatewayError):
-    code = ErrorCode.INSUFFICIENT_BALANCE
-
-    def __init__(self, balance: Decimal, requested: Decimal, label: str = "loyalty") -> None:
-        super().__init__(
-            f"the customer has {balance} {label}; {requested} was asked for",
-            details={"balance": str(balance), "requested": str(requested)},
-        )
-
-
-class AmountExceedsDue(GatewayError):
-    code = ErrorCode.AMOUNT_EXCEEDS_DUE
-
-    def __init__(self, amount_due: Decimal, requested: Decimal) -> None:
-        super().__init__(
-            f"only {amount_due} is due on this sale; {requested} was asked for",
-            details={"amount_due": str(amount_due), "requested": str(requested)},
-        )
-
-
 def check_loyalty_payment(
     *,
     amount: Decimal,
@@ -151,17 +137,12 @@ def check_loyalty_payment(
     """Rules 2 and the open-sale rule, in the order a cashier would want them explained."""
     state = state_of(status)
     if state is not SaleState.OPEN:
-        raise GatewayError(
-            f"the sale is {state.value.lower()} ({status}) and takes no payment",
-            code=ErrorCode.SALE_NOT_OPEN,
-        )
+        raise SaleNotOpen(f"the sale is {state.value.lower()} ({status}) and takes no payment")
     if not account_enabled:
-        raise GatewayError("loyalty is turned off for this store", code=ErrorCode.LOYALTY_DISABLED)
+        raise LoyaltyDisabled("loyalty is turned off for this store")
     if not customer_enabled:
-        raise GatewayError(
-            "loyalty is turned off for this customer", code=ErrorCode.CUSTOMER_LOYALTY_DISABLED
-        )
+        raise CustomerLoyaltyDisabled("loyalty is turned off for this customer")
     if amount > amount_due:
-        raise AmountExceedsDue(amount_due, amount)
+        raise AmountExceedsDue.of(amount_due, amount)
     if amount > balance:
-        raise InsufficientBalance(balance, amount)
+        raise InsufficientBalance.of(balance, amount)

@@ -11,7 +11,7 @@ from urllib.parse import quote
 from pydantic import BaseModel, BeforeValidator, ValidationError
 
 from gateway.domain.money import to_decimal
-from gateway.pos.http import UpstreamShapeError
+from gateway.pos.errors import UpstreamShapeError
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -54,7 +54,7 @@ def _optional_text(value: Any) -> str | None:
     return str(value)
 
 
-def _timestamp(value: Any) -> datetime | None:
+def parse_timestamp(value: Any) -> datetime | None:
     """X-Series writes "2026-11-21 10:00:00" (UTC), "...T10:00:00Z" or "...+00:00"."""
     if value is None or value == "" or str(value).startswith("0000"):
         return None
@@ -70,7 +70,7 @@ Amount = Annotated[Decimal, BeforeValidator(decimal)]
 OptionalAmount = Annotated[Decimal | None, BeforeValidator(_optional_decimal)]
 Text = Annotated[str, BeforeValidator(_text)]
 OptionalText = Annotated[str | None, BeforeValidator(_optional_text)]
-Timestamp = Annotated[datetime | None, BeforeValidator(_timestamp)]
+Timestamp = Annotated[datetime | None, BeforeValidator(parse_timestamp)]
 
 
 def parse(model: type[M], data: Any, pos: str) -> M:

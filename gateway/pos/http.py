@@ -7,9 +7,12 @@ What it promises, whichever POS is behind it:
 - a 429 is waited out until its ``Retry-After`` (HTTP date or seconds) when that is within
   ``max_retry_after_s`` and the request is safe, else surfaced as ``RATE_LIMITED``; an unsafe
   request is never sent twice, except when the connection was refused before it left;
+- an unsafe request whose answer was lost after it left (a read timeout, a dropped
+  connection, a 5xx) raises ``UpstreamOutcomeUnknown``: it may still land;
+- nothing waits past the request's deadline (``gateway/deadline.py``);
 - a circuit breaker per upstream stops hammering a POS that keeps failing;
 - identical GETs in flight at the same moment share one upstream call;
-- failures arrive as typed ``UpstreamError``s carrying the DESIGN §4 error codes.
+- failures arrive as the typed errors of ``gateway/pos/errors.py``.
 
 JSON is read with ``Decimal`` for every non-integer number and written with Decimals as
 exact number text, so money never passes through a float.
@@ -30,9 +33,17 @@ from urllib.parse import urlencode
 import httpx
 import structlog
 
-from gateway import jsonx
-from gateway.domain.errors import ErrorCode, GatewayError
+from gateway import deadline, jsonx
+from gateway.domain.errors import MAX_RETRY_AFTER_S
 from gateway.metrics import UPSTREAM_LATENCY, UPSTREAM_REQUESTS
+from gateway.pos.errors import (
+    UpstreamAuthError,
+    UpstreamNotFound,
+    UpstreamOutcomeUnknown,
+    UpstreamRateLimited,
+    UpstreamRejected,
+    UpstreamUnavailable,
+)
 
 log = structlog.get_logger("gateway.upstream")
 
@@ -40,72 +51,6 @@ SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 RETRYABLE_STATUS = frozenset({500, 502, 503, 504})
 
 Params = Mapping[str, str | int | Sequence[str]]
-
-
-# --------------------------------------------------------------------------- errors
-
-
-class UpstreamError(GatewayError):
-    """A POS call that did not give a usable answer."""
-
-    code = ErrorCode.UPSTREAM_UNAVAILABLE
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        pos: str,
-        status: int | None = None,
-        upstream_message: str | None = None,
-    ) -> None:
-        super().__init__(message)
-        self.pos = pos
-        self.status = status
-        self.upstream_message = upstream_message
-
-
-class UpstreamNotFound(UpstreamError):
-    code = ErrorCode.NOT_FOUND
-
-
-class UpstreamRejected(UpstreamError):
-    """The POS refused the request as invalid (400, 409, 422): retrying cannot help."""
-
-    code = ErrorCode.VALIDATION
-
-
-class UpstreamRateLimited(UpstreamError):
-    code = ErrorCode.RATE_LIMITED
-
-    def __init__(self, message: str, *, pos: str, retry_after_s: float | None) -> None:
-        super().__init__(message, pos=pos, status=429)
-        self.retry_after_s = retry_after_s
-        if retry_after_s is not None:
-            self.details["retry_after_s"] = f"{retry_after_s:.0f}"
-
-
-class UpstreamUnavailable(UpstreamError):
-    """5xx, timeouts, refused connections, an open circuit.
-
-    ``maybe_applied`` is True when a write may have reached the POS before the failure
-    (a read timeout after sending): the caller must read back before trying again.
-    """
-
-    code = ErrorCode.UPSTREAM_UNAVAILABLE
-
-    def __init__(
-        self, message: str, *, pos: str, status: int | None = None, maybe_applied: bool = False
-    ) -> None:
-        super().__init__(message, pos=pos, status=status)
-        self.maybe_applied = maybe_applied
-
-
-class UpstreamShapeError(UpstreamError):
-    """The POS answered 2xx with a body we cannot read: treat as unavailable, log loudly."""
-
-
-class UpstreamAuthError(UpstreamUnavailable):
-    """The POS refused the merchant's stored credentials (401/403)."""
 
 
 # --------------------------------------------------------------------------- policy, auth
@@ -322,6 +267,7 @@ class Upstream:
         renewed = False
         attempt = 0
         while True:
+            timeout = self._timeout(policy, method, path)
             trial = breaker.admit()
             if trial is None:
                 raise UpstreamUnavailable(
@@ -342,23 +288,27 @@ class Upstream:
                         params=_httpx_params(params),
                         content=content,
                         headers=headers,
-                        timeout=policy.timeout,
+                        timeout=timeout,
                     )
                 except httpx.TransportError as exc:
                     breaker.record_failure()
                     not_sent = isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout)
                     not_sent = not_sent or isinstance(exc, httpx.PoolTimeout)
                     self._observe(method, path, "timeout" if _is_timeout(exc) else "error", started)
-                    if (safe or not_sent) and attempt < policy.max_retries:
-                        await self.layer.sleep(policy.backoff(attempt, self.layer.rng))
+                    if (safe or not_sent) and await self._may_retry(policy, attempt):
                         attempt += 1
                         continue
+                    what = "timeout" if _is_timeout(exc) else "connection failed"
+                    if not (safe or not_sent):
+                        raise UpstreamOutcomeUnknown(
+                            f"{self.pos} did not answer {method} {path} ({what}); "
+                            "it may still apply it",
+                            pos=self.pos,
+                        ) from None
                     raise UpstreamUnavailable(
                         f"{self.pos} did not answer {method} {path} "
-                        f"({'timeout' if _is_timeout(exc) else 'connection failed'}"
-                        f"{', after retries' if attempt else ''})",
+                        f"({what}{', after retries' if attempt else ''})",
                         pos=self.pos,
-                        maybe_applied=not (safe or not_sent),
                     ) from None
                 self._observe(method, path, str(response.status_code), started)
                 status = response.status_code
@@ -372,23 +322,32 @@ class Upstream:
                     # Throttling says nothing about the POS's health: the breaker ignores it.
                     breaker.record_success()
                     wait = retry_after_seconds(response.headers.get("Retry-After"), time.time())
-                    if safe and attempt < policy.max_retries and _within(wait, policy):
-                        backoff = policy.backoff(attempt, self.layer.rng)
-                        await self.layer.sleep(max(wait or 0.0, backoff))
+                    if (
+                        safe
+                        and _within(wait, policy)
+                        and await self._may_retry(policy, attempt, at_least=wait or 0.0)
+                    ):
                         attempt += 1
                         continue
                     raise UpstreamRateLimited(
                         f"{self.pos} rate limit reached; try again"
                         + (f" in {wait:.0f} s" if wait is not None else " later"),
                         pos=self.pos,
+                        status=429,
                         retry_after_s=wait,
                     )
                 if status in RETRYABLE_STATUS:
                     breaker.record_failure()
-                    if safe and attempt < policy.max_retries:
-                        await self.layer.sleep(policy.backoff(attempt, self.layer.rng))
+                    if safe and await self._may_retry(policy, attempt):
                         attempt += 1
                         continue
+                    if not safe:
+                        raise UpstreamOutcomeUnknown(
+                            f"{self.pos} answered {status} to {method} {path}; "
+                            "it may have applied it",
+                            pos=self.pos,
+                            status=status,
+                        )
                     raise UpstreamUnavailable(
                         f"{self.pos} answered {status} to {method} {path}"
                         + (" after retries" if attempt else ""),
@@ -396,12 +355,38 @@ class Upstream:
                         status=status,
                     )
                 breaker.record_success()
-                return self._result(method, path, response)
+                return self._result(method, path, response, safe=safe)
             finally:
                 if trial:  # however the attempt ended, the trial slot is free again
                     breaker.end_trial()
 
-    def _result(self, method: str, path: str, response: httpx.Response) -> UpstreamResponse:
+    def _timeout(self, policy: HttpPolicy, method: str, path: str) -> httpx.Timeout:
+        """The policy's timeouts, cut short by the request's deadline."""
+        left = deadline.remaining()
+        if left is None:
+            return policy.timeout
+        if left <= 0:
+            raise UpstreamUnavailable(
+                f"no time was left to ask {self.pos} ({method} {path})", pos=self.pos
+            )
+        return httpx.Timeout(
+            min(policy.read_timeout_s, left), connect=min(policy.connect_timeout_s, left)
+        )
+
+    async def _may_retry(self, policy: HttpPolicy, attempt: int, *, at_least: float = 0) -> bool:
+        """Back off before another attempt, unless retries or the deadline are used up."""
+        if attempt >= policy.max_retries:
+            return False
+        pause = max(at_least, policy.backoff(attempt, self.layer.rng))
+        left = deadline.remaining()
+        if left is not None and pause >= left:
+            return False
+        await self.layer.sleep(pause)
+        return True
+
+    def _result(
+        self, method: str, path: str, response: httpx.Response, *, safe: bool
+    ) -> UpstreamResponse:
         status = response.status_code
         data = _body(response)
         if status < 400:  # redirects are answers too (Kounta finds customers with a 302)
@@ -428,6 +413,12 @@ class Upstream:
                 status=status,
                 upstream_message=message,
             )
+        if not safe:
+            raise UpstreamOutcomeUnknown(
+                f"{self.pos} answered {status} to {where}; it may have applied it",
+                pos=self.pos,
+                status=status,
+            )
         raise UpstreamUnavailable(f"{self.pos} answered {status} to {where}", pos=self.pos)
 
     def _observe(self, method: str, path: str, outcome: str, started: float) -> None:
@@ -448,19 +439,18 @@ class Upstream:
 
 
 def retry_after_seconds(value: str | None, now: float) -> float | None:
-    """Seconds to wait from a ``Retry-After`` header: delta-seconds or an HTTP date."""
+    """Seconds to wait from a ``Retry-After`` header: delta-seconds (digits only, as RFC
+    9110 has it) or an HTTP date; capped, so a hostile or broken header cannot overflow."""
     if not value:
         return None
     value = value.strip()
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
+    if value.isascii() and value.isdigit():
+        return float(min(int(value[:12]), MAX_RETRY_AFTER_S))
     try:
         when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
+    except (TypeError, ValueError, IndexError, OverflowError):
         return None
-    return max(0.0, when.timestamp() - now)
+    return max(0.0, min(when.timestamp() - now, float(MAX_RETRY_AFTER_S)))
 
 
 def _within(wait: float | None, policy: HttpPolicy) -> bool:

@@ -11,8 +11,8 @@ from collections.abc import Iterable
 
 from pydantic import TypeAdapter
 
-from gateway.domain.errors import ErrorCode, GatewayError
-from gateway.pos.http import UpstreamNotFound
+from gateway.domain.errors import LoyaltyDisabled, NotFound
+from gateway.pos.errors import UpstreamNotFound
 from gateway.pos.xseries.models import PaymentType, Product, RetailerConfig
 from gateway.services.context import Scope
 
@@ -48,10 +48,7 @@ async def loyalty_payment_type(scope: Scope) -> PaymentType:
     for payment_type in await payment_types(scope):
         if payment_type.is_loyalty:
             return payment_type
-    raise GatewayError(
-        "this store has no Loyalty payment type, so loyalty cannot be spent",
-        code=ErrorCode.LOYALTY_DISABLED,
-    )
+    raise LoyaltyDisabled("this store has no Loyalty payment type, so loyalty cannot be spent")
 
 
 async def products(scope: Scope, product_ids: Iterable[str]) -> dict[str, Product]:
@@ -69,9 +66,7 @@ async def products(scope: Scope, product_ids: Iterable[str]) -> dict[str, Produc
                 adapter=PRODUCT,
             )
         except UpstreamNotFound:
-            raise GatewayError(
-                f"no product with id {product_id!r}", code=ErrorCode.NOT_FOUND, field="productId"
-            ) from None
+            raise NotFound(f"no product with id {product_id!r}", field="productId") from None
 
     found = await asyncio.gather(*(one(product_id) for product_id in wanted))
     return {product.id: product for product in found}

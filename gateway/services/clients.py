@@ -16,7 +16,7 @@ from gateway.pos.kounta.auth import KountaAuth, TokenSet
 from gateway.pos.kounta.client import KountaClient
 from gateway.pos.xseries import XSeriesClient
 from gateway.runtime import Runtime
-from gateway.store.locks import Locks
+from gateway.store.leases import Leases
 from gateway.store.merchants import Tokens, load_tokens, save_tokens
 
 CLIENT_TTL_S = 60.0
@@ -25,9 +25,9 @@ CLIENT_TTL_S = 60.0
 class StoredTokens:
     """A merchant's Kounta pair in the store (encrypted), refreshed under a store lock."""
 
-    def __init__(self, runtime: Runtime, locks: Locks, merchant_id: str) -> None:
+    def __init__(self, runtime: Runtime, leases: Leases, merchant_id: str) -> None:
         self.runtime = runtime
-        self.locks = locks
+        self.leases = leases
         self.merchant_id = merchant_id
 
     async def load(self) -> TokenSet:
@@ -41,13 +41,13 @@ class StoredTokens:
             await save_tokens(session, self.runtime.cipher, self.merchant_id, Pos.KOUNTA, stored)
 
     def refresh_lock(self) -> AbstractAsyncContextManager[object]:
-        return self.locks.hold(f"kounta-refresh:{self.merchant_id}")
+        return self.leases.hold(f"kounta-refresh:{self.merchant_id}")
 
 
 class PosClients:
-    def __init__(self, runtime: Runtime, locks: Locks) -> None:
+    def __init__(self, runtime: Runtime, leases: Leases) -> None:
         self.runtime = runtime
-        self.locks = locks
+        self.leases = leases
         self._xseries: dict[str, tuple[float, str, XSeriesClient]] = {}
         # One auth per merchant for the life of the process: it owns the refresh lock.
         self._kounta: dict[str, tuple[str, KountaAuth]] = {}
@@ -74,7 +74,7 @@ class PosClients:
         if cached is None or cached[0] != account.base_url:
             settings = self.runtime.settings
             auth = KountaAuth(
-                StoredTokens(self.runtime, self.locks, merchant.id),
+                StoredTokens(self.runtime, self.leases, merchant.id),
                 self.runtime.http.upstream(Pos.KOUNTA.label, account.base_url, BearerToken("")),
                 settings.kounta_client_id,
                 settings.kounta_client_secret.get_secret_value(),

@@ -12,7 +12,7 @@ from gateway.runtime import Runtime
 from gateway.services.clients import PosClients
 from gateway.services.idempotency import Idempotency
 from gateway.store.idempotency import IdempotencyStore
-from gateway.store.locks import Locks
+from gateway.store.leases import Leases
 
 
 class Services:
@@ -20,9 +20,9 @@ class Services:
 
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
-        self.locks = Locks(runtime.db)
-        self.clients = PosClients(runtime, self.locks)
-        self.idempotency = Idempotency(IdempotencyStore(runtime.db))
+        self.leases = Leases(runtime.db, ttl_s=runtime.settings.lease_s)
+        self.clients = PosClients(runtime, self.leases)
+        self.idempotency = Idempotency(IdempotencyStore(runtime.db, self.leases), self.leases)
         # The merchant behind a key or a company, catalogues: see gateway/cache.py.
         self.memo = Memo()
 

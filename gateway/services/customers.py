@@ -11,12 +11,12 @@ from pydantic import TypeAdapter
 
 from gateway.domain import ids
 from gateway.domain.customers import Customer
-from gateway.domain.errors import ErrorCode, GatewayError, ValidationError
+from gateway.domain.errors import NotFound, ValidationError
 from gateway.domain.ids import Kind
 from gateway.domain.merchant import PointsSource, Pos
 from gateway.domain.money import ZERO
 from gateway.domain.sales import Sale
-from gateway.pos.http import UpstreamNotFound
+from gateway.pos.errors import UpstreamNotFound
 from gateway.pos.kounta.models import Customer as KountaCustomer
 from gateway.pos.kounta.translate import to_customer as kounta_customer
 from gateway.pos.xseries.translate import to_customer, to_sale
@@ -138,10 +138,8 @@ async def _or_empty(search: Awaitable[list[T]] | None) -> list[T]:
 async def _xseries_or_none(scope: Scope, pos_id: str) -> Customer | None:
     try:
         return await get_xseries_customer(scope, pos_id)
-    except GatewayError as error:
-        if error.code is ErrorCode.NOT_FOUND:
-            return None
-        raise
+    except NotFound:
+        return None
 
 
 async def get_customer(scope: Scope, customer_id: str) -> Customer:

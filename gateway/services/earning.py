@@ -15,17 +15,18 @@ from decimal import Decimal
 
 from pydantic import TypeAdapter
 
-from gateway.domain.errors import ErrorCode, GatewayError
+from gateway.domain.errors import NotFound, Unavailable
 from gateway.domain.loyalty import EarningRules, LineToQuote, Quote, quote
 from gateway.domain.merchant import PointsSource, Pos
 from gateway.domain.money import ZERO, round_money
-from gateway.pos.http import UpstreamNotFound
+from gateway.pos.errors import UpstreamNotFound
 from gateway.pos.kounta.models import Order
 from gateway.services import catalog, members
 from gateway.services.context import Scope
 from gateway.services.idempotency import Attempt
 from gateway.services.merchants import loyalty_profile
 from gateway.services.points import points_book
+from gateway.store.idempotency import KeyRecord
 
 OPERATION = "earnKountaOrder"
 KEY_SPACE = "earning"
@@ -48,7 +49,7 @@ def earning_key(order_id: str) -> str:
 
 async def earn_from_order(scope: Scope, order_id: str) -> Earning:
     async def execute(attempt: Attempt) -> Earning:
-        return await _earn(scope, order_id)
+        return await earn(scope, order_id)
 
     return await scope.services.idempotency.run_once(
         merchant_id=scope.merchant.id,
@@ -61,18 +62,26 @@ async def earn_from_order(scope: Scope, order_id: str) -> Earning:
     )
 
 
-async def _earn(scope: Scope, order_id: str) -> Earning:
+async def recover(scope: Scope, record: KeyRecord) -> Earning | None:
+    """The worker: earn for an order whose earning died at work or gave up for a while
+    (every step is idempotent, so running it again credits once)."""
+    order_id = record.key.removeprefix(f"{KEY_SPACE}:")
+
+    async def execute(attempt: Attempt) -> Earning:
+        return await earn(scope, order_id)
+
+    return await scope.services.idempotency.recover(record, execute, EARNING)
+
+
+async def earn(scope: Scope, order_id: str) -> Earning:
     client = scope.kounta()
     try:
         order = await client.get_order(order_id, fresh=True)
     except UpstreamNotFound:
-        raise GatewayError(f"Kounta has no order {order_id}", code=ErrorCode.NOT_FOUND) from None
+        raise NotFound(f"Kounta has no order {order_id}") from None
     if order.status != "COMPLETE":
         if order.is_open:  # too early (or a forged hint): the POS's retry comes later
-            raise GatewayError(
-                f"order {order_id} is {order.status}, not complete yet",
-                code=ErrorCode.UPSTREAM_UNAVAILABLE,
-            )
+            raise Unavailable(f"order {order_id} is {order.status}, not complete yet")
         return Earning(order_id, None, ZERO, f"not earned: the order is {order.status}")
     customer_id = order.customer_ref
     if not customer_id:

@@ -1,11 +1,14 @@
-"""Exactly-once mutations: every money-moving use case runs through ``run_once``.
+"""Exactly-once operations: every money-moving use case runs through ``run_once``.
 
 - same key, same input: the first answer (success or business error), nothing re-done;
 - same key, other input: ``IDEMPOTENCY_KEY_REUSED``;
-- two calls at once with one key: one executes, the other waits for its answer;
-- an attempt that ends without an answer (POS unavailable, rate limited, a crash) leaves
-  its checkpoint; the next attempt with the key resumes from it and reconciles with the
-  POS before writing anything again.
+- two calls at once with one key: one executes (it holds the key's lease,
+  ``store/leases.py``), the other waits for its answer;
+- an attempt that ends without an answer (POS unavailable, rate limited, an unsettled
+  write, a crash) leaves its checkpoint; the next attempt with the key resumes from it and
+  reconciles with the POS before writing anything again;
+- the worker resumes an attempt that died (``recover=True``): it finishes or undoes what was
+  started, and never starts a POS write the caller did not see happen.
 """
 
 from __future__ import annotations
@@ -14,7 +17,6 @@ import asyncio
 import hashlib
 import json
 import time
-import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from contextlib import suppress
 from typing import Any, TypeVar
@@ -23,8 +25,11 @@ import orjson
 import structlog
 from pydantic import TypeAdapter
 
-from gateway.domain.errors import ErrorCode, GatewayError, ValidationError
-from gateway.store.idempotency import ClaimOutcome, IdempotencyStore
+from gateway import deadline
+from gateway.domain import errors
+from gateway.domain.errors import GatewayError, Unavailable, ValidationError
+from gateway.store.idempotency import IdempotencyStore, KeyRecord
+from gateway.store.leases import Lease, LeaseBusy, LeaseLost, Leases
 
 T = TypeVar("T")
 log = structlog.get_logger("gateway.idempotency")
@@ -35,19 +40,24 @@ POLL_START_S = 0.01
 POLL_MAX_S = 0.2
 
 
+class LeftForRetry(Unavailable):
+    """Recovery found nothing sent that it must finish: the operation stays as it was, and
+    the caller's retry with the same key starts it afresh."""
+
+
 class Attempt:
     """What one execution knows about earlier attempts, and how it records progress."""
 
     def __init__(
-        self, store: IdempotencyStore, merchant_id: str, key: str, owner: str,
-        checkpoint: dict[str, Any] | None,
-    ) -> None:  # fmt: skip
+        self, store: IdempotencyStore, lease: Lease, record: KeyRecord, *, recover: bool
+    ) -> None:
         self._store = store
-        self._merchant_id = merchant_id
-        self.owner = owner
-        self.key = key
-        self.checkpoint = checkpoint
-        self.lost = False
+        self.lease = lease
+        self.merchant_id = record.merchant_id
+        self.key = record.key
+        self.checkpoint = record.checkpoint
+        # The worker resuming a dead attempt: finish or undo, never start a new write.
+        self.recover = recover
 
     @property
     def resumed(self) -> bool:
@@ -55,21 +65,13 @@ class Attempt:
 
     async def save(self, checkpoint: dict[str, Any]) -> None:
         """Record progress before an irreversible step, so a retry can reconcile. Also
-        proves, in the store, that this attempt still owns the key."""
-        self.ensure_live()
+        proves, in the store, that this attempt still holds the key."""
+        self.lease.ensure_held()
         if not await self._store.save_checkpoint(
-            self._merchant_id, self.key, self.owner, checkpoint
+            self.lease, self.merchant_id, self.key, checkpoint
         ):
-            self.lost = True
-            self.ensure_live()
+            raise LeaseLost("this request's lease was taken over; retry with the same key")
         self.checkpoint = checkpoint
-
-    def ensure_live(self) -> None:
-        if self.lost:
-            raise GatewayError(
-                "this request's idempotency lease was taken over; retry with the same key",
-                code=ErrorCode.UPSTREAM_UNAVAILABLE,
-            )
 
 
 def fingerprint(operation: str, request: Mapping[str, Any]) -> str:
@@ -79,17 +81,23 @@ def fingerprint(operation: str, request: Mapping[str, Any]) -> str:
 
 def check_key(key: str) -> str:
     key = key.strip()
-    if not key or len(key) > MAX_KEY_LENGTH:
+    if not key or len(key) > MAX_KEY_LENGTH or not key.isprintable():
         raise ValidationError(
-            f"idempotencyKey must be 1 to {MAX_KEY_LENGTH} characters", field="idempotencyKey"
+            f"idempotencyKey must be 1 to {MAX_KEY_LENGTH} printable characters",
+            field="idempotencyKey",
         )
     return key
 
 
+def lease_name(merchant_id: str, key: str) -> str:
+    digest = hashlib.sha256(f"{merchant_id}\x00{key}".encode()).hexdigest()[:40]
+    return f"key:{digest}"
+
+
 class Idempotency:
-    def __init__(self, store: IdempotencyStore) -> None:
+    def __init__(self, store: IdempotencyStore, leases: Leases) -> None:
         self.store = store
-        self._finished: dict[tuple[str, str], asyncio.Event] = {}
+        self.leases = leases
 
     async def run_once(
         self,
@@ -103,81 +111,86 @@ class Idempotency:
         key_space: str = "api",
     ) -> T:
         """``key_space`` keeps callers' keys ("api") apart from the gateway's own
-        ("earning", "offer", "redemption"): no caller key can collide with ours."""
-        key = f"{key_space}:{check_key(key)}"
+        ("earning", "offer"): no caller key can collide with ours."""
+        stored = f"{key_space}:{check_key(key)}"
         print_ = fingerprint(operation, request)
-        owner = uuid.uuid4().hex
-        deadline = time.monotonic() + WAIT_FOR_OTHER_S
+        ends = time.monotonic() + deadline.bound(WAIT_FOR_OTHER_S)
         pause = POLL_START_S
         while True:
-            claim = await self.store.claim(merchant_id, key, operation, print_, owner)
-            if claim.outcome is ClaimOutcome.DONE:
-                assert claim.result is not None
-                return _decode(claim.result, adapter)
-            if claim.outcome is ClaimOutcome.EXECUTE:
-                attempt = Attempt(self.store, merchant_id, key, owner, claim.checkpoint)
-                return await self._execute(attempt, merchant_id, execute, adapter)
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise GatewayError(
-                    "a request with this idempotency key is still being processed; "
-                    "retry with the same key shortly",
-                    code=ErrorCode.UPSTREAM_UNAVAILABLE,
+            found = await self.store.get(merchant_id, stored)
+            if found is not None:
+                found.check(operation, print_)
+                if found.completed:
+                    return _decode(found, adapter)
+            try:
+                async with self.leases.hold(lease_name(merchant_id, stored), wait_s=0) as lease:
+                    record = await self.store.begin(lease, merchant_id, stored, operation, print_)
+                    if record.completed:
+                        return _decode(record, adapter)
+                    attempt = Attempt(self.store, lease, record, recover=False)
+                    return await self._execute(attempt, execute, adapter)
+            except LeaseBusy:
+                remaining = ends - time.monotonic()
+                if remaining <= 0:
+                    raise Unavailable(
+                        "a request with this idempotency key is still being processed; "
+                        "retry with the same key shortly"
+                    ) from None
+                await self.leases.wait_released(
+                    lease_name(merchant_id, stored), min(pause, remaining)
                 )
-            event = self._finished.setdefault((merchant_id, key), asyncio.Event())
-            with suppress(TimeoutError):
-                await asyncio.wait_for(event.wait(), min(pause, remaining))
-            pause = min(pause * 2, POLL_MAX_S)
+                pause = min(pause * 2, POLL_MAX_S)
 
-    async def _execute(
+    async def recover(
         self,
-        attempt: Attempt,
-        merchant_id: str,
+        record: KeyRecord,
         execute: Callable[[Attempt], Awaitable[T]],
         adapter: TypeAdapter[T],
-    ) -> T:
-        heartbeat = asyncio.create_task(self._keep_lease(merchant_id, attempt))
+        *,
+        answered: bool = False,
+    ) -> T | None:
+        """Resume an attempt nobody is working on (the worker): None if someone is, or it
+        has finished meanwhile. ``answered``: finish the work of one whose answer is already
+        recorded (the answer stays as it was: a caller may have seen it)."""
+        name = lease_name(record.merchant_id, record.key)
         try:
-            try:
-                result = await execute(attempt)
-            except GatewayError as error:
-                if error.transient:
-                    raise
-                await self._finish(merchant_id, attempt, _encode_error(error))
-                raise
-            await self._finish(merchant_id, attempt, adapter.dump_json(result).decode())
-            return result
-        except BaseException:
-            # No answer to keep: let the next attempt with this key resume.
-            with suppress(Exception):
-                await asyncio.shield(self.store.release(merchant_id, attempt.key, attempt.owner))
-            self._wake(merchant_id, attempt.key)
+            async with self.leases.hold(name, wait_s=0) as lease:
+                current = await self.store.begin(
+                    lease, record.merchant_id, record.key, record.operation, record.fingerprint
+                )
+                attempt = Attempt(self.store, lease, current, recover=True)
+                if current.completed:
+                    return await execute(attempt) if answered else None
+                return await self._execute(attempt, execute, adapter)
+        except LeaseBusy:
+            return None
+
+    async def _execute(
+        self, attempt: Attempt, execute: Callable[[Attempt], Awaitable[T]], adapter: TypeAdapter[T]
+    ) -> T:
+        try:
+            result = await execute(attempt)
+        except GatewayError as error:
+            if error.transient:
+                await self._release(attempt)
+            else:
+                await self._finish(attempt, _encode_error(error))
             raise
-        finally:
-            heartbeat.cancel()
-            with suppress(asyncio.CancelledError):
-                await heartbeat
+        except BaseException:
+            # No answer to keep (a bug, a cancellation): the next attempt resumes.
+            with suppress(Exception):
+                await self._release(attempt)
+            raise
+        await self._finish(attempt, adapter.dump_json(result).decode())
+        return result
 
-    async def _finish(self, merchant_id: str, attempt: Attempt, result: str) -> None:
-        await asyncio.shield(self.store.complete(merchant_id, attempt.key, attempt.owner, result))
-        self._wake(merchant_id, attempt.key)
+    async def _finish(self, attempt: Attempt, result: str) -> None:
+        await asyncio.shield(
+            self.store.complete(attempt.lease, attempt.merchant_id, attempt.key, result)
+        )
 
-    async def _keep_lease(self, merchant_id: str, attempt: Attempt) -> None:
-        """Extend the lease while executing. Losing it (another attempt took over after a
-        stall) is remembered: ``Attempt.save`` and ``ensure_live`` then refuse to go on."""
-        while True:
-            await asyncio.sleep(self.store.lease_s / 3)
-            try:
-                if not await self.store.renew(merchant_id, attempt.key, attempt.owner):
-                    attempt.lost = True
-                    return
-            except Exception:  # the store hiccuped; the next beat tries again
-                log.warning("idempotency lease renewal failed", exc_info=True)
-
-    def _wake(self, merchant_id: str, key: str) -> None:
-        event = self._finished.pop((merchant_id, key), None)
-        if event is not None:
-            event.set()
+    async def _release(self, attempt: Attempt) -> None:
+        await asyncio.shield(self.store.release(attempt.lease, attempt.merchant_id, attempt.key))
 
 
 def _encode_error(error: GatewayError) -> str:
@@ -190,14 +203,11 @@ def _encode_error(error: GatewayError) -> str:
     return orjson.dumps({"error": body}).decode()
 
 
-def _decode(raw: str, adapter: TypeAdapter[T]) -> T:
-    data = orjson.loads(raw)
+def _decode(record: KeyRecord, adapter: TypeAdapter[T]) -> T:
+    data = orjson.loads(record.result_json or "null")
     if isinstance(data, dict) and set(data) == {"error"}:
         error = data["error"]
-        raise GatewayError(
-            error["message"],
-            code=ErrorCode(error["code"]),
-            field=error.get("field"),
-            details=error.get("details") or {},
+        raise errors.restore(
+            error["code"], error["message"], error.get("field"), error.get("details") or {}
         )
     return adapter.validate_python(data)

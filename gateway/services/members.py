@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from gateway.domain.customers import Customer
-from gateway.domain.errors import ValidationError
+from gateway.domain.errors import CustomerLoyaltyDisabled, ValidationError
 from gateway.domain.merchant import PointsSource, Pos
 from gateway.services import customers
 from gateway.services.context import Scope
@@ -20,6 +20,12 @@ from gateway.services.context import Scope
 class Member:
     id: str
     customer: Customer
+
+
+def check_enabled(member: Member) -> None:
+    """A member whose loyalty is off spends nothing."""
+    if not member.customer.loyalty_enabled:
+        raise CustomerLoyaltyDisabled("loyalty is turned off for this customer")
 
 
 def _xseries(scope: Scope) -> bool:

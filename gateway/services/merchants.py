@@ -12,7 +12,8 @@ import structlog
 from gateway.domain.errors import GatewayError, ValidationError
 from gateway.domain.merchant import Merchant, PointsSource, Pos, PosAccount
 from gateway.domain.rewards import default_rewards
-from gateway.pos.http import BearerToken, UpstreamError
+from gateway.pos.errors import UpstreamError
+from gateway.pos.http import BearerToken
 from gateway.pos.kounta.client import KountaClient
 from gateway.pos.xseries import XSeriesClient
 from gateway.runtime import Runtime

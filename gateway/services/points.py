@@ -12,18 +12,20 @@ from __future__ import annotations
 
 import hashlib
 import uuid
+from contextlib import AbstractAsyncContextManager
 from decimal import Decimal
 from typing import Protocol
 
 from gateway.domain import ids
-from gateway.domain.errors import ErrorCode, GatewayError
+from gateway.domain.errors import InsufficientBalance, ValidationError
 from gateway.domain.ids import Kind
 from gateway.domain.merchant import PointsSource, Pos
-from gateway.domain.sales import InsufficientBalance
-from gateway.pos.http import UpstreamNotFound
+from gateway.faults import crash_point
+from gateway.pos.errors import UpstreamNotFound
 from gateway.pos.xseries import Adjustment
 from gateway.services.context import Scope
 from gateway.store import ledger
+from gateway.store.leases import Lease
 
 
 class PointsBook(Protocol):
@@ -35,12 +37,17 @@ class PointsBook(Protocol):
 
 
 def balance_lock(scope: Scope, member_id: str) -> str:
-    """One lock per balance of record, whichever entry point or merchant spends it: an
+    """One lease per balance of record, whichever entry point or merchant spends it: an
     X-Series balance is named by its account's URL, a ledger balance by its merchant."""
     if scope.merchant.points_source is PointsSource.XSERIES:
         account = scope.merchant.account(Pos.XSERIES).base_url
         return f"balance:xseries:{account}:{member_id}"
     return f"balance:ledger:{scope.merchant.id}:{member_id}"
+
+
+def hold_balance(scope: Scope, member_id: str) -> AbstractAsyncContextManager[Lease]:
+    """Check-then-spend of one balance at a time, across processes."""
+    return scope.services.leases.hold(balance_lock(scope, member_id))
 
 
 def points_book(scope: Scope) -> PointsBook:
@@ -75,17 +82,19 @@ class XSeriesPoints:
 
     async def _adjust(self, member_id: str, amount: Decimal, key: str, reason: str) -> None:
         client = await self.scope.xseries()
+        crash_point(f"points.before:{key.split(':', 1)[0]}")
         result = await client.adjust_loyalty(
             session_id(self.scope.merchant.id, key), [Adjustment(member_id, amount, reason)]
         )
+        crash_point(f"points.after:{key.split(':', 1)[0]}")
         error = result.error_of(member_id)
         if error is None:
             return
-        lowered = error.lower()
-        if "balance" in lowered or "insufficient" in lowered:
-            raise InsufficientBalance(await self.balance(member_id), -amount, "points")
-        code = ErrorCode.NOT_FOUND if "not found" in lowered or "unknown" in lowered else None
-        raise GatewayError(f"X-Series refused the adjustment: {error}", code=code)
+        # Its words are X-Series' own: judge by the balance, read again, not by the text.
+        balance = await self.balance(member_id)
+        if amount < 0 and balance < -amount:
+            raise InsufficientBalance.of(balance, -amount, "points")
+        raise ValidationError(f"X-Series refused the loyalty adjustment: {error[:200]}")
 
 
 class LedgerPoints:
@@ -110,5 +119,7 @@ class LedgerPoints:
             if amount < 0:
                 current = await ledger.balance(session, merchant_id, member_id)
                 if current + amount < 0:
-                    raise InsufficientBalance(current, -amount, "points")
+                    raise InsufficientBalance.of(current, -amount, "points")
+            crash_point(f"points.before:{key.split(':', 1)[0]}")
             await ledger.append(session, merchant_id, member_id, amount, key, reason)
+        crash_point(f"points.after:{key.split(':', 1)[0]}")

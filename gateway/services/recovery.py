@@ -1,121 +1,132 @@
-"""What ``gateway worker`` does: finish work that an outage or a crash left half-done.
+"""The worker (``gateway worker``, and a loop inside ``gateway serve``): every operation
+left in a state that is not final is finished or undone (docs/architecture.md, "Recovery").
 
-- Redemptions still PENDING or DEBITED a while after their last step (their attempt
-  died or gave up on a POS outage) are run again through the same service with the same
-  key, so they resume from where they stopped: read the order back, apply, complete, or
-  give the points back.
-- Completed Kounta orders whose earning failed transiently are earned again.
+What it looks at, each pass:
+- writes whose answer was lost (unsettled) once the settle window has passed: the operation
+  that sent them reads the POS back and completes, or gives back what it took;
+- operations whose attempt died at work (a crash, a kill) once their lease has run out;
+- redemptions not finished (points taken, an order not changed, points to give back);
+- earnings that gave up on an outage (no caller will retry them).
 
-Everything it calls is idempotent; two workers at once, or a worker racing a caller's
-retry, still apply each thing once.
+It resumes each through its own use case, with its own idempotency key and lease, so two
+workers at once, or a worker racing a caller's retry, still apply each thing once. It never
+starts a POS write that no caller saw happen: a payment or a redemption whose caller went
+away before anything was sent is left for the caller's retry, or its points are given back.
 """
 
 from __future__ import annotations
 
-import json
+import asyncio
 from collections.abc import Awaitable, Callable
+from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 import structlog
-from sqlalchemy import select
 
 from gateway.domain.errors import GatewayError
+from gateway.services import create_sale, earning, pay_with_loyalty, redeem
 from gateway.services.context import Scope, Services
-from gateway.services.earning import KEY_SPACE as EARNING_KEYS
-from gateway.services.earning import OPERATION as EARN
-from gateway.services.earning import earn_from_order
-from gateway.services.redemption import RedemptionRequest, redeem, settle_abandoned
-from gateway.store import redemptions
-from gateway.store.idempotency import Status as KeyStatus
+from gateway.services.idempotency import LeftForRetry
+from gateway.store import redemptions, writes
+from gateway.store.idempotency import KeyRecord
 from gateway.store.merchants import get_merchant
-from gateway.store.models import IdempotencyRow, RedemptionRow
 
 log = structlog.get_logger("gateway.worker")
 
-GRACE = timedelta(seconds=30)
+Recoverer = Callable[[Scope, KeyRecord], Awaitable[object | None]]
+RECOVERERS: dict[str, Recoverer] = {
+    earning.OPERATION: earning.recover,
+    redeem.OPERATION: redeem.recover,
+    pay_with_loyalty.OPERATION: pay_with_loyalty.recover,
+    create_sale.OPERATION: create_sale.recover,
+}
 
 
 @dataclass
 class Recovery:
     finished: list[str] = field(default_factory=list)
     still_failing: list[str] = field(default_factory=list)
+    left_for_retry: list[str] = field(default_factory=list)
 
 
-async def recover_once(services: Services, *, grace: timedelta = GRACE) -> Recovery:
+async def recover_once(services: Services) -> Recovery:
+    runtime = services.runtime
+    settings = runtime.settings
+    lease_ago = datetime.now(UTC) - timedelta(seconds=settings.lease_s)
+    settle_ago = runtime.clock() - timedelta(seconds=settings.upstream_settle_s)
+    # Work left in the store itself: an unsettled write, an unfinished redemption. It is
+    # done even if its operation's answer was recorded (a fault of ours): the money first.
+    due: dict[tuple[str, str], None] = {}
+    async with runtime.db.read() as session:
+        for write in await writes.unsettled(session, settle_ago):
+            due[(write.merchant_id, write.owner)] = None
+        for row in await redemptions.unfinished(session, lease_ago):
+            due[(row.merchant_id, row.key)] = None
+    left_in_store = set(due)
+    store = services.idempotency.store
+    died = await store.unfinished(
+        in_progress_before=lease_ago,
+        retry_operations=(earning.OPERATION,),
+        retryable_before=lease_ago,
+    )
+    for record in died:
+        due[(record.merchant_id, record.key)] = None
     report = Recovery()
-    before = datetime.now(UTC) - grace
-    async with services.runtime.db.read() as session:
-        stuck = await redemptions.unfinished(session, before)
-        retry_earning = list(
-            await session.scalars(
-                select(IdempotencyRow).where(
-                    IdempotencyRow.operation == EARN,
-                    IdempotencyRow.status == KeyStatus.RETRYABLE.value,
-                    IdempotencyRow.updated_at < before,
-                )
-            )
-        )
-    for row in stuck:
-        await _recover_redemption(services, row, report)
-    for record in retry_earning:
-        order_id = record.key.removeprefix(f"{EARNING_KEYS}:")
-
-        async def earn(scope: Scope, order_id: str = order_id) -> None:
-            await earn_from_order(scope, order_id)
-
-        await _attempt(services, record.merchant_id, f"order {order_id}", earn, report)
+    for merchant_id, key in due:
+        current = await store.get(merchant_id, key)
+        if current is None or (current.completed and (merchant_id, key) not in left_in_store):
+            continue
+        await _recover(services, current, report)
     return report
 
 
-async def _recover_redemption(services: Services, row: RedemptionRow, report: Recovery) -> None:
-    """Resume an interrupted redemption; settle one whose run already ended; leave one
-    that another attempt is working on. A row still unfinished goes to the back."""
-    label = f"redemption {row.id}"
-    record = await services.idempotency.store.peek(row.merchant_id, row.key)
-    now = datetime.now(UTC)
-    live = (
-        record is not None
-        and record.status == KeyStatus.IN_PROGRESS.value
-        and (record.lease_expires_at is not None and record.lease_expires_at > now)
-    )
-    if live:
-        return
-    ended = record is not None and record.status == KeyStatus.COMPLETED.value
-    request = RedemptionRequest.from_json(json.loads(row.request_json))
-
-    async def finish(scope: Scope) -> None:
-        if ended:
-            await settle_abandoned(scope, row)
-        else:
-            await redeem(scope, request)
-
-    await _attempt(services, row.merchant_id, label, finish, report)
-    async with services.runtime.db.transaction() as session:
-        current = await session.get(RedemptionRow, row.id)
-        if current is not None and current.status in redemptions.UNFINISHED:
-            await redemptions.touch(session, row.id)
-
-
-async def _attempt(
-    services: Services,
-    merchant_id: str,
-    label: str,
-    work: Callable[[Scope], Awaitable[None]],
-    report: Recovery,
-) -> None:
+async def _recover(services: Services, record: KeyRecord, report: Recovery) -> None:
+    label = f"{record.operation} {record.key}"
+    recoverer = RECOVERERS.get(record.operation)
     async with services.runtime.db.read() as session:
-        merchant = await get_merchant(session, merchant_id)
-    if merchant is None:
+        merchant = await get_merchant(session, record.merchant_id)
+    if recoverer is None or merchant is None:
         return
     try:
-        await work(services.scope(merchant))
+        done = await recoverer(services.scope(merchant), record)
+    except LeftForRetry:
+        report.left_for_retry.append(label)
+        return
     except GatewayError as failure:
         if failure.transient:
             report.still_failing.append(label)
             log.warning("still failing", work=label, reason=failure.message)
+            await _back_of_queue(services, record)
             return
         log.info("settled", work=label, outcome=failure.code.value)  # e.g. points given back
     else:
+        if done is None:  # someone else is working on it
+            return
         log.info("finished", work=label)
     report.finished.append(label)
+
+
+async def _back_of_queue(services: Services, record: KeyRecord) -> None:
+    """A redemption still failing goes behind the others, so one cannot starve the rest."""
+    async with services.runtime.db.transaction() as session:
+        row = await redemptions.by_key(session, record.merchant_id, record.key)
+        if row is not None and not row.finished:
+            await redemptions.touch(session, row.id)
+
+
+async def run(services: Services, interval_s: float, stop: asyncio.Event) -> None:
+    """Passes until ``stop`` is set; a failing pass is logged, never fatal."""
+    while not stop.is_set():
+        try:
+            report = await recover_once(services)
+            if report.finished or report.still_failing:
+                log.info(
+                    "recovery pass",
+                    finished=len(report.finished),
+                    still_failing=len(report.still_failing),
+                )
+        except Exception:
+            log.exception("recovery pass failed")
+        with suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), interval_s)

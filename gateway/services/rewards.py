@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from gateway.domain import offers
-from gateway.domain.errors import ErrorCode, GatewayError
+from gateway.domain.errors import NotFound
 from gateway.domain.rewards import Reward, check_new_reward
 from gateway.runtime import Runtime
 from gateway.services.context import Scope
@@ -43,7 +43,7 @@ async def get_reward(scope: Scope, reward_id: str, *, include_archived: bool = F
             session, scope.merchant.id, reward_id, include_archived=include_archived
         )
     if reward is None:
-        raise GatewayError(f"no reward {reward_id!r}", code=ErrorCode.NOT_FOUND, field="rewardId")
+        raise NotFound(f"no reward {reward_id!r}", field="rewardId")
     return reward
 
 
@@ -57,7 +57,7 @@ async def add_reward(scope: Scope, reward: Reward) -> Reward:
 async def archive_reward(scope: Scope, reward_id: str) -> None:
     async with scope.runtime.db.transaction() as session:
         if not await store.archive_reward(session, scope.merchant.id, reward_id):
-            raise GatewayError(f"no active reward {reward_id!r}", code=ErrorCode.NOT_FOUND)
+            raise NotFound(f"no active reward {reward_id!r}")
     scope.services.memo.forget("rewards", scope.merchant.id)
 
 

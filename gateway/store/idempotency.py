@@ -1,155 +1,167 @@
 """Idempotency records: (merchant, key) → what was asked, how far it got, what it answered.
 
-A record is claimed by one attempt at a time through a lease, like a lock, so a second
-process sees the first's work in progress and waits for its answer instead of redoing it.
+Only the holder of the key's lease (``store/leases.py``) writes a record's progress: each
+such write is fenced by the lease, so an attempt that stalled past its lease cannot
+overwrite the work of the one that took over.
 """
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
-from gateway.domain.errors import ErrorCode, GatewayError
+from gateway.domain.errors import IdempotencyKeyReused
 from gateway.store.db import Database
+from gateway.store.leases import Lease, Leases
 from gateway.store.models import IdempotencyRow
 
 
 class Status(StrEnum):
-    IN_PROGRESS = "IN_PROGRESS"
+    IN_PROGRESS = "IN_PROGRESS"  # an attempt is at work, or died at work (its lease ran out)
     COMPLETED = "COMPLETED"
-    # The last attempt ended without an answer (upstream down, crash): the next one resumes.
+    # The last attempt ended without an answer (upstream down, a write unsettled).
     RETRYABLE = "RETRYABLE"
 
 
-class ClaimOutcome(StrEnum):
-    EXECUTE = "EXECUTE"
-    DONE = "DONE"
-    BUSY = "BUSY"
-
-
 @dataclass(frozen=True)
-class Claim:
-    outcome: ClaimOutcome
-    checkpoint: dict[str, Any] | None = None
-    result: str | None = None
+class KeyRecord:
+    merchant_id: str
+    key: str
+    operation: str
+    fingerprint: str
+    status: Status
+    checkpoint: dict[str, Any] | None
+    result_json: str | None
+    updated_at: datetime
+
+    @property
+    def completed(self) -> bool:
+        return self.status is Status.COMPLETED
+
+    def check(self, operation: str, fingerprint: str) -> None:
+        """The same key must mean the same request."""
+        if self.operation != operation or self.fingerprint != fingerprint:
+            raise IdempotencyKeyReused
 
 
-class KeyReused(GatewayError):
-    code = ErrorCode.IDEMPOTENCY_KEY_REUSED
-
-    def __init__(self) -> None:
-        super().__init__(
-            "this idempotency key was already used for a different request; use a new key",
-            field="idempotencyKey",
-        )
+def _record(row: IdempotencyRow) -> KeyRecord:
+    return KeyRecord(
+        merchant_id=row.merchant_id,
+        key=row.key,
+        operation=row.operation,
+        fingerprint=row.fingerprint,
+        status=Status(row.status),
+        checkpoint=json.loads(row.checkpoint_json) if row.checkpoint_json else None,
+        result_json=row.result_json,
+        updated_at=row.updated_at,
+    )
 
 
 class IdempotencyStore:
-    def __init__(self, db: Database, *, lease_s: float = 30.0) -> None:
+    def __init__(self, db: Database, leases: Leases) -> None:
         self.db = db
-        self.lease_s = lease_s
+        self.leases = leases
 
-    async def claim(
-        self, merchant_id: str, key: str, operation: str, fingerprint: str, owner: str
-    ) -> Claim:
+    async def get(self, merchant_id: str, key: str) -> KeyRecord | None:
+        async with self.db.read() as session:
+            row = await session.get(IdempotencyRow, (merchant_id, key))
+            return _record(row) if row else None
+
+    async def begin(
+        self, lease: Lease, merchant_id: str, key: str, operation: str, fingerprint: str
+    ) -> KeyRecord:
+        """The record, created IN_PROGRESS if new, else marked IN_PROGRESS again (unless
+        completed); the caller holds the key's lease."""
         now = datetime.now(UTC)
-        lease_end = now + timedelta(seconds=self.lease_s)
         try:
             async with self.db.transaction() as session:
-                query = select(IdempotencyRow).where(
-                    IdempotencyRow.merchant_id == merchant_id, IdempotencyRow.key == key
-                )
-                if self.db.dialect == "postgresql":
-                    query = query.with_for_update()
-                row = await session.scalar(query)
+                row = await session.get(IdempotencyRow, (merchant_id, key))
                 if row is None:
-                    session.add(
-                        IdempotencyRow(
-                            merchant_id=merchant_id,
-                            key=key,
-                            operation=operation,
-                            fingerprint=fingerprint,
-                            status=Status.IN_PROGRESS.value,
-                            lease_owner=owner,
-                            lease_expires_at=lease_end,
-                            created_at=now,
-                            updated_at=now,
-                        )
+                    row = IdempotencyRow(
+                        merchant_id=merchant_id,
+                        key=key,
+                        operation=operation,
+                        fingerprint=fingerprint,
+                        status=Status.IN_PROGRESS.value,
+                        created_at=now,
+                        updated_at=now,
                     )
-                    return Claim(ClaimOutcome.EXECUTE)
-                if row.operation != operation or row.fingerprint != fingerprint:
-                    raise KeyReused
-                if row.status == Status.COMPLETED:
-                    return Claim(ClaimOutcome.DONE, result=row.result_json)
-                lease_over = row.lease_expires_at is None or row.lease_expires_at < now
-                if row.status == Status.IN_PROGRESS and not lease_over:
-                    return Claim(ClaimOutcome.BUSY)
-                row.status = Status.IN_PROGRESS.value
-                row.lease_owner = owner
-                row.lease_expires_at = lease_end
-                row.updated_at = now
-                checkpoint = json.loads(row.checkpoint_json) if row.checkpoint_json else None
-                return Claim(ClaimOutcome.EXECUTE, checkpoint=checkpoint)
-        except IntegrityError:
-            # Another attempt inserted the record first: report busy; the caller looks again.
-            return Claim(ClaimOutcome.BUSY)
-
-    async def peek(self, merchant_id: str, key: str) -> IdempotencyRow | None:
-        """The record as it stands, for the worker deciding what to do about it."""
-        async with self.db.read() as session:
-            return await session.get(IdempotencyRow, (merchant_id, key))
-
-    async def renew(self, merchant_id: str, key: str, owner: str) -> bool:
-        return await self._update(
-            merchant_id,
-            key,
-            owner,
-            lease_expires_at=datetime.now(UTC) + timedelta(seconds=self.lease_s),
-        )
+                    session.add(row)
+                    await session.flush()
+                    return _record(row)
+                record = _record(row)
+                record.check(operation, fingerprint)
+                if not record.completed:
+                    row.status = Status.IN_PROGRESS.value
+                    row.updated_at = now
+                    await session.flush()
+                return _record(row)
+        except IntegrityError:  # inserted meanwhile by a holder of a lost lease: look again
+            found = await self.get(merchant_id, key)
+            assert found is not None
+            found.check(operation, fingerprint)
+            return found
 
     async def save_checkpoint(
-        self, merchant_id: str, key: str, owner: str, checkpoint: dict[str, Any]
+        self, lease: Lease, merchant_id: str, key: str, checkpoint: dict[str, Any]
     ) -> bool:
         return await self._update(
-            merchant_id, key, owner, checkpoint_json=json.dumps(checkpoint, sort_keys=True)
+            lease, merchant_id, key, checkpoint_json=json.dumps(checkpoint, sort_keys=True)
         )
 
-    async def complete(self, merchant_id: str, key: str, owner: str, result: str) -> bool:
+    async def complete(self, lease: Lease, merchant_id: str, key: str, result: str) -> bool:
         return await self._update(
-            merchant_id,
-            key,
-            owner,
-            status=Status.COMPLETED.value,
-            result_json=result,
-            lease_owner=None,
-            lease_expires_at=None,
+            lease, merchant_id, key, status=Status.COMPLETED.value, result_json=result
         )
 
-    async def release(self, merchant_id: str, key: str, owner: str) -> bool:
+    async def release(self, lease: Lease, merchant_id: str, key: str) -> bool:
         """Give up without an answer; the next attempt resumes from the checkpoint."""
-        return await self._update(
-            merchant_id,
-            key,
-            owner,
-            status=Status.RETRYABLE.value,
-            lease_owner=None,
-            lease_expires_at=None,
-        )
+        return await self._update(lease, merchant_id, key, status=Status.RETRYABLE.value)
 
-    async def _update(self, merchant_id: str, key: str, owner: str, **values: Any) -> bool:
+    async def unfinished(
+        self,
+        *,
+        in_progress_before: datetime,
+        retry_operations: tuple[str, ...] = (),
+        retryable_before: datetime | None = None,
+        limit: int = 100,
+    ) -> list[KeyRecord]:
+        """What the worker must look at: attempts that died at work (IN_PROGRESS since
+        before ``in_progress_before``, i.e. longer than a lease), and attempts of the
+        ``retry_operations`` (work no caller will retry) that gave up a while ago."""
+        died = (IdempotencyRow.status == Status.IN_PROGRESS.value) & (
+            IdempotencyRow.updated_at < in_progress_before
+        )
+        condition = died
+        if retry_operations and retryable_before is not None:
+            condition = died | (
+                (IdempotencyRow.status == Status.RETRYABLE.value)
+                & IdempotencyRow.operation.in_(retry_operations)
+                & (IdempotencyRow.updated_at < retryable_before)
+            )
+        async with self.db.read() as session:
+            rows = await session.scalars(
+                select(IdempotencyRow)
+                .where(condition)
+                .order_by(IdempotencyRow.updated_at)
+                .limit(limit)
+            )
+            return [_record(row) for row in rows]
+
+    async def _update(self, lease: Lease, merchant_id: str, key: str, **values: Any) -> bool:
         async with self.db.transaction() as session:
             result = await session.execute(
                 update(IdempotencyRow)
                 .where(
                     IdempotencyRow.merchant_id == merchant_id,
                     IdempotencyRow.key == key,
-                    IdempotencyRow.lease_owner == owner,
+                    self.leases.fence(lease),
                 )
                 .values(updated_at=datetime.now(UTC), **values)
             )

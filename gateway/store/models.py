@@ -17,6 +17,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -119,9 +120,12 @@ class ApiKeyRow(Base):
 
 
 class IdempotencyRow(Base):
-    """One mutation per (merchant, key): its input fingerprint, progress and first result."""
+    """One operation per (merchant, key): its input fingerprint, progress and first result.
+
+    Whoever works on it holds the lease named after it (``store/leases.py``)."""
 
     __tablename__ = "idempotency_records"
+    __table_args__ = (Index("ix_idempotency_records_unfinished", "status", "updated_at"),)
 
     merchant_id: Mapped[str] = mapped_column(String(36), primary_key=True)
     key: Mapped[str] = mapped_column(String(255), primary_key=True)
@@ -131,14 +135,45 @@ class IdempotencyRow(Base):
     # What an interrupted attempt had reached, so a retry can reconcile instead of redo.
     checkpoint_json: Mapped[str | None] = mapped_column(Text, nullable=True)
     result_json: Mapped[str | None] = mapped_column(Text, nullable=True)
-    lease_owner: Mapped[str | None] = mapped_column(String(64), nullable=True)
-    lease_expires_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime())
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime())
 
 
+class PosWriteRow(Base):
+    """A write to a POS that is not idempotent, recorded before it is sent: until its
+    answer (or a read-back after the settle window) says whether it landed, nothing else
+    the gateway does may write to its target (docs/architecture.md, "Settling")."""
+
+    __tablename__ = "pos_writes"
+    __table_args__ = (
+        Index("ix_pos_writes_owner", "merchant_id", "owner"),
+        Index("ix_pos_writes_status", "status", "sent_at"),
+        # At most one unsettled write per order or sale, whoever sends it.
+        Index(
+            "uq_pos_writes_pending_target",
+            "target",
+            unique=True,
+            sqlite_where=text("status = 'PENDING'"),
+            postgresql_where=text("status = 'PENDING'"),
+        ),
+    )
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    merchant_id: Mapped[str] = mapped_column(ForeignKey("merchants.id", ondelete="CASCADE"))
+    # The idempotency key of the operation that sent it.
+    owner: Mapped[str] = mapped_column(String(255))
+    target: Mapped[str] = mapped_column(String(255))
+    kind: Mapped[str] = mapped_column(String(32))
+    # How to recognise it on a read-back (a payment ref, the payments before, a source id).
+    intent_json: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16))
+    outcome_json: Mapped[str | None] = mapped_column(Text, nullable=True)
+    sent_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    settled_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+
+
 class LockRow(Base):
-    """A named lease (SQLite) or the row that ``SELECT ... FOR UPDATE`` holds (PostgreSQL)."""
+    """A named lease: held by ``owner`` until ``expires_at`` (``store/leases.py``)."""
 
     __tablename__ = "locks"
 

@@ -1,35 +1,87 @@
-"""Redemption records: what was promised, and how far it got (PENDING → DEBITED →
-COMPLETED or FAILED), so an interrupted redemption resumes instead of repeating."""
+"""Redemption records: what was promised, and how far it got, recorded before each step
+so an interrupted redemption resumes or is undone instead of repeating.
+
+PENDING → DEBITED → COMPLETED, or → COMPENSATING → FAILED. PENDING: recorded, the points
+(or a reward's difference) may or may not be taken yet. DEBITED: taken; the order or sale
+not yet known to be changed. COMPENSATING: it will not apply; what was taken is being given
+back (the worker repeats this until it succeeds). FAILED: given back, final.
+"""
 
 from __future__ import annotations
 
+import json
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from enum import StrEnum
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.store.models import RedemptionRow
 
 
 class Status(StrEnum):
-    PENDING = "PENDING"  # recorded; points may or may not be debited yet
-    DEBITED = "DEBITED"  # points taken; the order not yet (known to be) changed
+    PENDING = "PENDING"
+    DEBITED = "DEBITED"
+    COMPENSATING = "COMPENSATING"
     COMPLETED = "COMPLETED"
-    FAILED = "FAILED"  # not applicable for good; points given back
+    FAILED = "FAILED"
 
 
-UNFINISHED = (Status.PENDING.value, Status.DEBITED.value)
+UNFINISHED = (Status.PENDING.value, Status.DEBITED.value, Status.COMPENSATING.value)
 
 
-async def by_key(session: AsyncSession, merchant_id: str, key: str) -> RedemptionRow | None:
-    return await session.scalar(
+@dataclass(frozen=True)
+class RedemptionRecord:
+    id: str
+    merchant_id: str
+    key: str
+    reward_id: str
+    member_id: str
+    target_pos: str
+    target_id: str
+    quantity: Decimal | None
+    points: Decimal
+    amount: Decimal
+    status: Status
+    error: str | None
+    request: dict[str, Any]
+    updated_at: datetime
+
+    @property
+    def finished(self) -> bool:
+        return self.status in (Status.COMPLETED, Status.FAILED)
+
+
+def _record(row: RedemptionRow) -> RedemptionRecord:
+    return RedemptionRecord(
+        id=row.id,
+        merchant_id=row.merchant_id,
+        key=row.key,
+        reward_id=row.reward_id,
+        member_id=row.member_id,
+        target_pos=row.target_pos,
+        target_id=row.target_id,
+        quantity=row.quantity,
+        points=row.points,
+        amount=row.amount,
+        status=Status(row.status),
+        error=row.error,
+        request=json.loads(row.request_json),
+        updated_at=row.updated_at,
+    )
+
+
+async def by_key(session: AsyncSession, merchant_id: str, key: str) -> RedemptionRecord | None:
+    row = await session.scalar(
         select(RedemptionRow).where(
             RedemptionRow.merchant_id == merchant_id, RedemptionRow.key == key
         )
     )
+    return _record(row) if row else None
 
 
 async def create(
@@ -44,8 +96,8 @@ async def create(
     quantity: Decimal | None,
     points: Decimal,
     amount: Decimal,
-    request_json: str,
-) -> RedemptionRow:
+    request: dict[str, Any],
+) -> RedemptionRecord:
     now = datetime.now(UTC)
     row = RedemptionRow(
         id=str(uuid.uuid4()),
@@ -59,47 +111,50 @@ async def create(
         points=points,
         amount=amount,
         status=Status.PENDING.value,
-        request_json=request_json,
+        request_json=json.dumps(request, sort_keys=True),
         created_at=now,
         updated_at=now,
     )
     session.add(row)
     await session.flush()
-    return row
+    return _record(row)
 
 
-async def set_status(
-    session: AsyncSession,
-    redemption_id: str,
-    status: Status,
-    *,
-    error: str | None = None,
-    amount: Decimal | None = None,
-) -> RedemptionRow:
-    row = await session.get(RedemptionRow, redemption_id)
+async def move(
+    session: AsyncSession, record: RedemptionRecord, status: Status, *, error: str | None = None
+) -> RedemptionRecord:
+    """The record in its next state. A final state is never left: moving a COMPLETED or
+    FAILED redemption changes nothing and returns it as it is."""
+    values: dict[str, Any] = {"status": status.value, "updated_at": datetime.now(UTC)}
+    if error is not None:
+        values["error"] = error
+    await session.execute(
+        update(RedemptionRow)
+        .where(
+            RedemptionRow.id == record.id,
+            RedemptionRow.status.not_in((Status.COMPLETED.value, Status.FAILED.value)),
+        )
+        .values(**values)
+    )
+    row = await session.get(RedemptionRow, record.id, populate_existing=True)
     assert row is not None
-    row.status = status.value
-    row.error = error
-    if amount is not None:
-        row.amount = amount
-    row.updated_at = datetime.now(UTC)
-    await session.flush()
-    return row
+    return _record(row)
 
 
 async def touch(session: AsyncSession, redemption_id: str) -> None:
     """Move a redemption to the back of the worker's queue (it is still being retried)."""
-    row = await session.get(RedemptionRow, redemption_id)
-    if row is not None:
-        row.updated_at = datetime.now(UTC)
-        await session.flush()
+    await session.execute(
+        update(RedemptionRow)
+        .where(RedemptionRow.id == redemption_id)
+        .values(updated_at=datetime.now(UTC))
+    )
 
 
-async def unfinished(session: AsyncSession, before: datetime) -> list[RedemptionRow]:
+async def unfinished(session: AsyncSession, before: datetime) -> list[RedemptionRecord]:
     rows = await session.scalars(
         select(RedemptionRow)
         .where(RedemptionRow.status.in_(UNFINISHED), RedemptionRow.updated_at < before)
         .order_by(RedemptionRow.updated_at)
         .limit(100)
     )
-    return list(rows)
+    return [_record(row) for row in rows]

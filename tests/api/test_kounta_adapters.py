@@ -230,28 +230,45 @@ async def test_a_payment_whose_answer_was_lost_is_found_not_repeated(
     assert xseries_balance(xseries, JOHN_SMITH) == Decimal("80")
 
 
-async def test_the_worker_finishes_a_redemption_an_outage_interrupted(
+async def test_the_worker_gives_back_a_redemption_whose_payment_did_not_land(
     both: Gateway, kounta: SandboxHandle, xseries: SandboxHandle, runtime: Runtime
 ) -> None:
-    from datetime import timedelta
-
     from gateway.services.context import Services
     from gateway.services.recovery import recover_once
 
     pos = KountaPos(both)
     url = reward_url(await john(pos), "free-coffee")
     kounta.faults(status=503, method="POST", path="/v1/companies/5678/orders/")
-    assert (await pos.redeem(url, JOHN_ORDER))["success"] is False
+    pending = await pos.redeem(url, JOHN_ORDER)
+    assert pending["success"] is False and "read back" in pending["error"]
     assert xseries_balance(xseries, JOHN_SMITH) == Decimal("80")  # debited, not yet applied
-    report = await recover_once(Services(runtime), grace=timedelta(0))
-    assert report.still_failing and not report.finished
+    report = await recover_once(Services(runtime))  # reads the order back: not there
+    assert len(report.finished) == 1 and not report.still_failing
+    assert kounta_order(kounta, JOHN_ORDER)["payments"] == []
+    assert xseries_balance(xseries, JOHN_SMITH) == Decimal("120")  # given back
+    again = await pos.redeem(url, JOHN_ORDER)
+    assert again["success"] is False and "given back" in again["error"]
+    assert (await recover_once(Services(runtime))).finished == []
     kounta.clear_faults()
-    report = await recover_once(Services(runtime), grace=timedelta(0))
+
+
+async def test_the_worker_completes_a_redemption_whose_payment_landed(
+    both: Gateway, kounta: SandboxHandle, xseries: SandboxHandle, runtime: Runtime
+) -> None:
+    from gateway.services.context import Services
+    from gateway.services.recovery import recover_once
+
+    pos = KountaPos(both)
+    url = reward_url(await john(pos), "free-coffee")
+    kounta.faults(status=503, method="POST", path="/v1/companies/5678/orders/", after=True)
+    assert (await pos.redeem(url, JOHN_ORDER))["success"] is False  # applied, answer lost
+    kounta.clear_faults()
+    report = await recover_once(Services(runtime))
     assert len(report.finished) == 1 and not report.still_failing
     assert len(kounta_order(kounta, JOHN_ORDER)["payments"]) == 1
     assert xseries_balance(xseries, JOHN_SMITH) == Decimal("80")
     assert await pos.redeem(url, JOHN_ORDER) == {"success": True}
-    assert (await recover_once(Services(runtime), grace=timedelta(0))).finished == []
+    assert len(kounta_order(kounta, JOHN_ORDER)["payments"]) == 1
 
 
 async def test_an_unlinked_kounta_customer_is_not_a_member(both: Gateway) -> None:

@@ -9,18 +9,24 @@ from typing import Any
 
 import pytest
 
-from gateway.pos.http import (
-    BearerToken,
-    HttpLayer,
-    HttpPolicy,
+from gateway.pos.errors import (
     UpstreamAuthError,
     UpstreamNotFound,
+    UpstreamOutcomeUnknown,
     UpstreamRateLimited,
     UpstreamRejected,
     UpstreamUnavailable,
 )
+from gateway.pos.fields import field, parse
+from gateway.pos.http import BearerToken, HttpLayer, HttpPolicy
 from gateway.pos.xseries import Adjustment, XSeriesClient
-from gateway.pos.xseries.models import sale_write_payload
+from gateway.pos.xseries.models import (
+    LineWrite,
+    NewSale,
+    PaymentWrite,
+    RegisterSale,
+    sale_write_payload,
+)
 from tests.conftest import TEST_POLICY, XSERIES_TOKEN
 from tests.demo_ids import (
     CASH,
@@ -68,6 +74,12 @@ def new_sale(
         "register_sale_products": lines,
         "register_sale_payments": list(payments),
     }
+
+
+async def save(client: XSeriesClient, payload: dict[str, Any]) -> RegisterSale:
+    """POST a raw sale payload through the client's HTTP layer (the wire, not the model)."""
+    response = await client.upstream.post("/api/register_sales", payload)
+    return parse(RegisterSale, field(response.data, "register_sale", "X-Series"), "X-Series")
 
 
 # --------------------------------------------------------------------------- reads
@@ -196,7 +208,7 @@ async def test_closing_a_sale_adds_its_loyalty(
     xseries_client: XSeriesClient, xseries: SandboxHandle
 ) -> None:
     before = balance(xseries, TONY)
-    sale = await xseries_client.save_sale(
+    sale = await save(xseries_client,
         new_sale("CLOSED", [tshirt_line(quantity=3)], [
             {"retailer_payment_type_id": CASH, "amount": Decimal("69")}
         ])
@@ -210,14 +222,14 @@ async def test_saved_sale_earns_only_when_closed(
     xseries_client: XSeriesClient, xseries: SandboxHandle
 ) -> None:
     before = balance(xseries, TONY)
-    sale = await xseries_client.save_sale(new_sale("SAVED", [tshirt_line()]))
+    sale = await save(xseries_client, new_sale("SAVED", [tshirt_line()]))
     assert balance(xseries, TONY) == before
     payload = sale_write_payload(sale)
     payload["status"] = "CLOSED"
     payload["register_sale_payments"].append(
         {"retailer_payment_type_id": CASH, "amount": Decimal("23")}
     )
-    closed = await xseries_client.save_sale(payload)
+    closed = await save(xseries_client, payload)
     assert closed.status == "CLOSED"
     assert balance(xseries, TONY) == before + Decimal("2")
 
@@ -225,14 +237,14 @@ async def test_saved_sale_earns_only_when_closed(
 async def test_loyalty_payment_lowers_balance_and_is_refused_above_it(
     xseries_client: XSeriesClient, xseries: SandboxHandle
 ) -> None:
-    await xseries_client.save_sale(
+    await save(xseries_client,
         new_sale("SAVED", [tshirt_line()], [
             {"retailer_payment_type_id": LOYALTY, "amount": Decimal("10.50")}
         ])
     )  # fmt: skip
     assert balance(xseries, TONY) == Decimal("39.50")
     with pytest.raises(UpstreamRejected) as refused:
-        await xseries_client.save_sale(
+        await save(xseries_client,
             new_sale("SAVED", [tshirt_line()], [
                 {"retailer_payment_type_id": LOYALTY, "amount": Decimal("39.51")}
             ])
@@ -249,7 +261,7 @@ async def test_update_keeps_lines_and_payments(
     payload["register_sale_payments"].append(
         {"retailer_payment_type_id": LOYALTY, "amount": Decimal("10")}
     )
-    updated = await xseries_client.save_sale(payload)
+    updated = await save(xseries_client, payload)
     assert [line.id for line in updated.lines] == [line.id for line in sale.lines]
     assert updated.lines[0].loyalty_value == sale.lines[0].loyalty_value
     assert [p.amount for p in updated.payments] == [Decimal("5"), Decimal("10")]
@@ -258,10 +270,10 @@ async def test_update_keeps_lines_and_payments(
 
 
 async def test_update_without_a_line_deletes_it(xseries_client: XSeriesClient) -> None:
-    sale = await xseries_client.save_sale(new_sale("SAVED", [tshirt_line(), tshirt_line(2)]))
+    sale = await save(xseries_client, new_sale("SAVED", [tshirt_line(), tshirt_line(2)]))
     payload = sale_write_payload(sale)
     payload["register_sale_products"] = payload["register_sale_products"][:1]
-    updated = await xseries_client.save_sale(payload)
+    updated = await save(xseries_client, payload)
     assert [line.id for line in updated.lines] == [sale.lines[0].id]
 
 
@@ -271,7 +283,7 @@ async def test_missing_required_field_is_a_400_and_changes_nothing(
     line = tshirt_line()
     del line["tax_id"]
     with pytest.raises(UpstreamRejected) as rejected:
-        await xseries_client.save_sale(new_sale("CLOSED", [line]))
+        await save(xseries_client, new_sale("CLOSED", [line]))
     assert rejected.value.status == 400 and "tax_id" in (rejected.value.upstream_message or "")
     assert xseries.get("/api/register_sales")["pagination"]["results"] == 2
 
@@ -325,7 +337,7 @@ async def test_429_on_a_post_is_rate_limited_and_never_resent(
 ) -> None:
     xseries.faults(status=429, fail_next=1, retry_after_s=1)
     with pytest.raises(UpstreamRateLimited) as limited:
-        await xseries_client.save_sale(new_sale("CLOSED", [tshirt_line()]))
+        await save(xseries_client, new_sale("CLOSED", [tshirt_line()]))
     assert limited.value.retry_after_s is not None and limited.value.retry_after_s <= 2
     assert xseries.count("POST /api/register_sales") == 1
     assert balance(xseries, TONY) == Decimal("50")
@@ -378,8 +390,8 @@ async def test_503_on_a_post_is_not_resent(
     xseries_client: XSeriesClient, xseries: SandboxHandle
 ) -> None:
     xseries.faults(status=503, fail_next=1)
-    with pytest.raises(UpstreamUnavailable):
-        await xseries_client.save_sale(new_sale("CLOSED", [tshirt_line()]))
+    with pytest.raises(UpstreamOutcomeUnknown):  # a 503 to a POST may hide a write
+        await save(xseries_client, new_sale("CLOSED", [tshirt_line()]))
     assert xseries.count("POST /api/register_sales") == 1
 
 
@@ -397,7 +409,7 @@ async def test_timeouts_on_a_get_are_retried_within_the_bound(
     assert xseries.count("GET /api/config") == 3
 
 
-async def test_a_post_timeout_is_flagged_maybe_applied(
+async def test_a_post_timeout_is_an_unknown_outcome(
     http_layer: HttpLayer, xseries: SandboxHandle
 ) -> None:
     quick = HttpPolicy(read_timeout_s=0.2, max_retries=2, backoff_base_s=0.01)
@@ -405,9 +417,9 @@ async def test_a_post_timeout_is_flagged_maybe_applied(
         http_layer.upstream("X-Series", xseries.url, BearerToken("t"), policy=quick)
     )
     xseries.faults(latency_ms=1000)
-    with pytest.raises(UpstreamUnavailable) as failure:
-        await client.save_sale(new_sale("SAVED", [tshirt_line()]))
-    assert failure.value.maybe_applied
+    with pytest.raises(UpstreamOutcomeUnknown) as failure:
+        await save(client, new_sale("SAVED", [tshirt_line()]))
+    assert failure.value.code.value == "OUTCOME_PENDING"
     assert xseries.count("POST /api/register_sales") == 1
 
 
@@ -449,7 +461,7 @@ async def test_products_and_sales_iterate_to_the_end(
     products = [p.id async for p in xseries_client.iter_products()]
     assert {TSHIRT, GOLD_WATCH} <= set(products)
     for _ in range(3):
-        await xseries_client.save_sale(new_sale("SAVED", [tshirt_line()]))
+        await save(xseries_client, new_sale("SAVED", [tshirt_line()]))
     sales = [s.id async for s in xseries_client.iter_sales()]
     assert len(sales) == 5 and JOHNNY_SALE in sales
     saved = [s.status async for s in xseries_client.iter_sales(statuses=["SAVED"])]
@@ -493,3 +505,26 @@ async def test_a_401_on_the_breakers_trial_does_not_jam_it(
     now[0] = 11  # the POS is back; the breaker lets one trial through
     assert (await client.get_config()).enable_loyalty  # 401, renewed, retried: answered
     assert (await client.get_config()).enable_loyalty  # and the breaker is closed again
+
+
+async def test_typed_sale_writes_create_and_add_a_payment(
+    xseries_client: XSeriesClient, xseries: SandboxHandle
+) -> None:
+    from datetime import UTC, datetime
+
+    now = datetime.now(UTC)
+    source = str(uuid.uuid4())
+    line = LineWrite(TSHIRT, Decimal(1), Decimal(20), Decimal(3), GST, Decimal(2))
+    created = await xseries_client.create_sale(
+        NewSale(source, REGISTER, USER, "SAVED", now, [line], [], customer_id=TONY)
+    )
+    assert created.source_id == source and created.status == "SAVED"
+    assert await xseries_client.find_sale_by_source(source, now.replace(year=now.year - 1))
+    payment = PaymentWrite(CASH, Decimal(23), now, register_id=REGISTER)
+    paid = await xseries_client.add_payment(
+        created, payment, loyalty_values={0: Decimal("1.5")}, status="CLOSED"
+    )
+    assert paid.status == "CLOSED"
+    assert [p.amount for p in paid.payments] == [Decimal(23)]
+    assert paid.lines[0].loyalty_value == Decimal("1.5")
+    assert [p.paid_at for p in paid.payments] == [now.replace(microsecond=0)]

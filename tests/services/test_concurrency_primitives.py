@@ -1,4 +1,4 @@
-"""Locks, idempotency records and the cache's single flight, on the real store and cache."""
+"""Leases, idempotency records and the cache's single flight, on the real store and cache."""
 
 from __future__ import annotations
 
@@ -10,23 +10,23 @@ import pytest
 from pydantic import TypeAdapter
 from sqlalchemy import insert, update
 
-from gateway.domain.errors import ErrorCode, GatewayError
+from gateway.domain.errors import ErrorCode, GatewayError, Unavailable
 from gateway.runtime import Runtime
-from gateway.services.idempotency import Attempt, Idempotency, fingerprint
-from gateway.store.idempotency import Claim, ClaimOutcome, IdempotencyStore
-from gateway.store.locks import LockLost, Locks, LockTimeout
-from gateway.store.models import IdempotencyRow, LockRow
+from gateway.services.idempotency import Attempt, Idempotency, fingerprint, lease_name
+from gateway.store.idempotency import IdempotencyStore
+from gateway.store.leases import LeaseBusy, LeaseLost, Leases
+from gateway.store.models import LockRow
 
 INT = TypeAdapter(int)
 
 
-async def test_a_lock_serializes_its_holders(runtime: Runtime) -> None:
-    locks = Locks(runtime.db)
+async def test_a_lease_serializes_its_holders(runtime: Runtime) -> None:
+    leases = Leases(runtime.db)
     order: list[str] = []
     first_inside = asyncio.Event()
 
     async def first() -> None:
-        async with locks.hold("customer-1"):
+        async with leases.hold("customer-1"):
             order.append("first in")
             first_inside.set()
             await asyncio.sleep(0)  # give the second a chance to barge in (it must not)
@@ -34,7 +34,7 @@ async def test_a_lock_serializes_its_holders(runtime: Runtime) -> None:
 
     async def second() -> None:
         await first_inside.wait()
-        async with locks.hold("customer-1"):
+        async with leases.hold("customer-1"):
             order.append("second in")
 
     await asyncio.gather(first(), second())
@@ -42,32 +42,32 @@ async def test_a_lock_serializes_its_holders(runtime: Runtime) -> None:
 
 
 async def test_other_names_do_not_wait(runtime: Runtime) -> None:
-    locks = Locks(runtime.db)
-    async with locks.hold("a"), locks.hold("b", timeout_s=1):
+    leases = Leases(runtime.db)
+    async with leases.hold("a"), leases.hold("b", wait_s=1):
         pass
 
 
-async def test_a_held_lock_times_out_with_a_clear_error(runtime: Runtime) -> None:
-    locks = Locks(runtime.db)
+async def test_a_held_lease_times_out_with_a_clear_error(runtime: Runtime) -> None:
+    leases = Leases(runtime.db)
 
     async def contender() -> None:
-        async with Locks(runtime.db).hold("busy", timeout_s=0.2):
+        async with Leases(runtime.db).hold("busy", wait_s=0.2):
             pass
 
-    async with locks.hold("busy"):
-        with pytest.raises(LockTimeout) as timeout:
+    async with leases.hold("busy"):
+        with pytest.raises(LeaseBusy) as timeout:
             await asyncio.create_task(contender())  # another task: it must wait, not re-enter
     assert timeout.value.code is ErrorCode.UPSTREAM_UNAVAILABLE
     assert timeout.value.transient
 
 
 async def test_the_holding_task_may_re_enter(runtime: Runtime) -> None:
-    locks = Locks(runtime.db)
-    async with locks.hold("mine") as outer, locks.hold("mine", timeout_s=0.2) as inner:
+    leases = Leases(runtime.db)
+    async with leases.hold("mine") as outer, leases.hold("mine", wait_s=0.2) as inner:
         assert inner is outer
 
 
-async def test_a_crashed_holders_lock_frees_itself_when_its_lease_ends(runtime: Runtime) -> None:
+async def test_a_crashed_holders_lease_frees_itself_when_it_ends(runtime: Runtime) -> None:
     async with runtime.db.transaction() as session:
         await session.execute(
             insert(LockRow).values(
@@ -77,37 +77,43 @@ async def test_a_crashed_holders_lock_frees_itself_when_its_lease_ends(runtime: 
             )
         )
     started = time.monotonic()
-    async with Locks(runtime.db).hold("orphan", timeout_s=5):
+    async with Leases(runtime.db).hold("orphan", wait_s=5):
         pass
     assert time.monotonic() - started < 1
 
 
 async def test_a_holder_that_lost_its_lease_may_not_write(runtime: Runtime) -> None:
-    locks = Locks(runtime.db, ttl_s=30)
-    async with locks.hold("stolen") as lease:
+    leases = Leases(runtime.db, ttl_s=30)
+    async with leases.hold("stolen") as lease:
         lease.ensure_held()
         lease.renewed_at -= 29  # as if the heartbeat had stalled for most of the lease
-        with pytest.raises(LockLost):
+        with pytest.raises(LeaseLost):
             lease.ensure_held()
 
 
 async def test_idempotency_resumes_a_crashed_attempt_from_its_checkpoint(
     runtime: Runtime,
 ) -> None:
-    store = IdempotencyStore(runtime.db)
-    claim = await store.claim("m", "api:k", "op", fingerprint("op", {}), "crashed-owner")
-    assert claim.outcome is ClaimOutcome.EXECUTE
-    await store.save_checkpoint("m", "api:k", "crashed-owner", {"reached": "before POST"})
-    expired = datetime.now(UTC) - timedelta(seconds=1)
+    leases = Leases(runtime.db)
+    store = IdempotencyStore(runtime.db, leases)
+    name = lease_name("m", "api:k")
+    async with leases.hold(name) as lease:
+        record = await store.begin(lease, "m", "api:k", "op", fingerprint("op", {}))
+        assert record.checkpoint is None
+        assert await store.save_checkpoint(lease, "m", "api:k", {"reached": "before POST"})
     async with runtime.db.transaction() as session:  # the process died; its lease ran out
-        await session.execute(update(IdempotencyRow).values(lease_expires_at=expired))
+        await session.execute(
+            insert(LockRow).values(
+                name=name, owner="dead", expires_at=datetime.now(UTC) - timedelta(seconds=1)
+            )
+        )
     seen: list[dict[str, str] | None] = []
 
     async def execute(attempt: Attempt) -> int:
         seen.append(attempt.checkpoint)
         return 42
 
-    idempotency = Idempotency(store)
+    idempotency = Idempotency(store, leases)
     for _ in range(2):
         result = await idempotency.run_once(
             merchant_id="m", key="k", operation="op", request={}, execute=execute, adapter=INT
@@ -116,22 +122,34 @@ async def test_idempotency_resumes_a_crashed_attempt_from_its_checkpoint(
     assert seen == [{"reached": "before POST"}]
 
 
-class WatchedStore(IdempotencyStore):
-    """The real store, telling the test when a caller found the key in progress."""
+async def test_a_stalled_attempt_cannot_record_over_its_successor(runtime: Runtime) -> None:
+    leases = Leases(runtime.db)
+    store = IdempotencyStore(runtime.db, leases)
+    name = lease_name("m", "api:stalled")
+    async with leases.hold(name) as stalled:
+        await store.begin(stalled, "m", "api:stalled", "op", fingerprint("op", {}))
+        async with runtime.db.transaction() as session:  # its lease passed to another
+            await session.execute(update(LockRow).values(owner="successor"))
+        assert not await store.save_checkpoint(stalled, "m", "api:stalled", {"late": True})
+        assert not await store.complete(stalled, "m", "api:stalled", "1")
+    record = await store.get("m", "api:stalled")
+    assert record is not None and record.checkpoint is None and not record.completed
+
+
+class WatchedLeases(Leases):
+    """The real leases, telling the test when a caller found the key taken."""
 
     found_busy = asyncio.Event()
 
-    async def claim(self, *args: str) -> Claim:
-        claim = await super().claim(*args)
-        if claim.outcome is ClaimOutcome.BUSY:
-            self.found_busy.set()
-        return claim
+    async def wait_released(self, name: str, timeout_s: float) -> None:
+        self.found_busy.set()
+        await super().wait_released(name, timeout_s)
 
 
 async def test_a_live_attempt_is_waited_for_not_redone(runtime: Runtime) -> None:
-    store = WatchedStore(runtime.db)
-    store.found_busy = asyncio.Event()
-    idempotency = Idempotency(store)
+    leases = WatchedLeases(runtime.db)
+    leases.found_busy = asyncio.Event()
+    idempotency = Idempotency(IdempotencyStore(runtime.db, leases), leases)
     started, finish = asyncio.Event(), asyncio.Event()
     runs = 0
 
@@ -150,14 +168,15 @@ async def test_a_live_attempt_is_waited_for_not_redone(runtime: Runtime) -> None
     first = asyncio.create_task(call())
     await started.wait()
     second = asyncio.create_task(call())
-    await store.found_busy.wait()
+    await leases.found_busy.wait()
     finish.set()
     assert await asyncio.gather(first, second) == [5, 5]
     assert runs == 1
 
 
 async def test_the_same_key_with_other_input_is_refused(runtime: Runtime) -> None:
-    idempotency = Idempotency(IdempotencyStore(runtime.db))
+    leases = Leases(runtime.db)
+    idempotency = Idempotency(IdempotencyStore(runtime.db, leases), leases)
 
     async def execute(attempt: Attempt) -> int:
         return 1
@@ -173,12 +192,13 @@ async def test_the_same_key_with_other_input_is_refused(runtime: Runtime) -> Non
 
 
 async def test_idempotency_keys_must_be_sensible(runtime: Runtime) -> None:
-    idempotency = Idempotency(IdempotencyStore(runtime.db))
+    leases = Leases(runtime.db)
+    idempotency = Idempotency(IdempotencyStore(runtime.db, leases), leases)
 
     async def execute(attempt: Attempt) -> int:
         return 1
 
-    for key in ("", "   ", "x" * 256):
+    for key in ("", "   ", "x" * 256, "bad\ud800key", "new\nline"):
         with pytest.raises(GatewayError) as bad:
             await idempotency.run_once(
                 merchant_id="m", key=key, operation="op", request={}, execute=execute, adapter=INT
@@ -215,7 +235,7 @@ async def test_a_failed_load_is_not_cached(runtime: Runtime) -> None:
         nonlocal attempts
         attempts += 1
         if attempts == 1:
-            raise GatewayError("down", code=ErrorCode.UPSTREAM_UNAVAILABLE)
+            raise Unavailable("down")
         return 3
 
     with pytest.raises(GatewayError):

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from strawberry.dataloader import DataLoader
 
 from gateway.domain.customers import Customer
-from gateway.domain.errors import ErrorCode, GatewayError
+from gateway.domain.errors import NotFound
 from gateway.domain.merchant import Pos
 from gateway.services import customers
 from gateway.services.context import Scope
@@ -32,7 +32,5 @@ class Context:
                 kounta = await customers.get_kounta_customer(self.scope, pos_id)
                 return await customers.kounta_view(self.scope, kounta)
             return await customers.get_xseries_customer(self.scope, pos_id)
-        except GatewayError as error:
-            if error.code is not ErrorCode.NOT_FOUND:
-                raise
+        except NotFound:
             return None

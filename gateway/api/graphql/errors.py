@@ -1,17 +1,19 @@
-"""Expected failures as GraphQL types (DESIGN §4): each implements ``Error``.
+"""Expected failures as GraphQL types: each implements ``Error``, one type per ``ErrorCode``.
 
 Mutations return them as members of their result unions; queries whose contract has no
-union raise them as top-level errors carrying ``extensions.code``.
+union raise them as top-level errors carrying ``extensions.code``. ``to_graphql`` maps a
+failure to its type by a table, never by a chain of branches.
 """
 
 from __future__ import annotations
 
-from decimal import Decimal
+from collections.abc import Callable
+from decimal import Decimal, InvalidOperation
 
 import strawberry
 from graphql import GraphQLError
 
-from gateway.domain.errors import ErrorCode, GatewayError
+from gateway.domain.errors import ErrorCode, GatewayError, Transient
 
 strawberry.enum(ErrorCode, name="ErrorCode")
 
@@ -81,65 +83,100 @@ class UpstreamUnavailableError(Error):
     pass
 
 
-ERROR_TYPES = (
-    ValidationError,
-    NotFoundError,
-    UnauthorizedError,
-    LoyaltyDisabledError,
-    CustomerLoyaltyDisabledError,
-    InsufficientBalanceError,
-    AmountExceedsDueError,
-    SaleNotOpenError,
-    IdempotencyKeyReusedError,
-    RateLimitedError,
-    UpstreamUnavailableError,
+@strawberry.type(
+    description="A write to the POS whose answer was lost: it may still land, so nothing "
+    "is repeated or undone until the POS is read back. Retry with the same idempotency key "
+    "after retryAfterSeconds: the answer is then the settled result."
 )
+class OutcomePendingError(Error):
+    retry_after_seconds: int | None = strawberry.field(
+        description="When the outcome will be settled (read back from the POS)."
+    )
 
 
-def _decimal(details: dict[str, str], key: str) -> Decimal | None:
-    return Decimal(details[key]) if key in details else None
+def _decimal(error: GatewayError, key: str) -> Decimal | None:
+    try:
+        return Decimal(error.details[key]) if key in error.details else None
+    except InvalidOperation:
+        return None
+
+
+def _retry_after(error: GatewayError) -> int | None:
+    return error.retry_after_s if isinstance(error, Transient) else None
+
+
+Build = Callable[[GatewayError, ErrorCode], Error]
+
+# Every code has exactly one type; the builder fills its fields from the failure.
+BY_CODE: dict[ErrorCode, tuple[type[Error], Build]] = {
+    ErrorCode.VALIDATION: (
+        ValidationError,
+        lambda e, c: ValidationError(code=c, message=e.message, field=e.field),
+    ),
+    ErrorCode.NOT_FOUND: (NotFoundError, lambda e, c: NotFoundError(code=c, message=e.message)),
+    ErrorCode.UNAUTHORIZED: (
+        UnauthorizedError,
+        lambda e, c: UnauthorizedError(code=c, message=e.message),
+    ),
+    ErrorCode.LOYALTY_DISABLED: (
+        LoyaltyDisabledError,
+        lambda e, c: LoyaltyDisabledError(code=c, message=e.message),
+    ),
+    ErrorCode.CUSTOMER_LOYALTY_DISABLED: (
+        CustomerLoyaltyDisabledError,
+        lambda e, c: CustomerLoyaltyDisabledError(code=c, message=e.message),
+    ),
+    ErrorCode.INSUFFICIENT_BALANCE: (
+        InsufficientBalanceError,
+        lambda e, c: InsufficientBalanceError(
+            code=c,
+            message=e.message,
+            balance=_decimal(e, "balance"),
+            requested=_decimal(e, "requested"),
+        ),
+    ),
+    ErrorCode.AMOUNT_EXCEEDS_DUE: (
+        AmountExceedsDueError,
+        lambda e, c: AmountExceedsDueError(
+            code=c,
+            message=e.message,
+            amount_due=_decimal(e, "amount_due"),
+            requested=_decimal(e, "requested"),
+        ),
+    ),
+    ErrorCode.SALE_NOT_OPEN: (
+        SaleNotOpenError,
+        lambda e, c: SaleNotOpenError(code=c, message=e.message),
+    ),
+    ErrorCode.IDEMPOTENCY_KEY_REUSED: (
+        IdempotencyKeyReusedError,
+        lambda e, c: IdempotencyKeyReusedError(code=c, message=e.message),
+    ),
+    ErrorCode.RATE_LIMITED: (
+        RateLimitedError,
+        lambda e, c: RateLimitedError(
+            code=c, message=e.message, retry_after_seconds=_retry_after(e)
+        ),
+    ),
+    ErrorCode.UPSTREAM_UNAVAILABLE: (
+        UpstreamUnavailableError,
+        lambda e, c: UpstreamUnavailableError(code=c, message=e.message),
+    ),
+    ErrorCode.OUTCOME_PENDING: (
+        OutcomePendingError,
+        lambda e, c: OutcomePendingError(
+            code=c, message=e.message, retry_after_seconds=_retry_after(e)
+        ),
+    ),
+}
+
+ERROR_TYPES = tuple(error_type for error_type, _ in BY_CODE.values())
 
 
 def to_graphql(error: GatewayError) -> Error:
-    """The union member for a failure; every code has exactly one type."""
-    code = ErrorCode(error.code)
-    message = error.message
-    details = error.details
-    match error.code:
-        case ErrorCode.VALIDATION:
-            return ValidationError(code=code, message=message, field=error.field)
-        case ErrorCode.NOT_FOUND:
-            return NotFoundError(code=code, message=message)
-        case ErrorCode.UNAUTHORIZED:
-            return UnauthorizedError(code=code, message=message)
-        case ErrorCode.LOYALTY_DISABLED:
-            return LoyaltyDisabledError(code=code, message=message)
-        case ErrorCode.CUSTOMER_LOYALTY_DISABLED:
-            return CustomerLoyaltyDisabledError(code=code, message=message)
-        case ErrorCode.INSUFFICIENT_BALANCE:
-            return InsufficientBalanceError(
-                code=code,
-                message=message,
-                balance=_decimal(details, "balance"),
-                requested=_decimal(details, "requested"),
-            )
-        case ErrorCode.AMOUNT_EXCEEDS_DUE:
-            return AmountExceedsDueError(
-                code=code,
-                message=message,
-                amount_due=_decimal(details, "amount_due"),
-                requested=_decimal(details, "requested"),
-            )
-        case ErrorCode.SALE_NOT_OPEN:
-            return SaleNotOpenError(code=code, message=message)
-        case ErrorCode.IDEMPOTENCY_KEY_REUSED:
-            return IdempotencyKeyReusedError(code=code, message=message)
-        case ErrorCode.RATE_LIMITED:
-            wait = details.get("retry_after_s")
-            return RateLimitedError(
-                code=code, message=message, retry_after_seconds=round(float(wait)) if wait else None
-            )
-    return UpstreamUnavailableError(code=code, message=message)
+    """The union member for a failure."""
+    _, build = BY_CODE[error.code]
+    return build(error, error.code)
 
 
 def top_level(error: GatewayError) -> GraphQLError:
@@ -147,4 +184,7 @@ def top_level(error: GatewayError) -> GraphQLError:
     extensions: dict[str, object] = {"code": error.code.value}
     if error.field:
         extensions["field"] = error.field
+    retry = _retry_after(error)
+    if retry is not None:
+        extensions["retryAfterSeconds"] = retry
     return GraphQLError(error.message, extensions=extensions)

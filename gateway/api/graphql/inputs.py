@@ -6,9 +6,9 @@ from decimal import Decimal
 
 import strawberry
 
+from gateway.services.create_sale import NewSale
+from gateway.services.create_sale import PaymentInput as ServicePayment
 from gateway.services.loyalty import LineInput
-from gateway.services.sales import NewSale
-from gateway.services.sales import PaymentInput as ServicePayment
 
 
 @strawberry.input

@@ -14,7 +14,7 @@ from gateway.domain import ids
 from gateway.domain.errors import GatewayError
 from gateway.domain.ids import Kind
 from gateway.domain.merchant import Pos
-from gateway.services import redemption, sales
+from gateway.services import create_sale, pay_with_loyalty, redeem
 
 
 @strawberry.type
@@ -55,7 +55,7 @@ class Mutation:
     async def create_sale(self, info: Info, input: CreateSaleInput) -> CreateSaleResult:
         scope = info.context.scope
         try:
-            sale = await sales.create_sale(scope, input.to_service())
+            sale = await create_sale.create_sale(scope, input.to_service())
         except GatewayError as error:
             return to_graphql(error)
         return CreateSaleSuccess(sale=Sale.of(sale, scope.merchant.id))
@@ -66,7 +66,7 @@ class Mutation:
     ) -> PayWithLoyaltyResult:
         scope = info.context.scope
         try:
-            paid = await sales.pay_with_loyalty(
+            paid = await pay_with_loyalty.pay_with_loyalty(
                 scope,
                 idempotency_key=input.idempotency_key,
                 sale_id=str(input.sale_id),
@@ -87,7 +87,7 @@ class Mutation:
     async def redeem_reward(self, info: Info, input: RedeemRewardInput) -> RedeemRewardResult:
         scope = info.context.scope
         try:
-            done = await redemption.redeem_for_customer(
+            done = await redeem.redeem_for_customer(
                 scope,
                 idempotency_key=input.idempotency_key,
                 customer_id=str(input.customer_id),

@@ -18,7 +18,7 @@ from gateway.api.graphql.types import (
     Reward,
     Sale,
 )
-from gateway.domain.errors import ErrorCode, GatewayError
+from gateway.domain.errors import GatewayError, NotFound
 from gateway.services import customers, loyalty, merchants, sales
 from gateway.services import rewards as reward_service
 
@@ -96,7 +96,7 @@ async def _unless_not_found(lookup: Awaitable[T]) -> T | None:
     top-level errors with their code."""
     try:
         return await lookup
+    except NotFound:
+        return None
     except GatewayError as error:
-        if error.code is ErrorCode.NOT_FOUND:
-            return None
         raise top_level(error) from None

@@ -8,7 +8,7 @@ import strawberry
 
 from gateway.api.graphql.context import Context
 from gateway.domain import customers, ids, loyalty, rewards, sales
-from gateway.domain.errors import ErrorCode, GatewayError
+from gateway.domain.errors import ValidationError
 from gateway.domain.ids import Kind
 from gateway.domain.merchant import PointsSource, Pos
 from gateway.domain.rewards import RewardKind
@@ -70,9 +70,7 @@ class Customer:
         scope = info.context.scope
         try:
             member = await members.member_of(scope, self.value)
-        except GatewayError as error:
-            if error.code is not ErrorCode.VALIDATION:
-                raise
+        except ValidationError:
             catalogue = await reward_service.list_rewards(scope)  # not a member (yet)
             return [Reward.of(r, self.merchant_id, available=False) for r in catalogue]
         offers = await reward_service.offers_for(scope, member)

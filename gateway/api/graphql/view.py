@@ -12,7 +12,9 @@ from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 
+from gateway.api.deadlines import answer_within
 from gateway.api.graphql.context import Context
+from gateway.domain.errors import Unavailable
 from gateway.services.auth import authenticate, bearer_token
 from gateway.services.context import Services
 
@@ -57,7 +59,13 @@ class GraphQLEndpoint:
             await _unauthorized(token is not None)(scope, receive, send)
             return
         scope.setdefault("state", {})["merchant"] = merchant
-        await self.view(scope, receive, send)
+        seconds = self.services.runtime.settings.graphql_deadline_s
+        try:
+            await answer_within(seconds, self.view(scope, receive, send))
+        except Unavailable as late:
+            body = {"data": None, "errors": [{"message": late.message,
+                    "extensions": {"code": late.code.value}}]}  # fmt: skip
+            await JSONResponse(body)(scope, receive, send)
 
     def _wants_ide(self, request: Request) -> bool:
         return (

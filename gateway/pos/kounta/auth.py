@@ -17,8 +17,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
+from gateway.pos.errors import UpstreamAuthError, UpstreamRejected
 from gateway.pos.fields import parse
-from gateway.pos.http import Upstream, UpstreamAuthError, UpstreamRejected
+from gateway.pos.http import Upstream
 from gateway.pos.kounta.models import TokenPair
 
 POS = "Kounta"

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping
 from decimal import Decimal
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from pydantic import BaseModel
 
+from gateway.pos.errors import UpstreamNotFound, UpstreamShapeError
 from gateway.pos.fields import parse, parse_list, segment
-from gateway.pos.http import Upstream, UpstreamNotFound, UpstreamResponse, UpstreamShapeError
+from gateway.pos.http import Upstream, UpstreamResponse
 from gateway.pos.kounta.models import (
     Company,
     Customer,
@@ -62,11 +63,16 @@ class KountaClient:
         path = f"{self._company}/orders/{segment(order_id)}"
         return parse(Order, (await self.upstream.get(path, fresh=fresh)).data, POS)
 
-    async def update_order(self, order_id: str, body: Mapping[str, Any]) -> Order:
-        """Replace what ``body`` names (``lines`` replaces all lines). Idempotent: a PUT
-        of the same body twice leaves the order as once."""
-        path = f"{self._company}/orders/{segment(order_id)}"
-        return parse(Order, (await self.upstream.put(path, dict(body))).data, POS)
+    async def discount_order(self, order: Order, factor: Decimal, mark: str) -> Order:
+        """Multiply every line's ``price_variation`` by ``factor`` and append ``mark`` to the
+        notes (how a later read recognises it). The lines are replaced wholesale, so this is
+        not idempotent: sent twice, it discounts twice; never retried."""
+        body = {
+            "lines": [line.write(line.price_variation * factor) for line in order.lines],
+            "notes": f"{order.notes or ''} {mark}".strip(),
+        }
+        path = f"{self._company}/orders/{segment(order.id)}"
+        return parse(Order, (await self.upstream.put(path, body, idempotent=False)).data, POS)
 
     async def add_payment(self, order_id: str, method_id: str, amount: Decimal, ref: str) -> str:
         """POST a payment (never retried: Kounta does not deduplicate); its number."""

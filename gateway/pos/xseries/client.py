@@ -9,23 +9,29 @@ from __future__ import annotations
 import math
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from decimal import Decimal
 from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel
 
+from gateway.pos.errors import UpstreamNotFound
 from gateway.pos.fields import field, parse, parse_list, segment
-from gateway.pos.http import Params, Upstream, UpstreamNotFound, UpstreamResponse
+from gateway.pos.http import Params, Upstream, UpstreamResponse
 from gateway.pos.xseries.models import (
     Customer,
     LoyaltyAdjustmentResult,
+    NewSale,
     Pagination,
     PaymentType,
+    PaymentWrite,
     Product,
     Register,
     RegisterSale,
     RetailerConfig,
     User,
+    payment_added,
+    timestamp,
 )
 
 POS = "X-Series"
@@ -168,8 +174,32 @@ class XSeriesClient:
             raise UpstreamNotFound(f"{POS} has no sale {sale_id}", pos=POS, status=404)
         return sales[0]
 
-    async def save_sale(self, payload: Mapping[str, Any]) -> RegisterSale:
-        """Create a sale, or replace one when the payload has its ``id``. Never retried."""
+    async def create_sale(self, sale: NewSale) -> RegisterSale:
+        """POST a new sale. Not idempotent: never retried (``source_id`` finds it again)."""
+        return await self._save_sale(sale.as_json())
+
+    async def add_payment(
+        self,
+        sale: RegisterSale,
+        payment: PaymentWrite,
+        *,
+        loyalty_values: Mapping[int, Decimal],
+        status: str,
+    ) -> RegisterSale:
+        """Write ``sale`` back whole with one more payment (X-Series replaces a sale with
+        what is posted). Not idempotent: never retried."""
+        return await self._save_sale(
+            payment_added(sale, payment, loyalty_values=loyalty_values, status=status)
+        )
+
+    async def find_sale_by_source(self, source_id: str, since: datetime) -> RegisterSale | None:
+        """The sale created with ``source_id``, if one was, at or after ``since``."""
+        async for sale in self.iter_sales(since=timestamp(since)):
+            if sale.source_id == source_id:
+                return sale
+        return None
+
+    async def _save_sale(self, payload: Mapping[str, Any]) -> RegisterSale:
         response = await self.upstream.post("/api/register_sales", dict(payload))
         return parse(RegisterSale, field(response.data, "register_sale", POS), POS)
 

@@ -7,12 +7,24 @@ are kept (``extra="allow"``) so that a sale read and written back loses nothing.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 
-from gateway.pos.fields import Amount, Flag, OptionalAmount, OptionalText, Text, Timestamp, decimal
+from gateway.pos.fields import (
+    Amount,
+    Flag,
+    OptionalAmount,
+    OptionalText,
+    Text,
+    Timestamp,
+    decimal,
+    parse_timestamp,
+)
 
 CLOSED_STATUSES = frozenset({"CLOSED", "ONACCOUNT_CLOSED", "LAYBY_CLOSED"})
 LOYALTY_PAYMENT_TYPE_ID = "106"
@@ -131,8 +143,19 @@ class SalePayment(XModel):
     retailer_payment_type_id: Text
     payment_type_id: OptionalText = None
     name: OptionalText = None
+    # Kept as the text X-Series sent, so a sale written back resends it unchanged.
     payment_date: OptionalText = None
     amount: Amount
+
+    @property
+    def paid_at(self) -> datetime | None:
+        """When it was paid, to the second, whatever the spelling ("2026-11-21 10:00:00",
+        ISO 8601 with or without a zone); None when unreadable."""
+        try:
+            moment = parse_timestamp(self.payment_date)
+        except ValueError:
+            return None
+        return moment.astimezone(UTC).replace(microsecond=0) if moment else None
 
 
 class RegisterSale(XModel):
@@ -231,3 +254,95 @@ def sale_write_payload(sale: RegisterSale) -> dict[str, Any]:
 def _pick(model: BaseModel, names: tuple[str, ...]) -> dict[str, Any]:
     data = model.model_dump(include=set(names), exclude_none=True)
     return {name: data[name] for name in names if name in data}
+
+
+def timestamp(moment: datetime) -> str:
+    """A date as the 0.9 API writes it: "YYYY-MM-DD HH:MM:SS", UTC."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+@dataclass(frozen=True)
+class PaymentWrite:
+    """A payment to add to a sale (swagger RegisterSalePaymentUpdateBase)."""
+
+    payment_type_id: str
+    amount: Decimal
+    paid_at: datetime
+    register_id: str | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "retailer_payment_type_id": self.payment_type_id,
+            "amount": self.amount,
+            "payment_date": timestamp(self.paid_at),
+        }
+        if self.register_id:
+            body["register_id"] = self.register_id
+        return body
+
+
+@dataclass(frozen=True)
+class LineWrite:
+    """A new line (swagger RegisterSaleProductUpdateBase); ``loyalty_value`` per unit."""
+
+    product_id: str
+    quantity: Decimal
+    price: Decimal
+    tax: Decimal
+    tax_id: str
+    loyalty_value: Decimal
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "product_id": self.product_id,
+            "quantity": self.quantity,
+            "price": self.price,
+            "tax": self.tax,
+            "tax_id": self.tax_id,
+            "loyalty_value": self.loyalty_value,
+        }
+
+
+@dataclass(frozen=True)
+class NewSale:
+    """A sale to create (swagger RegisterSaleUpdateBase without ``id``)."""
+
+    source_id: str
+    register_id: str
+    user_id: str
+    status: str
+    sale_date: datetime
+    lines: Sequence[LineWrite]
+    payments: Sequence[PaymentWrite]
+    customer_id: str | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "source_id": self.source_id,
+            "register_id": self.register_id,
+            "user_id": self.user_id,
+            "status": self.status,
+            "sale_date": timestamp(self.sale_date),
+            "register_sale_products": [line.as_json() for line in self.lines],
+            "register_sale_payments": [payment.as_json() for payment in self.payments],
+        }
+        if self.customer_id:
+            body["customer_id"] = self.customer_id
+        return body
+
+
+def payment_added(
+    sale: RegisterSale,
+    payment: PaymentWrite,
+    *,
+    loyalty_values: Mapping[int, Decimal],
+    status: str,
+) -> dict[str, Any]:
+    """``sale`` written back whole with one more payment, the lines' ``loyalty_value`` (by
+    position) and ``status`` replaced."""
+    payload = sale_write_payload(sale)
+    payload["register_sale_payments"].append(payment.as_json())
+    for index, value in loyalty_values.items():
+        payload["register_sale_products"][index]["loyalty_value"] = value
+    payload["status"] = status
+    return payload

@@ -1,0 +1,204 @@
+"""payWithLoyalty: pay part or all of an open X-Series sale from the customer's loyalty
+balance (docs/architecture.md, "A loyalty payment").
+
+Under the customer's balance lease and the sale's lease: read both fresh, check the rules
+(domain/sales.py), and append a Loyalty payment to the sale, closing it when paid in full;
+X-Series lowers the balance itself. The write goes through the journal (services/writes.py):
+if its answer is lost, nothing is re-sent until the sale is read back after the settle
+window, and no other gateway payment may touch the sale meanwhile, so the payment found then
+can only be this one. X-Series payments carry no reference of ours: "ours" is the loyalty
+payment of our amount that was not on the sale before (docs/pos-contracts.md).
+
+The X-Series redemption of a PAYMENT reward pays through the same step (``pay_from_balance``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from pydantic import TypeAdapter
+
+from gateway.domain import ids
+from gateway.domain.errors import ValidationError
+from gateway.domain.ids import Kind
+from gateway.domain.loyalty import rescale_unit_value
+from gateway.domain.money import parse_amount
+from gateway.domain.sales import Sale, check_loyalty_payment, closing_status
+from gateway.pos.errors import UpstreamNotFound
+from gateway.pos.xseries.models import PaymentWrite, RegisterSale
+from gateway.pos.xseries.translate import to_sale
+from gateway.services import catalog, writes
+from gateway.services.context import Scope
+from gateway.services.customers import get_xseries_customer
+from gateway.services.idempotency import Attempt, LeftForRetry
+from gateway.services.points import hold_balance
+from gateway.services.sales import xseries_sale_id
+from gateway.store.idempotency import KeyRecord
+from gateway.store.writes import WriteStatus
+
+OPERATION = "payWithLoyalty"
+KIND = "xseries.sale_payment"
+
+
+@dataclass(frozen=True)
+class LoyaltyPayment:
+    id: str
+    amount: Decimal
+    balance_after: Decimal
+    sale: Sale
+
+
+LOYALTY_PAYMENT = TypeAdapter(LoyaltyPayment)
+
+
+async def pay_with_loyalty(
+    scope: Scope, *, idempotency_key: str, sale_id: str, amount: Decimal
+) -> LoyaltyPayment:
+    """Append a loyalty payment to an open X-Series sale; close it when fully paid."""
+    value = parse_amount(amount, "amount")
+    pos_id = xseries_sale_id(scope, sale_id)
+
+    async def execute(attempt: Attempt) -> LoyaltyPayment:
+        return await _pay(scope, pos_id, value, attempt)
+
+    return await scope.services.idempotency.run_once(
+        merchant_id=scope.merchant.id,
+        key=idempotency_key,
+        operation=OPERATION,
+        request={"sale": pos_id, "amount": format(value.normalize(), "f")},
+        execute=execute,
+        adapter=LOYALTY_PAYMENT,
+    )
+
+
+async def recover(scope: Scope, record: KeyRecord) -> LoyaltyPayment | None:
+    """The worker: settle the payment an attempt sent, if it sent one; it never sends one."""
+
+    async def execute(attempt: Attempt) -> LoyaltyPayment:
+        done = await paid_already(scope, attempt.key)
+        if done is None:
+            raise LeftForRetry("no loyalty payment of this request reached X-Series")
+        return done
+
+    return await scope.services.idempotency.recover(record, execute, LOYALTY_PAYMENT)
+
+
+async def _pay(scope: Scope, sale_id: str, amount: Decimal, attempt: Attempt) -> LoyaltyPayment:
+    client = await scope.xseries()
+    try:
+        sale = await client.get_sale(sale_id)
+    except UpstreamNotFound:
+        raise ids.not_found(Kind.SALE, sale_id) from None
+    if not sale.customer_id:
+        raise ValidationError("the sale has no customer whose loyalty could pay", field="saleId")
+    async with (
+        hold_balance(scope, sale.customer_id),
+        writes.hold(scope, writes.xseries_sale(scope, sale_id)),
+    ):
+        done = await paid_already(scope, attempt.key)
+        if done is not None:
+            return done
+        if attempt.recover:
+            raise LeftForRetry("no loyalty payment of this request reached X-Series")
+        return await pay_from_balance(scope, attempt.key, sale_id, amount)
+
+
+async def paid_already(scope: Scope, owner: str) -> LoyaltyPayment | None:
+    """The payment ``owner`` sent earlier, if it landed (read back once the settle window
+    has passed; OUTCOME_PENDING before); None if it sent none that landed."""
+    write = await writes.latest(scope, owner)
+    if write is None:
+        return None
+    intent = write.intent
+    write = await writes.settle(scope, write)
+    if write.status is not WriteStatus.LANDED:
+        return None
+    sale = await (await scope.xseries()).get_sale(intent["sale_id"], fresh=True)
+    payment_id = str((write.outcome or {}).get("payment_id", ""))
+    amount = Decimal(intent["amount"])
+    balance = Decimal(intent["balance_before"]) - amount
+    types = await catalog.payment_types(scope)
+    return LoyaltyPayment(payment_id, amount, balance, to_sale(sale, types))
+
+
+async def pay_from_balance(
+    scope: Scope, owner: str, sale_id: str, amount: Decimal
+) -> LoyaltyPayment:
+    """One loyalty payment of ``amount`` on the sale, sent as ``owner``'s write. The caller
+    holds the customer's balance lease and the sale's lease."""
+    client = await scope.xseries()
+    sale = await client.get_sale(sale_id, fresh=True)
+    customer = await get_xseries_customer(scope, sale.customer_id or "", fresh=True)
+    config = await catalog.account_config(scope)
+    types = await catalog.payment_types(scope)
+    view = to_sale(sale, types)
+    check_loyalty_payment(
+        amount=amount,
+        balance=customer.balance,
+        amount_due=view.amount_due,
+        status=sale.status,
+        account_enabled=config.enable_loyalty,
+        customer_enabled=customer.loyalty_enabled,
+    )
+    loyalty_type = await catalog.loyalty_payment_type(scope)
+    payment = PaymentWrite(
+        loyalty_type.id, amount, scope.runtime.clock(), register_id=sale.register_id
+    )
+    # Rule 5 on an existing sale: no loyalty on the part now paid with loyalty.
+    loyalty_values = {
+        index: rescale_unit_value(line.loyalty_value, view.total, view.loyalty_paid,
+                                  view.loyalty_paid + amount)
+        for index, line in enumerate(sale.lines)
+    }  # fmt: skip
+    closes = view.total_paid + amount >= view.total
+    before = [p.id for p in sale.payments if p.id]
+    intent = {
+        "sale_id": sale_id,
+        "payments_before": before,
+        "amount": str(amount),
+        "balance_before": str(customer.balance),
+        "payment_type_id": loyalty_type.id,
+    }
+
+    def new_payment(updated: RegisterSale) -> dict[str, Any]:
+        return {"payment_id": _new_payment_id(updated, before)}
+
+    updated = await writes.send(
+        scope,
+        owner=owner,
+        target=writes.xseries_sale(scope, sale_id),
+        kind=KIND,
+        intent=intent,
+        write=lambda: client.add_payment(
+            sale,
+            payment,
+            loyalty_values=loyalty_values,
+            status=closing_status(sale.status) if closes else sale.status,
+        ),
+        outcome=new_payment,
+    )
+    return LoyaltyPayment(
+        _new_payment_id(updated, before), amount, customer.balance - amount, to_sale(updated, types)
+    )
+
+
+@writes.read_back(KIND)
+async def _find_payment(scope: Scope, intent: dict[str, Any]) -> dict[str, Any] | None:
+    """On a read-back: the loyalty payment of our amount that was not on the sale before.
+    Only one can be ours: no other gateway payment touches the sale while ours is unsettled."""
+    sale = await (await scope.xseries()).get_sale(intent["sale_id"], fresh=True)
+    before = set(intent["payments_before"])
+    amount = Decimal(intent["amount"])
+    for payment in sale.payments:
+        loyalty = payment.retailer_payment_type_id == intent["payment_type_id"]
+        if payment.id not in before and loyalty and payment.amount == amount:
+            return {"payment_id": payment.id or ""}
+    return None
+
+
+def _new_payment_id(sale: RegisterSale, before: list[str]) -> str:
+    known = set(before)
+    new_ids = [p.id for p in sale.payments if p.id and p.id not in known]
+    return new_ids[-1] if new_ids else ""

@@ -1,0 +1,190 @@
+"""What every redemption does whatever the POS: its record, its points, giving them back.
+
+Each step is recorded before it is made (store/redemptions.py): the record exists before
+any points move, COMPENSATING is recorded before anything is given back, and every points
+movement is idempotent by a key derived from the redemption, so a step that ran twice
+(a crash, a retry, the worker) moves the points once.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+import structlog
+from pydantic import TypeAdapter
+
+from gateway.domain.errors import GatewayError, InsufficientBalance, SaleNotOpen
+from gateway.domain.merchant import Pos
+from gateway.domain.rewards import Reward
+from gateway.domain.sales import Sale
+from gateway.faults import crash_point
+from gateway.metrics import REDEMPTIONS
+from gateway.services.context import Scope
+from gateway.services.points import points_book
+from gateway.store import redemptions as store
+from gateway.store.redemptions import RedemptionRecord, Status
+
+log = structlog.get_logger("gateway.redemption")
+
+
+@dataclass(frozen=True)
+class RedemptionRequest:
+    key: str  # the idempotency key: the signed offer's digest (Kounta) or the caller's
+    reward_id: str
+    member_id: str
+    target_pos: Pos
+    target_id: str  # Kounta order id or X-Series sale id
+    quantity: Decimal | None = None
+    key_space: str = "api"  # "offer" for Kounta's redeem URLs
+
+    @property
+    def stored_key(self) -> str:
+        return f"{self.key_space}:{self.key}"
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "key": self.key,
+            "key_space": self.key_space,
+            "reward_id": self.reward_id,
+            "member_id": self.member_id,
+            "target_pos": self.target_pos.value,
+            "target_id": self.target_id,
+            "quantity": None if self.quantity is None else format(self.quantity.normalize(), "f"),
+        }
+
+
+@dataclass(frozen=True)
+class Redemption:
+    id: str
+    reward: Reward
+    member_id: str
+    target_pos: Pos
+    target_id: str
+    points: Decimal
+    amount: Decimal
+    status: str
+    sale: Sale
+
+
+REDEMPTION = TypeAdapter(Redemption)
+
+
+async def find(scope: Scope, stored_key: str) -> RedemptionRecord | None:
+    async with scope.runtime.db.read() as session:
+        return await store.by_key(session, scope.merchant.id, stored_key)
+
+
+async def create(
+    scope: Scope, request: RedemptionRequest, points: Decimal, amount: Decimal
+) -> RedemptionRecord:
+    async with scope.runtime.db.transaction() as session:
+        record = await store.create(
+            session,
+            merchant_id=scope.merchant.id,
+            key=request.stored_key,
+            reward_id=request.reward_id,
+            member_id=request.member_id,
+            target_pos=request.target_pos.value,
+            target_id=request.target_id,
+            quantity=request.quantity,
+            points=points,
+            amount=amount,
+            request=request.as_json(),
+        )
+    crash_point("redemption.PENDING")
+    return record
+
+
+async def move(
+    scope: Scope, record: RedemptionRecord, status: Status, *, error: str | None = None
+) -> RedemptionRecord:
+    async with scope.runtime.db.transaction() as session:
+        moved = await store.move(session, record, status, error=error)
+    crash_point(f"redemption.{moved.status.value}")
+    if moved.finished and moved.status is status:
+        REDEMPTIONS.labels(pos=moved.target_pos, status=status.value).inc()
+    return moved
+
+
+async def take_points(
+    scope: Scope,
+    record: RedemptionRecord,
+    take: Callable[[], Awaitable[None]],
+) -> RedemptionRecord:
+    """PENDING → DEBITED through ``take`` (idempotent). If the balance no longer covers it,
+    nothing was taken: FAILED."""
+    try:
+        await take()
+    except InsufficientBalance as short:
+        await move(scope, record, Status.FAILED, error=short.message)
+        raise
+    return await move(scope, record, Status.DEBITED)
+
+
+async def compensate(
+    scope: Scope,
+    record: RedemptionRecord,
+    reason: str,
+    give_back: Callable[[], Awaitable[None]],
+) -> RedemptionRecord:
+    """It will not apply: record COMPENSATING (the reason kept), give back what was taken
+    (idempotent; if it fails the worker repeats it), FAILED."""
+    if record.status is not Status.COMPENSATING:
+        record = await move(scope, record, Status.COMPENSATING, error=reason)
+    await give_back()
+    log.info("redemption given back", redemption=record.id, reason=record.error)
+    return await move(scope, record, Status.FAILED)
+
+
+async def credit(scope: Scope, record: RedemptionRecord, points: Decimal, step: str,
+                 reason: str) -> None:  # fmt: skip
+    """Credit (points > 0) or debit the member, once per redemption and step."""
+    book = points_book(scope)
+    key = f"redemption:{record.id}" + (f":{step}" if step else "")
+    if points > 0:
+        await book.credit(record.member_id, points, key, reason)
+    elif points < 0:
+        await book.debit(record.member_id, -points, key, reason)
+
+
+def failure(record: RedemptionRecord) -> GatewayError:
+    """How a FAILED redemption is told again (the first telling may have been lost)."""
+    return SaleNotOpen(
+        f"the reward was not applied ({record.error or 'refused'}); the points were given back"
+    )
+
+
+def result(record: RedemptionRecord, reward: Reward, sale: Sale, applied: Decimal) -> Redemption:
+    return Redemption(
+        id=record.id,
+        reward=reward,
+        member_id=record.member_id,
+        target_pos=Pos(record.target_pos),
+        target_id=record.target_id,
+        points=record.points,
+        amount=applied,
+        status=Status.COMPLETED.value,
+        sale=sale,
+    )
+
+
+def request_of(record: RedemptionRecord) -> RedemptionRequest:
+    data = record.request
+    quantity = data.get("quantity")
+    return RedemptionRequest(
+        key=data["key"],
+        reward_id=data["reward_id"],
+        member_id=data["member_id"],
+        target_pos=Pos(data["target_pos"]),
+        target_id=data["target_id"],
+        quantity=None if quantity is None else Decimal(quantity),
+        key_space=data.get("key_space", "api"),
+    )
+
+
+def canonical(data: dict[str, Any]) -> str:
+    return json.dumps(data, sort_keys=True)
