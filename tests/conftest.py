@@ -25,7 +25,7 @@ from gateway.sandbox import kounta as kounta_sandbox
 from gateway.sandbox import xseries as xseries_sandbox
 from gateway.settings import Environment, Settings
 from gateway.store.models import Base
-from tests.support import SandboxHandle, ServerThread
+from tests.support import ManualClock, SandboxHandle, ServerThread
 
 XSERIES_TOKEN = "test-xseries-token"
 KOUNTA_STATIC_TOKEN = "test-kounta-static-token"
@@ -186,10 +186,9 @@ def settings(backend: Backend, tmp_path: Path) -> Settings:
     )
 
 
-@pytest.fixture
-async def runtime(settings: Settings) -> AsyncIterator[Runtime]:
+async def fresh_runtime(settings: Settings, clock: ManualClock | None = None) -> Runtime:
     """The gateway's resources on a clean, migrated store and an empty cache."""
-    runtime = Runtime(settings)
+    runtime = Runtime(settings, clock=clock) if clock else Runtime(settings)
     if runtime.db.dialect == "postgresql":
         async with runtime.db.engine.begin() as connection:
             tables = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
@@ -197,5 +196,11 @@ async def runtime(settings: Settings) -> AsyncIterator[Runtime]:
     else:
         await runtime.db.migrate()
     await runtime.cache.clear()
+    return runtime
+
+
+@pytest.fixture
+async def runtime(settings: Settings) -> AsyncIterator[Runtime]:
+    runtime = await fresh_runtime(settings)
     yield runtime
     await runtime.aclose()

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import threading
-from collections.abc import Mapping
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -99,3 +102,32 @@ class SandboxHandle:
 
     def close(self) -> None:
         self._http.close()
+
+
+class ManualClock:
+    """The gateway's clock for the settle window: moves only when a test says so, so a
+    test proves what happens before and after the window without waiting it out."""
+
+    def __init__(self) -> None:
+        self.now = datetime.now(UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += timedelta(seconds=seconds)
+
+
+async def until(
+    condition: Callable[[], bool | Awaitable[bool]], *, within_s: float = 10, what: str = ""
+) -> None:
+    """Wait for something another party does (a late write landing), looking every 20 ms;
+    fail the test if it does not happen in time."""
+    ends = time.monotonic() + within_s
+    while True:
+        outcome = condition()
+        if outcome if isinstance(outcome, bool) else await outcome:
+            return
+        if time.monotonic() > ends:
+            raise AssertionError(f"did not happen within {within_s} s: {what or condition}")
+        await asyncio.sleep(0.02)
