@@ -1,7 +1,10 @@
 """``gateway demo``: the sandboxes and the gateway in one process, seeded and explained.
 
 Everything runs in one event loop (uvicorn servers side by side) on a fresh SQLite file
-under ``.gateway-demo/``, with a secret key generated for the run. Ctrl-C stops it all.
+under ``.gateway-demo/``, with the recovery worker running inside the gateway as it does in
+``gateway serve``. The secret key is kept in ``.gateway-demo/secret-key`` (made once, then
+reused), so that ``gateway worker`` and every other command can be pointed at the demo's
+database with the environment the banner prints. Ctrl-C stops it all.
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ import asyncio
 import contextlib
 import json
 import secrets
+import shlex
 import signal
 import socket
 from collections.abc import Iterator
@@ -97,6 +101,15 @@ def _fresh_workdir(workdir: Path) -> None:
         stale.unlink()
 
 
+def _secret_key_file(workdir: Path) -> Path:
+    """The demo's secret key, in its own directory, readable by its owner only."""
+    path = workdir / "secret-key"
+    if not path.exists():
+        path.touch(mode=0o600)
+        path.write_text(secrets.token_urlsafe(32) + "\n")
+    return path
+
+
 async def _wait_started(servers: list[_Server], tasks: list[asyncio.Task[None]]) -> None:
     while not all(server.started for server in servers):
         for task in tasks:
@@ -106,15 +119,29 @@ async def _wait_started(servers: list[_Server], tasks: list[asyncio.Task[None]])
 
 
 def demo_settings(host: str, ports: DemoPorts, workdir: Path) -> Settings:
+    workdir = workdir.resolve()
     return Settings(
         environment=Environment.DEVELOPMENT,
         database_url=f"sqlite+aiosqlite:///{workdir / 'gateway.db'}",
-        secret_key=secrets.token_urlsafe(32),
+        secret_key=None,
+        secret_key_file=_secret_key_file(workdir),
         kounta_addon_token=secrets.token_urlsafe(16),
         public_url=f"http://{host}:{ports.gateway}",
         log_json=False,
         log_level="WARNING",
+        worker_in_process=True,
     )
+
+
+def demo_environment(settings: Settings) -> dict[str, str]:
+    """What makes every other command work on the demo's database and key."""
+    addon = settings.kounta_addon_token
+    return {
+        "GATEWAY_DATABASE_URL": settings.database_url,
+        "GATEWAY_SECRET_KEY_FILE": str(settings.secret_key_file),
+        "GATEWAY_KOUNTA_ADDON_TOKEN": addon.get_secret_value() if addon else "",
+        "GATEWAY_PUBLIC_URL": settings.public_url or "",
+    }
 
 
 async def seed(services: Services, xseries_url: str, kounta_url: str) -> Seeded:
@@ -167,7 +194,7 @@ async def run_demo(ports: DemoPorts, *, host: str = "127.0.0.1", workdir: Path =
     try:
         await _wait_started(servers, tasks)
         seeded = await seed(Services(runtime), urls["xseries"], urls["kounta"])
-        _print_banner(urls, seeded)
+        _print_banner(urls, seeded, demo_environment(settings))
         waiter = asyncio.create_task(stop.wait())
         await asyncio.wait([waiter, *tasks], return_when=asyncio.FIRST_COMPLETED)
         waiter.cancel()
@@ -196,7 +223,7 @@ def _fixture(fixtures: Path, kind: str, **match: str) -> dict[str, Any]:
     raise DemoError(f"the demo fixtures have no {kind} with {match}")
 
 
-def _print_banner(urls: dict[str, str], seeded: Seeded) -> None:
+def _print_banner(urls: dict[str, str], seeded: Seeded, environment: dict[str, str]) -> None:
     merchant, key, gateway_url = seeded.merchant, seeded.key, urls["gateway"]
     graphql = f"{gateway_url}/graphql"
     johnny_sale = _fixture(xseries_sandbox.DEMO_FIXTURES, "register_sales", status="ONACCOUNT")
@@ -243,6 +270,10 @@ def _print_banner(urls: dict[str, str], seeded: Seeded) -> None:
         "(John's open order) in place of 111.",
         "The X-Series sandbox directly:",
         f"  curl -H 'Authorization: Bearer {XSERIES_TOKEN}' {urls['xseries']}/api/config",
+        "",
+        "The recovery worker runs inside the gateway. To run `gateway worker --once`, or any",
+        "other command, on the demo's database, set this environment first:",
+        *(f"  export {name}={shlex.quote(value)}" for name, value in environment.items()),
         "",
         "Ctrl-C stops everything.",
         "demo ready",
