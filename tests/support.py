@@ -131,3 +131,75 @@ async def until(
         if time.monotonic() > ends:
             raise AssertionError(f"did not happen within {within_s} s: {what or condition}")
         await asyncio.sleep(0.02)
+
+
+class GatewayProcess:
+    """``gateway serve`` as a real process of its own (so it can crash, or run beside
+    another on one database), on a free port, with ``env`` on top of a clean environment."""
+
+    def __init__(self, env: Mapping[str, str], *, port: int | None = None) -> None:
+        import os
+        import subprocess
+        import sys
+        import tempfile
+
+        self.port = port or free_port()
+        clean = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_")}
+        self.env = {**clean, "PYTHONUNBUFFERED": "1", **env}
+        self._log = tempfile.TemporaryFile(mode="w+")  # a pipe nobody reads would fill up
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "gateway.cli", "serve", f"--port={self.port}"],
+            env=self.env,
+            stdout=subprocess.DEVNULL,
+            stderr=self._log,
+            text=True,
+        )
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def wait_ready(self, within_s: float = 60) -> GatewayProcess:
+        ends = time.monotonic() + within_s
+        while time.monotonic() < ends:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"gateway exited early: {self.stderr()}")
+            try:
+                if httpx.get(f"{self.url}/readyz", timeout=1).status_code == 200:
+                    return self
+            except httpx.TransportError:
+                pass
+            time.sleep(0.05)  # polling a process that is starting
+        raise RuntimeError("gateway did not become ready")
+
+    def wait_exit(self, within_s: float = 30) -> int:
+        return self.process.wait(timeout=within_s)
+
+    def stderr(self) -> str:
+        self._log.seek(0)
+        return self._log.read()
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=15)
+            except Exception:
+                self.process.kill()
+                self.process.wait(timeout=15)
+        self._log.close()
+
+
+def run_gateway(env: Mapping[str, str], *args: str, within_s: float = 120) -> str:
+    """A ``gateway`` command in its own process; its stdout (it must succeed)."""
+    import os
+    import subprocess
+    import sys
+
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_")}
+    done = subprocess.run(
+        [sys.executable, "-m", "gateway.cli", *args],
+        env={**clean, **env}, capture_output=True, text=True, timeout=within_s, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, f"gateway {' '.join(args)} failed: {done.stderr}"
+    return done.stdout
