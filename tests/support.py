@@ -146,7 +146,8 @@ class GatewayProcess:
         self.port = port or free_port()
         clean = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_")}
         self.env = {**clean, "PYTHONUNBUFFERED": "1", **env}
-        self._log = tempfile.TemporaryFile(mode="w+")  # a pipe nobody reads would fill up
+        # A pipe nobody reads would fill up and stall the server; closed in stop().
+        self._log = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115
         self.process = subprocess.Popen(
             [sys.executable, "-m", "gateway.cli", "serve", f"--port={self.port}"],
             env=self.env,

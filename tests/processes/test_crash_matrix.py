@@ -87,11 +87,13 @@ async def kounta_redemption(world: World, server: str) -> Callable[[], Awaitable
     """John redeems a free coffee (40 points → 4.60) on his open order at Kounta."""
     params = {"customer_id": JOHN_KOUNTA, "reference_id": JOHN_SMITH,
               "company_id": KOUNTA_COMPANY, "order_id": "111"}  # fmt: skip
-    member = httpx.get(f"{server}/kounta/{ADDON_TOKEN}/reward-lookup", params=params).json()
-    url = next(r["redeem_url"] for r in member["rewards"] if r["id"] == "free-coffee")
-    url = url.replace("order_id=111", f"order_id={JOHN_ORDER}")
-    with pytest.raises(httpx.TransportError):
-        httpx.get(url, timeout=30)
+    async with httpx.AsyncClient(timeout=30) as client:
+        lookup = await client.get(f"{server}/kounta/{ADDON_TOKEN}/reward-lookup", params=params)
+        member = lookup.json()
+        url = next(r["redeem_url"] for r in member["rewards"] if r["id"] == "free-coffee")
+        url = url.replace("order_id=111", f"order_id={JOHN_ORDER}")
+        with pytest.raises(httpx.TransportError):
+            await client.get(url)
 
     async def retried() -> bool:
         answer = (await world.gateway.client.get(url.replace(server, ""))).json()
@@ -105,7 +107,8 @@ async def graphql(world: World, server: str | None, query: str, variables: dict[
     body = {"query": query, "variables": variables}
     if server is None:
         return (await world.gateway.client.post("/graphql", json=body, headers=headers)).json()
-    return httpx.post(f"{server}/graphql", json=body, headers=headers, timeout=30).json()
+    async with httpx.AsyncClient(timeout=30) as client:
+        return (await client.post(f"{server}/graphql", json=body, headers=headers)).json()
 
 
 async def xseries_redemption(world: World, server: str) -> Callable[[], Awaitable[bool]]:
