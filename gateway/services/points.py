@@ -114,7 +114,7 @@ class LedgerPoints:
     async def _append(self, member_id: str, amount: Decimal, key: str, reason: str) -> None:
         merchant_id = self.scope.merchant.id
         async with self.scope.runtime.db.transaction() as session:
-            if await ledger.entry(session, merchant_id, key) is not None:
+            if await ledger.has_entry(session, merchant_id, key):
                 return  # already written: idempotent by key
             if amount < 0:
                 current = await ledger.balance(session, merchant_id, member_id)

@@ -24,12 +24,14 @@ async def balance(session: AsyncSession, merchant_id: str, member_id: str) -> De
     return total if isinstance(total, Decimal) else Decimal(0)
 
 
-async def entry(session: AsyncSession, merchant_id: str, key: str) -> LedgerEntryRow | None:
-    return await session.scalar(
-        select(LedgerEntryRow).where(
+async def has_entry(session: AsyncSession, merchant_id: str, key: str) -> bool:
+    """Whether the movement with this key was written already."""
+    found = await session.scalar(
+        select(LedgerEntryRow.id).where(
             LedgerEntryRow.merchant_id == merchant_id, LedgerEntryRow.key == key
         )
     )
+    return found is not None
 
 
 async def append(
