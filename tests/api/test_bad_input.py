@@ -1,0 +1,334 @@
+"""Bad input at every entry point: a clear 4xx or an error member naming the field, never a
+500, a traceback or Python's own exception text, and nothing changed at either POS."""
+
+from __future__ import annotations
+
+import builtins
+import json
+import re
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import httpx
+import pytest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from gateway.domain import ids
+from gateway.domain.ids import Kind
+from gateway.domain.merchant import Pos
+from gateway.runtime import Runtime
+from gateway.settings import Environment
+from tests.api.conftest import (
+    Gateway,
+    make_gateway,
+)
+from tests.api.test_graphql_sales import line
+from tests.api.test_kounta_adapters import JOHN_ORDER
+from tests.demo_ids import JOHN_SMITH, JOHNNY_SALE, REGISTER, TONY, USER
+from tests.support import SandboxHandle, ServerThread
+
+# What Python says when it is left to speak for us.
+PYTHON_EXCEPTIONS = [
+    *(name for name in dir(builtins) if name.endswith(("Error", "Exception"))),
+    *("InvalidOperation", "Overflow", "ConversionSyntax", "JSONDecodeError", "DivisionByZero"),
+]
+PYTHON_PHRASES = [
+    "Traceback",
+    'File "',
+    "codec can't",
+    "surrogates not allowed",
+    "object has no attribute",
+    "Expecting value",
+    "Expecting property name",
+    "maximum recursion depth",
+    "invalid literal for",
+    "Exceeds the limit",
+    "<class ",
+    "internal error",
+    "Internal error",
+]
+LEAK = re.compile(
+    r"\b(?:"
+    + "|".join(map(re.escape, PYTHON_EXCEPTIONS))
+    + r")\b|"
+    + "|".join(map(re.escape, PYTHON_PHRASES))
+)
+DEEP_BODIES = [b"[" * 10_000, b'{"a":' * 10_000, b"[" * 10_000 + b"]" * 10_000]
+TWENTY_MB = 20 * 1024 * 1024
+
+
+def assert_clean(response: httpx.Response) -> None:
+    """No traceback, no exception name or text of Python's in what the caller reads, and
+    not the 500 of a fault (a 503 from a slow POS is an answer)."""
+    found = LEAK.search(response.text)
+    assert found is None, f"{found.group(0)!r} leaked: {response.text[:500]}"
+    assert response.status_code != 500, response.text[:500]
+
+
+def writes(*sandboxes: SandboxHandle) -> int:
+    """Every request that could have changed something at a POS (anything but a GET)."""
+    return sum(
+        count
+        for sandbox in sandboxes
+        for route, count in sandbox.stats()["requests"].items()
+        if not route.startswith("GET ")
+    )
+
+
+async def post_raw(
+    gw: Gateway, body: bytes, content_type: str = "application/json"
+) -> httpx.Response:
+    headers = {"Authorization": f"Bearer {gw.key}", "Content-Type": content_type}
+    return await gw.client.post("/graphql", content=body, headers=headers)
+
+
+async def post_json(gw: Gateway, query: str, variables: dict[str, Any]) -> httpx.Response:
+    """The body as JSON text with escapes (so a lone surrogate travels as ``\\ud800``)."""
+    return await post_raw(gw, json.dumps({"query": query, "variables": variables}).encode())
+
+
+def graphql_errors(response: httpx.Response) -> list[dict[str, Any]]:
+    assert_clean(response)
+    errors: list[dict[str, Any]] = response.json()["errors"]
+    assert errors and all(error["message"] for error in errors)
+    return errors
+
+
+def member(response: httpx.Response, field: str) -> dict[str, Any]:
+    """A mutation's result member (never a top-level error)."""
+    assert_clean(response)
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert "errors" not in body, body["errors"]
+    result: dict[str, Any] = body["data"][field]
+    return result
+
+
+def validation(result: dict[str, Any], field: str) -> None:
+    assert result["__typename"] == "ValidationError", result
+    assert (result["code"], result["field"]) == ("VALIDATION", field), result
+    assert field.split(".")[-1].split("[")[0] in result["message"], result
+
+
+def top_level_validation(response: httpx.Response, field: str) -> str:
+    errors = graphql_errors(response)
+    extensions = errors[0].get("extensions") or {}
+    assert (extensions.get("code"), extensions.get("field")) == ("VALIDATION", field), errors
+    message: str = errors[0]["message"]
+    return message
+
+
+QUOTE = """query Quote($input: LoyaltyQuoteInput!) {
+  loyaltyQuote(input: $input) { total loyaltyEarned }
+}"""
+REDEEM = """mutation Redeem($input: RedeemRewardInput!) {
+  redeemReward(input: $input) {
+    __typename
+    ... on Error { code message }
+    ... on ValidationError { field }
+  }
+}"""
+
+
+def pay_input(gw: Gateway, amount: object, key: str | None = None) -> dict[str, Any]:
+    return {
+        "input": {
+            "idempotencyKey": key if key is not None else str(uuid.uuid4()),
+            "saleId": gw.id(Kind.SALE, JOHNNY_SALE),
+            "amount": amount,
+        }
+    }
+
+
+def sale_input(gw: Gateway, **fields: Any) -> dict[str, Any]:
+    return {
+        "input": {
+            "idempotencyKey": fields.pop("key", str(uuid.uuid4())),
+            "registerId": REGISTER,
+            "userId": USER,
+            "customerId": gw.id(Kind.CUSTOMER, TONY),
+            "status": "SAVED",
+            "lines": fields.pop("lines", [line()]),
+            **fields,
+        }
+    }
+
+
+def quote_input(gw: Gateway, **fields: Any) -> dict[str, Any]:
+    return {
+        "input": {
+            "customerId": gw.id(Kind.CUSTOMER, TONY),
+            "lines": fields.pop("lines", [line()]),
+            **fields,
+        }
+    }
+
+
+def redeem_input(gw: Gateway, quantity: object, key: str | None = None) -> dict[str, Any]:
+    merchant = gw.merchant.id
+    return {
+        "input": {
+            "idempotencyKey": key if key is not None else str(uuid.uuid4()),
+            "customerId": ids.encode(Kind.CUSTOMER, Pos.XSERIES, merchant, JOHN_SMITH),
+            "rewardId": ids.encode(Kind.REWARD, None, merchant, "pay-with-points"),
+            "saleId": ids.encode(Kind.SALE, Pos.KOUNTA, merchant, JOHN_ORDER),
+            "quantity": quantity,
+        }
+    }
+
+
+# --------------------------------------------------------------------------- 1. the body
+
+
+@pytest.mark.parametrize(
+    ("body", "says"),
+    [
+        (b"null", "JSON object"),
+        (b"42", "JSON object"),
+        (b'"x"', "JSON object"),
+        (b"[]", "JSON object"),
+        (b"true", "JSON object"),
+        (b'{"query": 5}', "query"),
+        (b'{"query": "{ merchant { name } }", "variables": [1]}', "variables"),
+        (b'{"query": "{ merchant { name } }", "operationName": 5}', "operationName"),
+        (b'{"query": "{ merchant { name } }", "extensions": "x"}', "extensions"),
+        (b'{"query": "{ merchant { name } }", "variables": {"a": NaN}}', "NaN"),
+        (b"{not json", "JSON"),
+    ],
+)
+async def test_a_graphql_body_that_is_not_a_request_object_is_a_400(
+    gateway: Gateway, body: bytes, says: str
+) -> None:
+    response = await post_raw(gateway, body)
+    assert response.status_code == 400, response.text
+    errors = graphql_errors(response)
+    assert says in errors[0]["message"], errors
+
+
+async def test_a_graphql_post_that_is_not_json_is_a_graphql_shaped_400(gateway: Gateway) -> None:
+    response = await post_raw(gateway, b"query=x", "text/plain")
+    assert response.status_code == 400
+    assert graphql_errors(response)[0]["message"]
+
+
+# --------------------------------------------------------------------------- 2. depth
+
+
+@pytest.mark.parametrize("body", DEEP_BODIES)
+async def test_deep_json_on_graphql_is_a_400(gateway: Gateway, body: bytes) -> None:
+    response = await post_raw(gateway, body)
+    assert response.status_code == 400, response.text
+    assert "nested" in graphql_errors(response)[0]["message"]
+
+
+async def test_deep_graphql_variables_are_a_400_and_shallow_ones_are_read(
+    gateway: Gateway,
+) -> None:
+    deep: Any = "x"
+    for _ in range(40):
+        deep = {"a": deep}
+    response = await post_json(gateway, "{ merchant { name } }", {"deep": deep})
+    assert response.status_code == 400
+    assert "nested" in graphql_errors(response)[0]["message"]
+    shallow: Any = "x"
+    for _ in range(20):
+        shallow = {"a": shallow}
+    fine = await post_json(gateway, "{ merchant { name } }", {"shallow": shallow})
+    assert fine.json() == {"data": {"merchant": {"name": "Stark Industries"}}}
+
+
+# --------------------------------------------------------------------------- 3. size
+
+
+# --------------------------------------------------------------------------- 4. and 5. numbers
+
+BAD_AMOUNTS = [
+    "٥",  # ARABIC-INDIC DIGIT FIVE: Decimal() reads it as 5
+    "1_0",  # Decimal() reads 10
+    "+5",
+    "5.",
+    ".5",
+    "1e3",
+    "1E+1000000",  # its arithmetic overflows
+    "1e-1000000",
+    "NaN",
+    "sNaN",
+    "Infinity",
+    "-5",
+    "0",
+    "0.00",
+    "5.001",
+    "5.000",
+    "5,00",
+    "\u00a05",
+    "１",  # FULLWIDTH DIGIT ONE
+    "",
+    "9" * 50,
+    "1000000000",
+]
+
+
+# --------------------------------------------------------------------------- 6. surrogates
+
+SEARCH = "query($s: String!) { customers(search: $s) { id } }"
+
+
+# --------------------------------------------------------------------------- 7. lengths
+
+
+# --------------------------------------------------------------------------- 8. operations
+
+TWO_OPERATIONS = "query A { merchant { name } } mutation B { __typename }"
+
+
+# --------------------------------------------------------------------------- 9. production
+
+
+@pytest.fixture
+async def production(runtime: Runtime, xseries: SandboxHandle) -> AsyncIterator[Gateway]:
+    settings = runtime.settings.model_copy(update={"environment": Environment.PRODUCTION})
+    prod_runtime = Runtime(settings)
+    gw = await make_gateway(prod_runtime, xseries, "Prod")
+    yield gw
+    await gw.client.aclose()
+    await prod_runtime.aclose()
+
+
+def deep_query() -> str:
+    nested = "id"
+    for _ in range(6):
+        nested = f"sales {{ customer {{ {nested} }} }}"
+    return f'{{ customers(search: "x") {{ {nested} }} }}'
+
+
+# --------------------------------------------------------------------------- 10. Retry-After
+
+PAY_WAIT = """mutation Pay($input: PayWithLoyaltyInput!) {
+  payWithLoyalty(input: $input) {
+    __typename
+    ... on Error { code message }
+    ... on RateLimitedError { retryAfterSeconds }
+  }
+}"""
+
+
+@pytest.fixture(scope="module")
+def throttling_pos() -> Iterator[tuple[ServerThread, dict[str, str]]]:
+    """A POS that answers 429 to everything, with whatever ``Retry-After`` a test sets."""
+    state = {"retry_after": "1"}
+
+    async def too_many(request: Request) -> JSONResponse:
+        headers = {"Retry-After": state["retry_after"]}
+        return JSONResponse({"error": "Too Many Requests"}, status_code=429, headers=headers)
+
+    app = Starlette(routes=[Route("/{path:path}", too_many, methods=["GET", "POST", "PUT"])])
+    server = ServerThread(app).start()
+    yield server, state
+    server.stop()
+
+
+# --------------------------------------------------------------------------- 11. deadlines
