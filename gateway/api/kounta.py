@@ -167,7 +167,10 @@ async def redeem_offer(request: Request) -> Response:
     variable reward); the answer is always 200 with ``success`` true or false."""
     services: Services = request.app.state.services
     token = request.path_params["offer"]
-    params = await _params(request)
+    try:
+        params = await _params(request, services.runtime.settings.max_json_depth)
+    except UnreadableBody as refused:
+        return KountaJSON({"success": False, "error": str(refused)}, status_code=400)
     try:
         offer = rewards.read_offer(services.runtime, token)
         async with services.runtime.db.read() as session:
@@ -194,22 +197,40 @@ async def redeem_offer(request: Request) -> Response:
     return KountaJSON({"success": True})
 
 
-async def _params(request: Request) -> dict[str, str]:
+class UnreadableBody(ValueError):
+    """A POST body that cannot be read. It is refused, not ignored: it may have carried the
+    quantity, and redeeming without it would take another amount than the one asked for."""
+
+
+async def _params(request: Request, max_depth: int) -> dict[str, str]:
     """Query parameters, and for a POST any form or JSON body fields as well."""
     params = dict(request.query_params)
-    if request.method == "POST":
-        content_type = request.headers.get("content-type", "")
+    if request.method != "POST":
+        return params
+    content_type = request.headers.get("content-type", "")
+    if "json" in content_type:
         try:
-            if "json" in content_type:
-                body = jsonx.loads(await request.body() or b"{}")
-                if isinstance(body, dict):
-                    params.update({k: str(v) for k, v in body.items()})
-            elif "form" in content_type:
-                form = await request.form()
-                params.update({k: str(v) for k, v in form.items()})
-        except ValueError:
-            pass  # an unreadable body adds nothing; the query still counts
+            body = jsonx.loads(await request.body() or b"{}", max_depth=max_depth)
+        except jsonx.JSONError as error:
+            raise UnreadableBody(f"the body is not JSON we can read: {error}") from None
+        if not isinstance(body, dict):
+            raise UnreadableBody("the body must be a JSON object of parameters")
+        params.update(
+            {name: _body_text(name, value) for name, value in body.items() if value is not None}
+        )
+    elif "form" in content_type:
+        form = await request.form()
+        params.update({name: _body_text(name, value) for name, value in form.items()})
     return params
+
+
+def _body_text(name: str, value: object) -> str:
+    """A body field as the text a query parameter would have been."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, int | Decimal) and not isinstance(value, bool):
+        return str(value)  # 1e3 stays "1E+3", which the number grammar refuses
+    raise UnreadableBody(f"{name} must be a string or a number")
 
 
 def _quantity(value: str | None) -> Decimal | None:

@@ -25,10 +25,11 @@ log = structlog.get_logger("gateway.webhooks")
 async def kounta(request: Request) -> Response:
     """``orders/completed``: credit the order's member once. 503 asks Kounta to retry."""
     services: Services = request.app.state.services
+    depth = services.runtime.settings.max_json_depth
     try:
-        order = jsonx.loads(await request.body())
-    except ValueError:
-        return JSONResponse({"error": "the body is not JSON"}, status_code=400)
+        order = jsonx.loads(await request.body(), max_depth=depth)
+    except jsonx.JSONError as error:
+        return JSONResponse({"error": f"the body is not JSON we can read: {error}"}, 400)
     if not isinstance(order, dict) or not order.get("id") or not order.get("company_id"):
         return JSONResponse({"error": "expected an order with id and company_id"}, status_code=400)
     order_id, company_id = str(order["id"]), str(order["company_id"])
@@ -63,9 +64,10 @@ async def xseries(request: Request) -> Response:
     form = await request.form()
     raw = form.get("payload")
     try:
-        payload = jsonx.loads(raw) if isinstance(raw, str) else None
-    except ValueError:
-        payload = None
+        depth = services.runtime.settings.max_json_depth
+        payload = jsonx.loads(raw, max_depth=depth) if isinstance(raw, str) else None
+    except jsonx.JSONError as error:
+        return JSONResponse({"error": f"the form field 'payload' is not JSON: {error}"}, 400)
     if not isinstance(payload, dict) or not payload.get("id"):
         return JSONResponse({"error": "expected a form field 'payload' with an object"}, 400)
     prefix = str(form.get("domain_prefix") or payload.get("domain_prefix") or "")

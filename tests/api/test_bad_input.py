@@ -8,6 +8,7 @@ import json
 import re
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from decimal import Decimal
 from typing import Any
 
 import httpx
@@ -24,10 +25,12 @@ from gateway.runtime import Runtime
 from gateway.settings import Environment
 from tests.api.conftest import (
     Gateway,
+    KountaPos,
     make_gateway,
+    reward_url,
 )
-from tests.api.test_graphql_sales import line
-from tests.api.test_kounta_adapters import JOHN_ORDER
+from tests.api.test_graphql_sales import balance, line
+from tests.api.test_kounta_adapters import JOHN_ORDER, john, kounta_order
 from tests.demo_ids import JOHN_SMITH, JOHNNY_SALE, REGISTER, TONY, USER
 from tests.support import SandboxHandle, ServerThread
 
@@ -241,6 +244,47 @@ async def test_deep_graphql_variables_are_a_400_and_shallow_ones_are_read(
     assert fine.json() == {"data": {"merchant": {"name": "Stark Industries"}}}
 
 
+@pytest.mark.parametrize("body", DEEP_BODIES)
+async def test_deep_json_on_the_redeem_url_is_a_400_and_redeems_nothing(
+    both: Gateway, xseries: SandboxHandle, kounta: SandboxHandle, body: bytes
+) -> None:
+    url = reward_url(await john(KountaPos(both)), "free-coffee")
+    url = url.replace("order_id=111", f"order_id={JOHN_ORDER}")
+    before = writes(xseries, kounta)
+    response = await both.client.post(
+        url, content=body, headers={"Content-Type": "application/json"}
+    )
+    assert_clean(response)
+    assert response.status_code == 400
+    assert response.json()["success"] is False
+    assert "nested" in response.json()["error"]
+    assert writes(xseries, kounta) == before
+    assert balance(xseries, JOHN_SMITH) == Decimal("120")
+    assert kounta_order(kounta, JOHN_ORDER)["payments"] == []
+
+
+@pytest.mark.parametrize("body", DEEP_BODIES)
+async def test_deep_json_on_the_kounta_webhook_is_a_400(
+    both: Gateway, xseries: SandboxHandle, body: bytes
+) -> None:
+    before = writes(xseries)
+    response = await both.client.post("/webhooks/kounta", content=body)
+    assert_clean(response)
+    assert response.status_code == 400
+    assert "nested" in response.json()["error"]
+    assert writes(xseries) == before
+
+
+@pytest.mark.parametrize("payload", DEEP_BODIES)
+async def test_a_deep_payload_on_the_xseries_webhook_is_a_400(
+    gateway: Gateway, payload: bytes
+) -> None:
+    response = await gateway.client.post("/webhooks/xseries", data={"payload": payload.decode()})
+    assert_clean(response)
+    assert response.status_code == 400
+    assert "nested" in response.json()["error"]
+
+
 # --------------------------------------------------------------------------- 3. size
 
 
@@ -270,6 +314,23 @@ BAD_AMOUNTS = [
     "9" * 50,
     "1000000000",
 ]
+
+
+async def test_an_unreadable_json_body_on_the_redeem_url_redeems_nothing(
+    both: Gateway, xseries: SandboxHandle, kounta: SandboxHandle
+) -> None:
+    """A body that cannot be read may have carried the quantity: redeeming without it would
+    take another amount than the one asked for."""
+    url = reward_url(await john(KountaPos(both)), "pay-with-points")
+    url = url.replace("order_id=111", f"order_id={JOHN_ORDER}")
+    before = writes(xseries, kounta)
+    response = await both.client.post(
+        url, content=b'{"quantity": 5,}', headers={"Content-Type": "application/json"}
+    )
+    assert_clean(response)
+    assert response.status_code == 400
+    assert response.json()["success"] is False
+    assert writes(xseries, kounta) == before
 
 
 # --------------------------------------------------------------------------- 6. surrogates
