@@ -288,6 +288,61 @@ async def test_a_deep_payload_on_the_xseries_webhook_is_a_400(
 # --------------------------------------------------------------------------- 3. size
 
 
+async def test_a_20_mb_graphql_body_is_a_413(gateway: Gateway) -> None:
+    response = await post_raw(gateway, b" " * TWENTY_MB)
+    assert response.status_code == 413
+    assert "1048576 bytes" in graphql_errors(response)[0]["message"]
+
+
+async def test_a_streamed_body_is_cut_off_at_the_limit_not_read_whole(gateway: Gateway) -> None:
+    """No Content-Length (chunked): the body is counted as it arrives and refused as soon as
+    it passes the limit; the rest is never asked for."""
+    sent = 0
+
+    async def chunks() -> AsyncIterator[bytes]:
+        nonlocal sent
+        for _ in range(20):
+            sent += 1
+            yield b" " * (1024 * 1024)
+
+    headers = {"Authorization": f"Bearer {gateway.key}", "Content-Type": "application/json"}
+    response = await gateway.client.post("/graphql", content=chunks(), headers=headers)
+    assert response.status_code == 413
+    assert graphql_errors(response)
+    assert sent <= 2
+
+
+async def test_a_20_mb_body_on_the_redeem_url_is_a_413_and_redeems_nothing(
+    both: Gateway, xseries: SandboxHandle, kounta: SandboxHandle
+) -> None:
+    url = reward_url(await john(KountaPos(both)), "free-coffee")
+    url = url.replace("order_id=111", f"order_id={JOHN_ORDER}")
+    before = writes(xseries, kounta)
+    response = await both.client.post(
+        url, content=b" " * TWENTY_MB, headers={"Content-Type": "application/json"}
+    )
+    assert_clean(response)
+    assert response.status_code == 413
+    assert "1048576 bytes" in response.json()["error"]
+    assert writes(xseries, kounta) == before
+    assert balance(xseries, JOHN_SMITH) == Decimal("120")
+
+
+@pytest.mark.parametrize("path", ["/webhooks/kounta", "/webhooks/xseries"])
+async def test_a_20_mb_webhook_is_a_413(gateway: Gateway, path: str) -> None:
+    response = await gateway.client.post(path, content=b"x" * TWENTY_MB)
+    assert_clean(response)
+    assert response.status_code == 413
+    assert set(response.json()) == {"error"}
+
+
+async def test_a_body_within_the_limit_is_read(gateway: Gateway) -> None:
+    padding = " " * (1024 * 1024 - 200)
+    body = ('{"query": "{ merchant { name } }"' + padding + "}").encode()
+    response = await post_raw(gateway, body)
+    assert response.json() == {"data": {"merchant": {"name": "Stark Industries"}}}
+
+
 # --------------------------------------------------------------------------- 4. and 5. numbers
 
 BAD_AMOUNTS = [
