@@ -29,9 +29,9 @@ from tests.api.conftest import (
     make_gateway,
     reward_url,
 )
-from tests.api.test_graphql_sales import balance, line
+from tests.api.test_graphql_sales import CREATE, PAY, balance, line
 from tests.api.test_kounta_adapters import JOHN_ORDER, john, kounta_order
-from tests.demo_ids import JOHN_SMITH, JOHNNY_SALE, REGISTER, TONY, USER
+from tests.demo_ids import JOHN_SMITH, JOHNNY, JOHNNY_SALE, REGISTER, TONY, USER
 from tests.support import SandboxHandle, ServerThread
 
 # What Python says when it is left to speak for us.
@@ -369,6 +369,180 @@ BAD_AMOUNTS = [
     "9" * 50,
     "1000000000",
 ]
+
+
+@pytest.mark.parametrize("amount", BAD_AMOUNTS)
+async def test_pay_with_loyalty_refuses_an_amount_that_is_not_plain_positive_money(
+    gateway: Gateway, xseries: SandboxHandle, amount: str
+) -> None:
+    before = writes(xseries)
+    result = member(await post_json(gateway, PAY, pay_input(gateway, amount)), "payWithLoyalty")
+    validation(result, "amount")
+    assert writes(xseries) == before
+    assert balance(xseries, JOHNNY) == Decimal("12")
+
+
+@pytest.mark.parametrize(
+    "body_amount",
+    [b"1e3", b"-5", b"0", b"5.001", b"1E+1000000", b"1e-7", b"true", b"-0"],
+)
+async def test_a_json_number_amount_is_held_to_the_same_rules(
+    gateway: Gateway, xseries: SandboxHandle, body_amount: bytes
+) -> None:
+    variables = json.dumps(pay_input(gateway, "__AMOUNT__")).encode()
+    body = b'{"query": ' + json.dumps(PAY).encode() + b', "variables": '
+    body += variables.replace(b'"__AMOUNT__"', body_amount) + b"}"
+    response = await post_raw(gateway, body)
+    if body_amount == b"true":  # not a number at all: a request error, as before
+        assert "Decimal" in graphql_errors(response)[0]["message"]
+    else:
+        validation(member(response, "payWithLoyalty"), "amount")
+    assert writes(xseries) == 0
+    assert balance(xseries, JOHNNY) == Decimal("12")
+
+
+@pytest.mark.parametrize("amount", [" 5", "5 ", "5", "5.5", "5.50", "005"])
+async def test_plain_amounts_still_pay(
+    gateway: Gateway, xseries: SandboxHandle, amount: str
+) -> None:
+    result = member(await post_json(gateway, PAY, pay_input(gateway, amount)), "payWithLoyalty")
+    assert result["__typename"] == "PayWithLoyaltySuccess", result
+    assert balance(xseries, JOHNNY) == Decimal("12") - Decimal(amount.strip())
+
+
+@pytest.mark.parametrize("amount", [5, 5.5])
+async def test_a_json_number_amount_that_keeps_the_rules_is_accepted(
+    gateway: Gateway, xseries: SandboxHandle, amount: float
+) -> None:
+    result = member(await post_json(gateway, PAY, pay_input(gateway, amount)), "payWithLoyalty")
+    assert result["__typename"] == "PayWithLoyaltySuccess", result
+    assert balance(xseries, JOHNNY) == Decimal("12") - Decimal(str(amount))
+
+
+@pytest.mark.parametrize("literal", ["1e3", "-5", "5.001", '"1_0"', '"٥"'])
+async def test_an_inline_literal_amount_is_held_to_the_same_rules(
+    gateway: Gateway, xseries: SandboxHandle, literal: str
+) -> None:
+    sale = gateway.id(Kind.SALE, JOHNNY_SALE)
+    query = f"""mutation {{ payWithLoyalty(input: {{idempotencyKey: "{uuid.uuid4()}",
+        saleId: "{sale}", amount: {literal}}}) {{
+      __typename ... on Error {{ code message }} ... on ValidationError {{ field }} }} }}"""
+    validation(member(await post_json(gateway, query, {}), "payWithLoyalty"), "amount")
+    assert writes(xseries) == 0
+
+
+@pytest.mark.parametrize("amount", ["1_0", "+5", "1e3", "1E+1000000", "٥", "5.001", "-1"])
+async def test_create_sale_refuses_bad_payment_amounts(
+    gateway: Gateway, xseries: SandboxHandle, amount: str
+) -> None:
+    before = writes(xseries)
+    loyalty = member(
+        await post_json(gateway, CREATE, sale_input(gateway, loyaltyPayment=amount)), "createSale"
+    )
+    validation(loyalty, "loyaltyPayment")
+    payments = [{"paymentTypeId": "x", "amount": amount}]
+    other = member(
+        await post_json(gateway, CREATE, sale_input(gateway, payments=payments)), "createSale"
+    )
+    validation(other, "payments[0].amount")
+    assert writes(xseries) == before
+    assert balance(xseries, TONY) == Decimal("50")
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("quantity", "1_0"),
+        ("quantity", "+1"),
+        ("quantity", "-1"),
+        ("quantity", "1e2"),
+        ("quantity", "1E+1000000"),
+        ("quantity", "٢"),
+        ("quantity", "1.000001"),
+        ("quantity", "0"),
+        ("price", "+5"),
+        ("price", "2e1"),
+        ("price", "1E+1000000"),
+        ("price", "NaN"),
+        ("price", "٥"),
+        ("tax", "-0"),
+        ("tax", "3_0"),
+        ("tax", "Infinity"),
+    ],
+)
+async def test_sale_lines_get_the_same_grammar(
+    gateway: Gateway, xseries: SandboxHandle, field: str, value: str
+) -> None:
+    bad = {**line(), field: value}
+    where = f"lines[0].{field}"
+    before = writes(xseries)
+    created = member(
+        await post_json(gateway, CREATE, sale_input(gateway, lines=[bad])), "createSale"
+    )
+    validation(created, where)
+    top_level_validation(await post_json(gateway, QUOTE, quote_input(gateway, lines=[bad])), where)
+    assert writes(xseries) == before
+
+
+async def test_sale_lines_keep_their_own_precision(gateway: Gateway) -> None:
+    precise = line(quantity="1.12345", price="1.36364", tax="0.13636")
+    response = await post_json(gateway, QUOTE, quote_input(gateway, lines=[precise]))
+    assert_clean(response)
+    assert "errors" not in response.json(), response.text
+
+
+@pytest.mark.parametrize("amount", ["1_0", "+5", "1e3", "1E+1000000", "٥", "NaN", "-5", "5."])
+async def test_loyalty_quote_refuses_a_bad_loyalty_payment(gateway: Gateway, amount: str) -> None:
+    response = await post_json(gateway, QUOTE, quote_input(gateway, loyaltyPayment=amount))
+    assert "loyaltyPayment" in top_level_validation(response, "loyaltyPayment")
+
+
+@pytest.mark.parametrize("quantity", ["1_0", "+5", "1e1", "1E+1000000", "٥", "NaN", "-5", "0"])
+async def test_redeem_reward_refuses_a_bad_quantity(
+    both: Gateway, xseries: SandboxHandle, kounta: SandboxHandle, quantity: str
+) -> None:
+    before = writes(xseries, kounta)
+    result = member(await post_json(both, REDEEM, redeem_input(both, quantity)), "redeemReward")
+    validation(result, "quantity")
+    assert writes(xseries, kounta) == before
+    assert balance(xseries, JOHN_SMITH) == Decimal("120")
+
+
+@pytest.mark.parametrize(
+    "quantity", ["1E%2B1000000", "1e3", "1_0", "%2B5", "%D9%A5", "NaN", "-5", "0", "5.", "2.001"]
+)
+async def test_the_redeem_url_refuses_a_bad_quantity(
+    both: Gateway, xseries: SandboxHandle, kounta: SandboxHandle, quantity: str
+) -> None:
+    url = reward_url(await john(KountaPos(both)), "pay-with-points")
+    url = url.replace("order_id=111", f"order_id={JOHN_ORDER}") + f"&quantity={quantity}"
+    before = writes(xseries, kounta)
+    response = await both.client.get(url)
+    assert_clean(response)
+    assert response.status_code == 200
+    body = response.json()
+    assert body["success"] is False and body["error"].startswith("quantity"), body
+    assert writes(xseries, kounta) == before
+    assert balance(xseries, JOHN_SMITH) == Decimal("120")
+    assert kounta_order(kounta, JOHN_ORDER)["payments"] == []
+
+
+@pytest.mark.parametrize(
+    "body", [b'{"quantity": 1e3}', b'{"quantity": "1_0"}', b'{"quantity": true}']
+)
+async def test_the_redeem_url_refuses_a_bad_quantity_in_a_json_body(
+    both: Gateway, xseries: SandboxHandle, kounta: SandboxHandle, body: bytes
+) -> None:
+    url = reward_url(await john(KountaPos(both)), "pay-with-points")
+    url = url.replace("order_id=111", f"order_id={JOHN_ORDER}")
+    before = writes(xseries, kounta)
+    response = await both.client.post(
+        url, content=body, headers={"Content-Type": "application/json"}
+    )
+    assert_clean(response)
+    assert response.json()["success"] is False
+    assert response.json()["error"].startswith("quantity")
+    assert writes(xseries, kounta) == before
 
 
 async def test_an_unreadable_json_body_on_the_redeem_url_redeems_nothing(
