@@ -10,7 +10,7 @@ correction is a one-line change: the reward lookup answers the single member rec
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from decimal import Decimal
 from typing import Any
 from urllib.parse import quote
@@ -22,11 +22,13 @@ from starlette.routing import Route
 
 from gateway import jsonx
 from gateway.api.deadlines import answer_within
-from gateway.domain.errors import GatewayError, NotFound, Transient
+from gateway.domain.errors import GatewayError, NotFound, Transient, ValidationError
 from gateway.domain.merchant import Pos
 from gateway.domain.money import parse_amount
+from gateway.domain.text import check_text
 from gateway.services import members, rewards
 from gateway.services.context import Scope, Services
+from gateway.services.customers import clean_keyword
 from gateway.services.merchants import by_kounta_company
 from gateway.services.redeem import redeem
 from gateway.services.redemption_records import RedemptionRequest
@@ -111,6 +113,10 @@ def _merchant_call(handler: Handler) -> Callable[[Request], Awaitable[Response]]
             return error("the Kounta add-on is not configured on this gateway", 503)
         if not same_secret(request.path_params["token"], expected.get_secret_value()):
             return error("unknown add-on token", 401)
+        try:
+            check_ids(request.query_params)
+        except ValidationError as bad:
+            return error(bad.message, 400)
         company_id = request.query_params.get("company_id", "").strip()
         if not company_id:
             return error("company_id is required", 400)
@@ -124,6 +130,15 @@ def _merchant_call(handler: Handler) -> Callable[[Request], Awaitable[Response]]
             return error(failure.message, _status(failure))
 
     return endpoint
+
+
+# The ids Kounta sends, checked (bounded, printable) before any is looked up or echoed.
+ID_PARAMETERS = ("company_id", "site_id", "order_id", "customer_id", "reference_id")
+
+
+def check_ids(params: Mapping[str, str]) -> None:
+    for name in ID_PARAMETERS:
+        check_text(params.get(name, ""), name)
 
 
 def _status(failure: GatewayError) -> int:
@@ -142,7 +157,7 @@ async def customer_search(request: Request, scope: Scope) -> Response:
     order_id = request.query_params.get("order_id", "")
     if not keyword.strip():
         return KountaJSON({"members": {}})
-    found = await members.search_members(scope, keyword, MAX_MEMBERS)
+    found = await members.search_members(scope, clean_keyword(keyword, "keyword"), MAX_MEMBERS)
     base, label = _redeem_base(request, scope), scope.merchant.points_label
     records: dict[str, Any] = {}
     for member in found:
@@ -177,6 +192,7 @@ async def redeem_offer(request: Request) -> Response:
             merchant = await get_merchant(session, offer.merchant_id)
         if merchant is None or not merchant.has(Pos.KOUNTA):
             return KountaJSON({"success": False, "error": "this store no longer offers rewards"})
+        check_ids(params)
         order_id = params.get("order_id", "").strip()
         if not order_id:
             return KountaJSON({"success": False, "error": "order_id is missing"})

@@ -6,6 +6,7 @@ from __future__ import annotations
 import builtins
 import json
 import re
+import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from decimal import Decimal
@@ -24,13 +25,16 @@ from gateway.domain.merchant import Pos
 from gateway.runtime import Runtime
 from gateway.settings import Environment
 from tests.api.conftest import (
+    ADDON_TOKEN,
+    KOUNTA_COMPANY,
     Gateway,
     KountaPos,
     make_gateway,
+    make_kounta_gateway,
     reward_url,
 )
 from tests.api.test_graphql_sales import CREATE, PAY, balance, line
-from tests.api.test_kounta_adapters import JOHN_ORDER, john, kounta_order
+from tests.api.test_kounta_adapters import JOHN_KOUNTA, JOHN_ORDER, john, kounta_order
 from tests.demo_ids import JOHN_SMITH, JOHNNY, JOHNNY_SALE, REGISTER, TONY, USER
 from tests.support import SandboxHandle, ServerThread
 
@@ -567,7 +571,176 @@ async def test_an_unreadable_json_body_on_the_redeem_url_redeems_nothing(
 SEARCH = "query($s: String!) { customers(search: $s) { id } }"
 
 
+@pytest.mark.parametrize("search", ["\ud800", "Tony \udfff", "a\x00b"])
+async def test_a_search_that_is_not_text_is_a_validation_error(both: Gateway, search: str) -> None:
+    message = top_level_validation(await post_json(both, SEARCH, {"s": search}), "search")
+    assert "search" in message
+
+
+async def test_an_idempotency_key_that_is_not_text_is_refused_and_pays_nothing(
+    gateway: Gateway, xseries: SandboxHandle
+) -> None:
+    for key in ("\ud800", "till-\udc00", "a\x00b"):
+        paid = member(
+            await post_json(gateway, PAY, pay_input(gateway, "1", key=key)), "payWithLoyalty"
+        )
+        validation(paid, "idempotencyKey")
+        created = member(
+            await post_json(gateway, CREATE, sale_input(gateway, key=key)), "createSale"
+        )
+        validation(created, "idempotencyKey")
+    assert writes(xseries) == 0
+    assert balance(xseries, JOHNNY) == Decimal("12")
+
+
+async def test_a_redeem_key_that_is_not_text_is_refused(
+    both: Gateway, xseries: SandboxHandle, kounta: SandboxHandle
+) -> None:
+    before = writes(xseries, kounta)
+    result = member(
+        await post_json(both, REDEEM, redeem_input(both, "1", key="\ud800")), "redeemReward"
+    )
+    validation(result, "idempotencyKey")
+    assert writes(xseries, kounta) == before
+
+
+@pytest.mark.parametrize(
+    ("field", "fields"),
+    [
+        ("registerId", {"registerId": "\ud800"}),
+        ("userId", {"userId": "a\x00b"}),
+        ("registerId", {"registerId": "9" * 101}),
+        ("lines[0].productId", {"lines": [{**line(), "productId": "\ud800"}]}),
+        ("lines[0].taxId", {"lines": [{**line(), "taxId": "\udc00"}]}),
+        ("payments[0].paymentTypeId", {"payments": [{"paymentTypeId": "\ud800", "amount": "1"}]}),
+    ],
+)
+async def test_create_sale_ids_that_are_not_text_are_refused(
+    gateway: Gateway, xseries: SandboxHandle, field: str, fields: dict[str, Any]
+) -> None:
+    before = writes(xseries)
+    created = member(await post_json(gateway, CREATE, sale_input(gateway, **fields)), "createSale")
+    validation(created, field)
+    if field.startswith("lines"):
+        quoted = await post_json(gateway, QUOTE, quote_input(gateway, lines=fields["lines"]))
+        top_level_validation(quoted, field)
+    assert writes(xseries) == before
+
+
+@pytest.mark.parametrize("keyword", ["%ED%A0%80", "%00", "a%C0%AFb"])
+async def test_a_kounta_keyword_that_is_not_text_answers_cleanly(
+    both: Gateway, keyword: str
+) -> None:
+    response = await both.client.get(
+        f"/kounta/{ADDON_TOKEN}/customer-search?company_id={KOUNTA_COMPANY}&keyword={keyword}"
+    )
+    assert_clean(response)
+    assert response.status_code in (200, 400)
+    if response.status_code == 400:
+        assert "keyword" in response.json()["error"]
+
+
+@pytest.mark.parametrize("order_id", ["\ud800", "a\x00b", "9" * 101])
+async def test_a_redeem_order_id_that_is_not_an_id_redeems_nothing(
+    both: Gateway, xseries: SandboxHandle, kounta: SandboxHandle, order_id: str
+) -> None:
+    url = reward_url(await john(KountaPos(both)), "free-coffee")
+    before = writes(xseries, kounta)
+    body = json.dumps({"order_id": order_id}).encode()
+    response = await both.client.post(
+        url.replace("order_id=111", ""), content=body, headers={"Content-Type": "application/json"}
+    )
+    assert_clean(response)
+    assert response.json()["success"] is False
+    assert "order_id" in response.json()["error"]
+    assert writes(xseries, kounta) == before
+    assert balance(xseries, JOHN_SMITH) == Decimal("120")
+
+
+@pytest.mark.parametrize(
+    "order", [{"id": "\ud800", "company_id": "5678"}, {"id": "1", "company_id": "\ud800"}]
+)
+async def test_a_kounta_webhook_with_ids_that_are_not_text_is_a_400(
+    both: Gateway, order: dict[str, str]
+) -> None:
+    response = await both.client.post("/webhooks/kounta", content=json.dumps(order).encode())
+    assert_clean(response)
+    assert response.status_code == 400
+
+
 # --------------------------------------------------------------------------- 7. lengths
+
+
+async def test_a_long_search_is_refused(gateway: Gateway) -> None:
+    message = top_level_validation(await post_json(gateway, SEARCH, {"s": "a" * 201}), "search")
+    assert "200" in message
+
+
+@pytest.mark.parametrize(
+    ("call", "name"),
+    [
+        ("customer-search", "keyword"),
+        ("customer-search", "order_id"),
+        ("customer-search", "company_id"),
+        ("reward-lookup", "customer_id"),
+        ("reward-lookup", "reference_id"),
+        ("reward-lookup", "order_id"),
+        ("reward-lookup", "company_id"),
+    ],
+)
+async def test_kounta_parameters_are_bounded(
+    both: Gateway, xseries: SandboxHandle, call: str, name: str
+) -> None:
+    params = {"keyword": "John", "customer_id": JOHN_KOUNTA, "reference_id": JOHN_SMITH,
+              "company_id": KOUNTA_COMPANY, "order_id": "111", "site_id": "123"}  # fmt: skip
+    params[name] = ("a" if name == "keyword" else "9") * (201 if name == "keyword" else 101)
+    before = writes(xseries)
+    response = await both.client.get(f"/kounta/{ADDON_TOKEN}/{call}", params=params)
+    assert_clean(response)
+    assert response.status_code == 400, response.text
+    assert name in response.json()["error"]
+    assert writes(xseries) == before
+
+
+async def test_a_long_idempotency_key_is_refused(gateway: Gateway, xseries: SandboxHandle) -> None:
+    paid = member(
+        await post_json(gateway, PAY, pay_input(gateway, "1", key="k" * 201)), "payWithLoyalty"
+    )
+    validation(paid, "idempotencyKey")
+    assert writes(xseries) == 0
+
+
+async def test_long_global_ids_are_not_found_without_being_decoded(
+    gateway: Gateway, xseries: SandboxHandle
+) -> None:
+    huge = "A" * 200_000
+    paid = member(
+        await post_json(
+            gateway, PAY, {"input": {"idempotencyKey": "k", "saleId": huge, "amount": "1"}}
+        ),
+        "payWithLoyalty",
+    )
+    assert paid["code"] == "NOT_FOUND" and len(paid["message"]) < 200
+    found = await post_json(gateway, "query($id: ID!) { customer(id: $id) { id } }", {"id": huge})
+    assert_clean(found)
+    assert found.json() == {"data": {"customer": None}}
+    redeemed = member(
+        await post_json(
+            gateway,
+            REDEEM,
+            {
+                "input": {
+                    "idempotencyKey": "k",
+                    "customerId": gateway.id(Kind.CUSTOMER, JOHNNY),
+                    "rewardId": huge,
+                    "saleId": gateway.id(Kind.SALE, JOHNNY_SALE),
+                }
+            },
+        ),
+        "redeemReward",
+    )
+    assert redeemed["code"] == "NOT_FOUND" and len(redeemed["message"]) < 200
+    assert writes(xseries) == 0
 
 
 # --------------------------------------------------------------------------- 8. operations
@@ -622,3 +795,23 @@ def throttling_pos() -> Iterator[tuple[ServerThread, dict[str, str]]]:
 
 
 # --------------------------------------------------------------------------- 11. deadlines
+
+
+async def test_a_kounta_lookup_answers_503_within_its_deadline_when_xseries_is_slow(
+    runtime: Runtime, xseries: SandboxHandle, kounta: SandboxHandle
+) -> None:
+    settings = runtime.settings.model_copy(update={"kounta_deadline_s": 1.0})
+    slow_runtime = Runtime(settings)
+    try:
+        gw = await make_kounta_gateway(slow_runtime, kounta, "Slow", xseries=xseries)
+        xseries.faults(latency_ms=10_000)
+        started = time.monotonic()
+        response = await KountaPos(gw).lookup(JOHN_KOUNTA, JOHN_SMITH)
+        elapsed = time.monotonic() - started
+        await gw.client.aclose()
+    finally:
+        await slow_runtime.aclose()
+    assert_clean(response)
+    assert response.status_code == 503
+    assert set(response.json()) == {"error"}
+    assert elapsed < 1.0 + 2.0
