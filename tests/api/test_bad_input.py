@@ -748,6 +748,23 @@ async def test_long_global_ids_are_not_found_without_being_decoded(
 TWO_OPERATIONS = "query A { merchant { name } } mutation B { __typename }"
 
 
+async def test_several_operations_need_an_operation_name(gateway: Gateway) -> None:
+    response = await post_raw(gateway, json.dumps({"query": TWO_OPERATIONS}).encode())
+    errors = graphql_errors(response)
+    assert "operationName" in errors[0]["message"]
+    assert response.json().get("data") is None
+    chosen = await post_raw(
+        gateway, json.dumps({"query": TWO_OPERATIONS, "operationName": "A"}).encode()
+    )
+    assert chosen.json() == {"data": {"merchant": {"name": "Stark Industries"}}}
+
+
+async def test_an_operation_name_that_names_no_operation_is_refused(gateway: Gateway) -> None:
+    body = {"query": TWO_OPERATIONS, "operationName": "C"}
+    errors = graphql_errors(await post_raw(gateway, json.dumps(body).encode()))
+    assert "C" in errors[0]["message"] and "operationName" in errors[0]["message"]
+
+
 # --------------------------------------------------------------------------- 9. production
 
 

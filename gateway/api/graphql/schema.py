@@ -33,6 +33,7 @@ from strawberry.types import ExecutionContext
 
 from gateway.api.graphql.errors import ERROR_TYPES
 from gateway.api.graphql.mutations import Mutation
+from gateway.api.graphql.operations import OneOperation
 from gateway.api.graphql.queries import Query
 from gateway.api.graphql.scalars import DECIMAL
 from gateway.domain.errors import GatewayError
@@ -72,6 +73,7 @@ def build_schema(settings: Settings) -> strawberry.Schema:
         lambda: ValidationCache(maxsize=CACHE_SIZE),
         lambda: AddValidationRules(limits),
         lambda: MaxTokensLimiter(max_token_count=MAX_TOKENS),
+        OneOperation,
     ]
     if settings.is_production:
         extensions += [
