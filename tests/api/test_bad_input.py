@@ -785,6 +785,38 @@ def deep_query() -> str:
     return f'{{ customers(search: "x") {{ {nested} }} }}'
 
 
+@pytest.mark.parametrize(
+    ("query", "variables", "says"),
+    [
+        ("{ merchant { nope } }", {}, "nope"),
+        (" ".join(f"m{n}: merchant {{ name }}" for n in range(40)).join("{}"), {}, "aliases"),
+        (deep_query(), {}, "depth"),
+        ('query($n: Int) { customers(search: "x", first: $n) { id } }', {"n": "ten"}, "Int"),
+        ("{ merchant { name }", {}, "Syntax Error"),
+        (TWO_OPERATIONS, {}, "operationName"),
+    ],
+)
+async def test_production_tells_callers_their_own_mistakes(
+    production: Gateway, query: str, variables: dict[str, Any], says: str
+) -> None:
+    errors = graphql_errors(await post_json(production, query, variables))
+    assert says in errors[0]["message"], errors
+    assert errors[0]["message"] != "Internal error."
+
+
+def test_production_masks_only_faults_of_ours() -> None:
+    from graphql import GraphQLError
+
+    from gateway.api.graphql.schema import unexpected
+
+    assert unexpected(GraphQLError("boom", path=["merchant"], original_error=KeyError("k")))
+    assert not unexpected(GraphQLError("coded", path=["merchant"], extensions={"code": "X"}))
+    assert not unexpected(GraphQLError("Cannot query field 'nope' on type 'Merchant'."))
+    assert not unexpected(
+        GraphQLError("Variable '$n' got invalid value", original_error=ValueError())
+    )
+
+
 # --------------------------------------------------------------------------- 10. Retry-After
 
 PAY_WAIT = """mutation Pay($input: PayWithLoyaltyInput!) {

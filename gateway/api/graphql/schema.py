@@ -45,9 +45,12 @@ MAX_TOKENS = 5000
 CACHE_SIZE = 256
 
 
-def _unexpected(error: GraphQLError) -> bool:
-    """Mask only what we did not mean to say: our own errors carry a code."""
-    return not (error.extensions or {}).get("code")
+def unexpected(error: GraphQLError) -> bool:
+    """Mask only a fault of ours: an error raised while resolving a field (it has a path)
+    that carries no code. A caller's own mistake (a syntax error, an unknown field, the
+    depth or alias limit, a variable of the wrong type, operationName) is found before
+    anything runs, has no path, and is told as it is: masked, it could not be fixed."""
+    return error.path is not None and not (error.extensions or {}).get("code")
 
 
 class Schema(strawberry.Schema):
@@ -78,7 +81,7 @@ def build_schema(settings: Settings) -> strawberry.Schema:
     if settings.is_production:
         extensions += [
             DisableIntrospection,
-            lambda: MaskErrors(should_mask_error=_unexpected, error_message="Internal error."),
+            lambda: MaskErrors(should_mask_error=unexpected, error_message="Internal error."),
         ]
     return Schema(
         query=Query,
