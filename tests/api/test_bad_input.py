@@ -19,11 +19,16 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from gateway.app import create_app
 from gateway.domain import ids
+from gateway.domain.errors import MAX_RETRY_AFTER_S
 from gateway.domain.ids import Kind
 from gateway.domain.merchant import Pos
 from gateway.runtime import Runtime
+from gateway.services.context import Services
+from gateway.services.merchants import XSeriesCredentials, add_merchant
 from gateway.settings import Environment
+from gateway.store.api_keys import create_api_key
 from tests.api.conftest import (
     ADDON_TOKEN,
     KOUNTA_COMPANY,
@@ -35,6 +40,7 @@ from tests.api.conftest import (
 )
 from tests.api.test_graphql_sales import CREATE, PAY, balance, line
 from tests.api.test_kounta_adapters import JOHN_KOUNTA, JOHN_ORDER, john, kounta_order
+from tests.conftest import XSERIES_TOKEN
 from tests.demo_ids import JOHN_SMITH, JOHNNY, JOHNNY_SALE, REGISTER, TONY, USER
 from tests.support import SandboxHandle, ServerThread
 
@@ -190,30 +196,30 @@ def redeem_input(gw: Gateway, quantity: object, key: str | None = None) -> dict[
 
 # --------------------------------------------------------------------------- 1. the body
 
+NOT_REQUESTS = [
+    (b"null", "JSON object"),
+    (b"42", "JSON object"),
+    (b'"x"', "JSON object"),
+    (b"[]", "JSON object"),
+    (b"true", "JSON object"),
+    (b'{"query": 5}', "query"),
+    (b'{"query": "{ merchant { name } }", "variables": [1]}', "variables"),
+    (b'{"query": "{ merchant { name } }", "operationName": 5}', "operationName"),
+    (b'{"query": "{ merchant { name } }", "extensions": "x"}', "extensions"),
+    (b'{"query": "{ merchant { name } }", "variables": {"a": NaN}}', "NaN"),
+    (b"{not json", "JSON"),
+]
 
-@pytest.mark.parametrize(
-    ("body", "says"),
-    [
-        (b"null", "JSON object"),
-        (b"42", "JSON object"),
-        (b'"x"', "JSON object"),
-        (b"[]", "JSON object"),
-        (b"true", "JSON object"),
-        (b'{"query": 5}', "query"),
-        (b'{"query": "{ merchant { name } }", "variables": [1]}', "variables"),
-        (b'{"query": "{ merchant { name } }", "operationName": 5}', "operationName"),
-        (b'{"query": "{ merchant { name } }", "extensions": "x"}', "extensions"),
-        (b'{"query": "{ merchant { name } }", "variables": {"a": NaN}}', "NaN"),
-        (b"{not json", "JSON"),
-    ],
-)
+
 async def test_a_graphql_body_that_is_not_a_request_object_is_a_400(
-    gateway: Gateway, body: bytes, says: str
+    gateway: Gateway, subtests: pytest.Subtests
 ) -> None:
-    response = await post_raw(gateway, body)
-    assert response.status_code == 400, response.text
-    errors = graphql_errors(response)
-    assert says in errors[0]["message"], errors
+    for body, says in NOT_REQUESTS:
+        with subtests.test(body=body):
+            response = await post_raw(gateway, body)
+            assert response.status_code == 400, response.text
+            errors = graphql_errors(response)
+            assert says in errors[0]["message"], errors
 
 
 async def test_a_graphql_post_that_is_not_json_is_a_graphql_shaped_400(gateway: Gateway) -> None:
@@ -375,32 +381,28 @@ BAD_AMOUNTS = [
 ]
 
 
-@pytest.mark.parametrize("amount", BAD_AMOUNTS)
 async def test_pay_with_loyalty_refuses_an_amount_that_is_not_plain_positive_money(
-    gateway: Gateway, xseries: SandboxHandle, amount: str
+    gateway: Gateway, xseries: SandboxHandle, subtests: pytest.Subtests
 ) -> None:
-    before = writes(xseries)
-    result = member(await post_json(gateway, PAY, pay_input(gateway, amount)), "payWithLoyalty")
-    validation(result, "amount")
-    assert writes(xseries) == before
+    for amount in BAD_AMOUNTS:
+        with subtests.test(amount=amount):
+            paid = await post_json(gateway, PAY, pay_input(gateway, amount))
+            validation(member(paid, "payWithLoyalty"), "amount")
+    assert writes(xseries) == 0
     assert balance(xseries, JOHNNY) == Decimal("12")
 
 
-@pytest.mark.parametrize(
-    "body_amount",
-    [b"1e3", b"-5", b"0", b"5.001", b"1E+1000000", b"1e-7", b"true", b"-0"],
-)
 async def test_a_json_number_amount_is_held_to_the_same_rules(
-    gateway: Gateway, xseries: SandboxHandle, body_amount: bytes
+    gateway: Gateway, xseries: SandboxHandle, subtests: pytest.Subtests
 ) -> None:
-    variables = json.dumps(pay_input(gateway, "__AMOUNT__")).encode()
-    body = b'{"query": ' + json.dumps(PAY).encode() + b', "variables": '
-    body += variables.replace(b'"__AMOUNT__"', body_amount) + b"}"
-    response = await post_raw(gateway, body)
-    if body_amount == b"true":  # not a number at all: a request error, as before
+    template = json.dumps({"query": PAY, "variables": pay_input(gateway, "AMOUNT")}).encode()
+    for number in (b"1e3", b"-5", b"0", b"5.001", b"1E+1000000", b"1e-7", b"-0"):
+        with subtests.test(number=number):
+            response = await post_raw(gateway, template.replace(b'"AMOUNT"', number))
+            validation(member(response, "payWithLoyalty"), "amount")
+    with subtests.test("not a number at all: a request error, as before"):
+        response = await post_raw(gateway, template.replace(b'"AMOUNT"', b"true"))
         assert "Decimal" in graphql_errors(response)[0]["message"]
-    else:
-        validation(member(response, "payWithLoyalty"), "amount")
     assert writes(xseries) == 0
     assert balance(xseries, JOHNNY) == Decimal("12")
 
@@ -423,69 +425,66 @@ async def test_a_json_number_amount_that_keeps_the_rules_is_accepted(
     assert balance(xseries, JOHNNY) == Decimal("12") - Decimal(str(amount))
 
 
-@pytest.mark.parametrize("literal", ["1e3", "-5", "5.001", '"1_0"', '"٥"'])
 async def test_an_inline_literal_amount_is_held_to_the_same_rules(
-    gateway: Gateway, xseries: SandboxHandle, literal: str
+    gateway: Gateway, xseries: SandboxHandle, subtests: pytest.Subtests
 ) -> None:
     sale = gateway.id(Kind.SALE, JOHNNY_SALE)
-    query = f"""mutation {{ payWithLoyalty(input: {{idempotencyKey: "{uuid.uuid4()}",
-        saleId: "{sale}", amount: {literal}}}) {{
-      __typename ... on Error {{ code message }} ... on ValidationError {{ field }} }} }}"""
-    validation(member(await post_json(gateway, query, {}), "payWithLoyalty"), "amount")
+    for literal in ("1e3", "-5", "5.001", '"1_0"', '"٥"'):
+        with subtests.test(literal=literal):
+            query = f"""mutation {{ payWithLoyalty(input: {{idempotencyKey: "{uuid.uuid4()}",
+                saleId: "{sale}", amount: {literal}}}) {{
+              __typename ... on Error {{ code message }} ... on ValidationError {{ field }} }} }}"""
+            validation(member(await post_json(gateway, query, {}), "payWithLoyalty"), "amount")
     assert writes(xseries) == 0
 
 
-@pytest.mark.parametrize("amount", ["1_0", "+5", "1e3", "1E+1000000", "٥", "5.001", "-1"])
 async def test_create_sale_refuses_bad_payment_amounts(
-    gateway: Gateway, xseries: SandboxHandle, amount: str
+    gateway: Gateway, xseries: SandboxHandle, subtests: pytest.Subtests
 ) -> None:
-    before = writes(xseries)
-    loyalty = member(
-        await post_json(gateway, CREATE, sale_input(gateway, loyaltyPayment=amount)), "createSale"
-    )
-    validation(loyalty, "loyaltyPayment")
-    payments = [{"paymentTypeId": "x", "amount": amount}]
-    other = member(
-        await post_json(gateway, CREATE, sale_input(gateway, payments=payments)), "createSale"
-    )
-    validation(other, "payments[0].amount")
-    assert writes(xseries) == before
+    for amount in ("1_0", "+5", "1e3", "1E+1000000", "٥", "5.001", "-1"):
+        with subtests.test(amount=amount):
+            loyalty = sale_input(gateway, loyaltyPayment=amount)
+            validation(member(await post_json(gateway, CREATE, loyalty), "createSale"),
+                       "loyaltyPayment")  # fmt: skip
+            other = sale_input(gateway, payments=[{"paymentTypeId": "x", "amount": amount}])
+            validation(member(await post_json(gateway, CREATE, other), "createSale"),
+                       "payments[0].amount")  # fmt: skip
+    assert writes(xseries) == 0
     assert balance(xseries, TONY) == Decimal("50")
 
 
-@pytest.mark.parametrize(
-    ("field", "value"),
-    [
-        ("quantity", "1_0"),
-        ("quantity", "+1"),
-        ("quantity", "-1"),
-        ("quantity", "1e2"),
-        ("quantity", "1E+1000000"),
-        ("quantity", "٢"),
-        ("quantity", "1.000001"),
-        ("quantity", "0"),
-        ("price", "+5"),
-        ("price", "2e1"),
-        ("price", "1E+1000000"),
-        ("price", "NaN"),
-        ("price", "٥"),
-        ("tax", "-0"),
-        ("tax", "3_0"),
-        ("tax", "Infinity"),
-    ],
-)
+BAD_LINE_FIELDS = [
+    ("quantity", "1_0"),
+    ("quantity", "+1"),
+    ("quantity", "-1"),
+    ("quantity", "1e2"),
+    ("quantity", "1E+1000000"),
+    ("quantity", "٢"),
+    ("quantity", "1.000001"),
+    ("quantity", "0"),
+    ("price", "+5"),
+    ("price", "2e1"),
+    ("price", "1E+1000000"),
+    ("price", "NaN"),
+    ("price", "٥"),
+    ("tax", "-0"),
+    ("tax", "3_0"),
+    ("tax", "Infinity"),
+]
+
+
 async def test_sale_lines_get_the_same_grammar(
-    gateway: Gateway, xseries: SandboxHandle, field: str, value: str
+    gateway: Gateway, xseries: SandboxHandle, subtests: pytest.Subtests
 ) -> None:
-    bad = {**line(), field: value}
-    where = f"lines[0].{field}"
-    before = writes(xseries)
-    created = member(
-        await post_json(gateway, CREATE, sale_input(gateway, lines=[bad])), "createSale"
-    )
-    validation(created, where)
-    top_level_validation(await post_json(gateway, QUOTE, quote_input(gateway, lines=[bad])), where)
-    assert writes(xseries) == before
+    for field, value in BAD_LINE_FIELDS:
+        with subtests.test(field=field, value=value):
+            bad = [{**line(), field: value}]
+            where = f"lines[0].{field}"
+            created = await post_json(gateway, CREATE, sale_input(gateway, lines=bad))
+            validation(member(created, "createSale"), where)
+            quoted = await post_json(gateway, QUOTE, quote_input(gateway, lines=bad))
+            top_level_validation(quoted, where)
+    assert writes(xseries) == 0
 
 
 async def test_sale_lines_keep_their_own_precision(gateway: Gateway) -> None:
@@ -495,57 +494,59 @@ async def test_sale_lines_keep_their_own_precision(gateway: Gateway) -> None:
     assert "errors" not in response.json(), response.text
 
 
-@pytest.mark.parametrize("amount", ["1_0", "+5", "1e3", "1E+1000000", "٥", "NaN", "-5", "5."])
-async def test_loyalty_quote_refuses_a_bad_loyalty_payment(gateway: Gateway, amount: str) -> None:
-    response = await post_json(gateway, QUOTE, quote_input(gateway, loyaltyPayment=amount))
-    assert "loyaltyPayment" in top_level_validation(response, "loyaltyPayment")
+async def test_loyalty_quote_refuses_a_bad_loyalty_payment(
+    gateway: Gateway, subtests: pytest.Subtests
+) -> None:
+    for amount in ("1_0", "+5", "1e3", "1E+1000000", "٥", "NaN", "-5", "5."):
+        with subtests.test(amount=amount):
+            response = await post_json(gateway, QUOTE, quote_input(gateway, loyaltyPayment=amount))
+            assert "loyaltyPayment" in top_level_validation(response, "loyaltyPayment")
 
 
-@pytest.mark.parametrize("quantity", ["1_0", "+5", "1e1", "1E+1000000", "٥", "NaN", "-5", "0"])
 async def test_redeem_reward_refuses_a_bad_quantity(
-    both: Gateway, xseries: SandboxHandle, kounta: SandboxHandle, quantity: str
+    both: Gateway, xseries: SandboxHandle, kounta: SandboxHandle, subtests: pytest.Subtests
 ) -> None:
     before = writes(xseries, kounta)
-    result = member(await post_json(both, REDEEM, redeem_input(both, quantity)), "redeemReward")
-    validation(result, "quantity")
+    for quantity in ("1_0", "+5", "1e1", "1E+1000000", "٥", "NaN", "-5", "0"):
+        with subtests.test(quantity=quantity):
+            redeemed = await post_json(both, REDEEM, redeem_input(both, quantity))
+            validation(member(redeemed, "redeemReward"), "quantity")
     assert writes(xseries, kounta) == before
     assert balance(xseries, JOHN_SMITH) == Decimal("120")
 
 
-@pytest.mark.parametrize(
-    "quantity", ["1E%2B1000000", "1e3", "1_0", "%2B5", "%D9%A5", "NaN", "-5", "0", "5.", "2.001"]
-)
 async def test_the_redeem_url_refuses_a_bad_quantity(
-    both: Gateway, xseries: SandboxHandle, kounta: SandboxHandle, quantity: str
+    both: Gateway, xseries: SandboxHandle, kounta: SandboxHandle, subtests: pytest.Subtests
 ) -> None:
     url = reward_url(await john(KountaPos(both)), "pay-with-points")
-    url = url.replace("order_id=111", f"order_id={JOHN_ORDER}") + f"&quantity={quantity}"
+    url = url.replace("order_id=111", f"order_id={JOHN_ORDER}")
     before = writes(xseries, kounta)
-    response = await both.client.get(url)
-    assert_clean(response)
-    assert response.status_code == 200
-    body = response.json()
-    assert body["success"] is False and body["error"].startswith("quantity"), body
+    for quantity in ("1E%2B1000000", "1e3", "1_0", "%2B5", "%D9%A5", "NaN", "-5", "0", "5.",
+                     "2.001"):  # fmt: skip
+        with subtests.test(quantity=quantity):
+            response = await both.client.get(f"{url}&quantity={quantity}")
+            assert_clean(response)
+            assert response.status_code == 200
+            body = response.json()
+            assert body["success"] is False and body["error"].startswith("quantity"), body
     assert writes(xseries, kounta) == before
     assert balance(xseries, JOHN_SMITH) == Decimal("120")
     assert kounta_order(kounta, JOHN_ORDER)["payments"] == []
 
 
-@pytest.mark.parametrize(
-    "body", [b'{"quantity": 1e3}', b'{"quantity": "1_0"}', b'{"quantity": true}']
-)
 async def test_the_redeem_url_refuses_a_bad_quantity_in_a_json_body(
-    both: Gateway, xseries: SandboxHandle, kounta: SandboxHandle, body: bytes
+    both: Gateway, xseries: SandboxHandle, kounta: SandboxHandle, subtests: pytest.Subtests
 ) -> None:
     url = reward_url(await john(KountaPos(both)), "pay-with-points")
     url = url.replace("order_id=111", f"order_id={JOHN_ORDER}")
     before = writes(xseries, kounta)
-    response = await both.client.post(
-        url, content=body, headers={"Content-Type": "application/json"}
-    )
-    assert_clean(response)
-    assert response.json()["success"] is False
-    assert response.json()["error"].startswith("quantity")
+    for body in (b'{"quantity": 1e3}', b'{"quantity": "1_0"}', b'{"quantity": true}'):
+        with subtests.test(body=body):
+            json_body = {"Content-Type": "application/json"}
+            response = await both.client.post(url, content=body, headers=json_body)
+            assert_clean(response)
+            assert response.json()["success"] is False
+            assert response.json()["error"].startswith("quantity")
     assert writes(xseries, kounta) == before
 
 
@@ -843,6 +844,44 @@ def throttling_pos() -> Iterator[tuple[ServerThread, dict[str, str]]]:
     server.stop()
 
 
+@pytest.mark.parametrize(
+    ("header", "expected"),
+    [
+        ("99999999999999999999", MAX_RETRY_AFTER_S),
+        ("1e999", None),
+        ("-5", None),
+        ("Infinity", None),
+        ("Fri, 31 Dec 9999 23:59:59 GMT", MAX_RETRY_AFTER_S),
+        ("Fri, 31 Dec 99999 23:59:59 GMT", None),
+        ("Mon, 01 Jan 0001 00:00:00 GMT", 0),
+    ],
+)
+async def test_a_hostile_retry_after_becomes_a_sane_rate_limited_member(
+    runtime: Runtime,
+    throttling_pos: tuple[ServerThread, dict[str, str]],
+    header: str,
+    expected: int | None,
+) -> None:
+    server, state = throttling_pos
+    state["retry_after"] = header
+    services = Services(runtime)
+    merchant = await add_merchant(
+        services,
+        name="Throttled",
+        xseries=XSeriesCredentials(server.url, XSERIES_TOKEN),
+        verify=False,
+    )
+    async with runtime.db.transaction() as session:
+        key = await create_api_key(session, merchant.id)
+    app = create_app(runtime=runtime)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://gw") as client:
+        gw = Gateway(client, runtime, merchant, key)
+        result = member(await post_json(gw, PAY_WAIT, pay_input(gw, "1")), "payWithLoyalty")
+    assert result["code"] == "RATE_LIMITED", result
+    assert result["retryAfterSeconds"] == expected
+
+
 # --------------------------------------------------------------------------- 11. deadlines
 
 
@@ -853,7 +892,7 @@ async def test_a_kounta_lookup_answers_503_within_its_deadline_when_xseries_is_s
     slow_runtime = Runtime(settings)
     try:
         gw = await make_kounta_gateway(slow_runtime, kounta, "Slow", xseries=xseries)
-        xseries.faults(latency_ms=10_000)
+        xseries.faults(latency_ms=5_000)
         started = time.monotonic()
         response = await KountaPos(gw).lookup(JOHN_KOUNTA, JOHN_SMITH)
         elapsed = time.monotonic() - started
@@ -864,3 +903,32 @@ async def test_a_kounta_lookup_answers_503_within_its_deadline_when_xseries_is_s
     assert response.status_code == 503
     assert set(response.json()) == {"error"}
     assert elapsed < 1.0 + 2.0
+
+
+async def test_graphql_answers_within_its_deadline_when_xseries_is_slow(
+    runtime: Runtime, xseries: SandboxHandle
+) -> None:
+    settings = runtime.settings.model_copy(update={"graphql_deadline_s": 1.0})
+    slow_runtime = Runtime(settings)
+    try:
+        gw = await make_gateway(slow_runtime, xseries, "Slow")
+        xseries.faults(latency_ms=5_000)
+        started = time.monotonic()
+        read = await post_json(
+            gw, "query($id: ID!) { customer(id: $id) { id } }", {"id": gw.id(Kind.CUSTOMER, JOHNNY)}
+        )
+        read_s = time.monotonic() - started
+        started = time.monotonic()
+        paid = await post_json(gw, PAY, pay_input(gw, "1"))
+        pay_s = time.monotonic() - started
+        await gw.client.aclose()
+    finally:
+        await slow_runtime.aclose()
+    errors = graphql_errors(read)
+    assert errors[0]["extensions"]["code"] == "UPSTREAM_UNAVAILABLE"
+    assert read_s < 1.0 + 2.0
+    result = member(paid, "payWithLoyalty")
+    assert result["code"] in ("UPSTREAM_UNAVAILABLE", "OUTCOME_PENDING"), result
+    assert pay_s < 1.0 + 2.0
+    xseries.clear_faults()
+    assert balance(xseries, JOHNNY) == Decimal("12")
