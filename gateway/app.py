@@ -17,7 +17,7 @@ from starlette.routing import BaseRoute, Route
 from gateway.api import health, kounta, webhooks
 from gateway.api.graphql.schema import build_schema
 from gateway.api.graphql.view import GraphQLEndpoint, GraphQLView
-from gateway.api.middleware import RequestContext
+from gateway.api.middleware import BodyLimit, RequestContext
 from gateway.observability import configure_logging
 from gateway.runtime import Runtime
 from gateway.services import recovery
@@ -71,7 +71,10 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     ]
     app = Starlette(
         routes=routes,
-        middleware=[Middleware(RequestContext)],
+        middleware=[
+            Middleware(RequestContext),
+            Middleware(BodyLimit, max_bytes=settings.max_body_bytes, graphql_path="/graphql"),
+        ],
         exception_handlers={HTTPException: _http_error},
         lifespan=lifespan,
     )

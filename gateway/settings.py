@@ -65,9 +65,10 @@ class Settings(BaseSettings):
     kounta_deadline_s: float = Field(default=8.0, gt=0)
     graphql_deadline_s: float = Field(default=10.0, gt=0)
 
-    # Requests: the largest body read (JSON, forms) and how deeply JSON may nest.
+    # Requests: the largest body read (JSON, forms) and how deeply JSON may nest. The
+    # depth has a ceiling because Python's own JSON parser recurses once per level.
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
-    max_json_depth: int = Field(default=32, ge=2)
+    max_json_depth: int = Field(default=32, ge=2, le=256)
 
     # Test-only fault hook (gateway/faults.py): the process dies at this named step.
     # Refused in production.

@@ -10,7 +10,7 @@ correction is a one-line change: the reward lookup answers the single member rec
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from decimal import Decimal
 from typing import Any
 from urllib.parse import quote
@@ -22,11 +22,13 @@ from starlette.routing import Route
 
 from gateway import jsonx
 from gateway.api.deadlines import answer_within
-from gateway.domain.errors import GatewayError, NotFound, Transient
+from gateway.domain.errors import GatewayError, NotFound, Transient, ValidationError
 from gateway.domain.merchant import Pos
 from gateway.domain.money import parse_amount
+from gateway.domain.text import check_text
 from gateway.services import members, rewards
 from gateway.services.context import Scope, Services
+from gateway.services.customers import clean_keyword
 from gateway.services.merchants import by_kounta_company
 from gateway.services.redeem import redeem
 from gateway.services.redemption_records import RedemptionRequest
@@ -111,6 +113,10 @@ def _merchant_call(handler: Handler) -> Callable[[Request], Awaitable[Response]]
             return error("the Kounta add-on is not configured on this gateway", 503)
         if not same_secret(request.path_params["token"], expected.get_secret_value()):
             return error("unknown add-on token", 401)
+        try:
+            check_ids(request.query_params)
+        except ValidationError as bad:
+            return error(bad.message, 400)
         company_id = request.query_params.get("company_id", "").strip()
         if not company_id:
             return error("company_id is required", 400)
@@ -124,6 +130,15 @@ def _merchant_call(handler: Handler) -> Callable[[Request], Awaitable[Response]]
             return error(failure.message, _status(failure))
 
     return endpoint
+
+
+# The ids Kounta sends, checked (bounded, printable) before any is looked up or echoed.
+ID_PARAMETERS = ("company_id", "site_id", "order_id", "customer_id", "reference_id")
+
+
+def check_ids(params: Mapping[str, str]) -> None:
+    for name in ID_PARAMETERS:
+        check_text(params.get(name, ""), name)
 
 
 def _status(failure: GatewayError) -> int:
@@ -142,7 +157,7 @@ async def customer_search(request: Request, scope: Scope) -> Response:
     order_id = request.query_params.get("order_id", "")
     if not keyword.strip():
         return KountaJSON({"members": {}})
-    found = await members.search_members(scope, keyword, MAX_MEMBERS)
+    found = await members.search_members(scope, clean_keyword(keyword, "keyword"), MAX_MEMBERS)
     base, label = _redeem_base(request, scope), scope.merchant.points_label
     records: dict[str, Any] = {}
     for member in found:
@@ -167,13 +182,17 @@ async def redeem_offer(request: Request) -> Response:
     variable reward); the answer is always 200 with ``success`` true or false."""
     services: Services = request.app.state.services
     token = request.path_params["offer"]
-    params = await _params(request)
+    try:
+        params = await _params(request, services.runtime.settings.max_json_depth)
+    except UnreadableBody as refused:
+        return KountaJSON({"success": False, "error": str(refused)}, status_code=400)
     try:
         offer = rewards.read_offer(services.runtime, token)
         async with services.runtime.db.read() as session:
             merchant = await get_merchant(session, offer.merchant_id)
         if merchant is None or not merchant.has(Pos.KOUNTA):
             return KountaJSON({"success": False, "error": "this store no longer offers rewards"})
+        check_ids(params)
         order_id = params.get("order_id", "").strip()
         if not order_id:
             return KountaJSON({"success": False, "error": "order_id is missing"})
@@ -194,22 +213,40 @@ async def redeem_offer(request: Request) -> Response:
     return KountaJSON({"success": True})
 
 
-async def _params(request: Request) -> dict[str, str]:
+class UnreadableBody(ValueError):
+    """A POST body that cannot be read. It is refused, not ignored: it may have carried the
+    quantity, and redeeming without it would take another amount than the one asked for."""
+
+
+async def _params(request: Request, max_depth: int) -> dict[str, str]:
     """Query parameters, and for a POST any form or JSON body fields as well."""
     params = dict(request.query_params)
-    if request.method == "POST":
-        content_type = request.headers.get("content-type", "")
+    if request.method != "POST":
+        return params
+    content_type = request.headers.get("content-type", "")
+    if "json" in content_type:
         try:
-            if "json" in content_type:
-                body = jsonx.loads(await request.body() or b"{}")
-                if isinstance(body, dict):
-                    params.update({k: str(v) for k, v in body.items()})
-            elif "form" in content_type:
-                form = await request.form()
-                params.update({k: str(v) for k, v in form.items()})
-        except ValueError:
-            pass  # an unreadable body adds nothing; the query still counts
+            body = jsonx.loads(await request.body() or b"{}", max_depth=max_depth)
+        except jsonx.JSONError as error:
+            raise UnreadableBody(f"the body is not JSON we can read: {error}") from None
+        if not isinstance(body, dict):
+            raise UnreadableBody("the body must be a JSON object of parameters")
+        params.update(
+            {name: _body_text(name, value) for name, value in body.items() if value is not None}
+        )
+    elif "form" in content_type:
+        form = await request.form()
+        params.update({name: _body_text(name, value) for name, value in form.items()})
     return params
+
+
+def _body_text(name: str, value: object) -> str:
+    """A body field as the text a query parameter would have been."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, int | Decimal) and not isinstance(value, bool):
+        return str(value)  # 1e3 stays "1E+3", which the number grammar refuses
+    raise UnreadableBody(f"{name} must be a string or a number")
 
 
 def _quantity(value: str | None) -> Decimal | None:

@@ -1,4 +1,5 @@
-"""Per-request plumbing: a request id, one redacted log line, metrics, and no stack traces.
+"""Per-request plumbing: a request id, one redacted log line, metrics, no stack traces, and
+a bound on the body.
 
 Pure ASGI (no BaseHTTPMiddleware) so it adds little to every request.
 """
@@ -6,6 +7,7 @@ Pure ASGI (no BaseHTTPMiddleware) so it adds little to every request.
 from __future__ import annotations
 
 import re
+import sys
 import time
 import uuid
 
@@ -78,6 +80,71 @@ class RequestContext:
                 ms=round(elapsed * 1000, 1),
             )
             structlog.contextvars.unbind_contextvars("request_id")
+
+
+class BodyTooLarge(Exception):
+    """Raised into the app from ``receive``: no handler is meant to catch it."""
+
+
+class BodyLimit:
+    """Refuses a request body over ``max_bytes`` with 413 before it is read whole: at once
+    when Content-Length says so, else as the chunks arrive (a chunked upload declares no
+    length), so no entry point ever holds more than the limit in memory. ``graphql_path``
+    is answered in GraphQL's shape, every other path as ``{"error": ...}``."""
+
+    def __init__(self, app: ASGIApp, *, max_bytes: int, graphql_path: str = "/graphql") -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+        self.graphql_path = graphql_path
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = _content_length(scope)
+        if declared is not None and declared > self.max_bytes:
+            await self._refuse(scope, send)
+            return
+        received = 0
+        responded = False
+
+        async def counted() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_bytes:
+                    raise BodyTooLarge
+            return message
+
+        async def noting_start(message: Message) -> None:
+            nonlocal responded
+            responded = responded or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, counted, noting_start)
+        except BodyTooLarge:
+            if responded:
+                raise
+            await self._refuse(scope, send)
+
+    async def _refuse(self, scope: Scope, send: Send) -> None:
+        message = f"the request body is larger than {self.max_bytes} bytes"
+        graphql = scope["path"] == self.graphql_path
+        body = {"errors": [{"message": message}]} if graphql else {"error": message}
+        # The rest of the body is never read, so the connection cannot carry another request.
+        headers = [(b"content-type", b"application/json"), (b"connection", b"close")]
+        await send({"type": "http.response.start", "status": 413, "headers": headers})
+        await send({"type": "http.response.body", "body": orjson.dumps(body)})
+
+
+def _content_length(scope: Scope) -> int | None:
+    """The declared length; one too long to be a number of bytes is simply too long."""
+    for name, value in scope.get("headers", []):
+        if name == b"content-length" and value.isdigit():
+            return int(value) if len(value) <= 18 else sys.maxsize
+    return None
 
 
 def _request_id(scope: Scope) -> str:

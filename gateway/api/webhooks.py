@@ -11,8 +11,9 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from gateway import jsonx
-from gateway.domain.errors import GatewayError
+from gateway.domain.errors import GatewayError, ValidationError
 from gateway.domain.merchant import Merchant, Pos
+from gateway.domain.text import check_text
 from gateway.services import catalog
 from gateway.services.context import Services
 from gateway.services.earning import earn_from_order
@@ -25,13 +26,17 @@ log = structlog.get_logger("gateway.webhooks")
 async def kounta(request: Request) -> Response:
     """``orders/completed``: credit the order's member once. 503 asks Kounta to retry."""
     services: Services = request.app.state.services
+    depth = services.runtime.settings.max_json_depth
     try:
-        order = jsonx.loads(await request.body())
-    except ValueError:
-        return JSONResponse({"error": "the body is not JSON"}, status_code=400)
-    if not isinstance(order, dict) or not order.get("id") or not order.get("company_id"):
-        return JSONResponse({"error": "expected an order with id and company_id"}, status_code=400)
-    order_id, company_id = str(order["id"]), str(order["company_id"])
+        order = jsonx.loads(await request.body(), max_depth=depth)
+    except jsonx.JSONError as error:
+        return _refused(f"the body is not JSON we can read: {error}")
+    if not isinstance(order, dict):
+        return _refused("expected an order with id and company_id")
+    try:
+        order_id, company_id = _id(order, "id"), _id(order, "company_id")
+    except ValidationError as bad:
+        return _refused(f"expected an order with id and company_id: {bad.message}")
     async with services.runtime.db.read() as session:
         merchant = await find_merchant_by_account(session, Pos.KOUNTA, company_id)
         secret = (
@@ -63,17 +68,23 @@ async def xseries(request: Request) -> Response:
     form = await request.form()
     raw = form.get("payload")
     try:
-        payload = jsonx.loads(raw) if isinstance(raw, str) else None
-    except ValueError:
-        payload = None
-    if not isinstance(payload, dict) or not payload.get("id"):
-        return JSONResponse({"error": "expected a form field 'payload' with an object"}, 400)
-    prefix = str(form.get("domain_prefix") or payload.get("domain_prefix") or "")
+        depth = services.runtime.settings.max_json_depth
+        payload = jsonx.loads(raw, max_depth=depth) if isinstance(raw, str) else None
+    except jsonx.JSONError as error:
+        return _refused(f"the form field 'payload' is not JSON: {error}")
+    if not isinstance(payload, dict):
+        return _refused("expected a form field 'payload' with an object")
+    try:
+        product_id = _id(payload, "id")
+        prefix = form.get("domain_prefix") or payload.get("domain_prefix") or ""
+        prefix = check_text(str(prefix), "domain_prefix")
+    except ValidationError as bad:
+        return _refused(f"the form field 'payload': {bad.message}")
     forgotten = 0
     for merchant in await xseries_merchants(services, prefix):
         scope = services.scope(merchant)
         if any(key in payload for key in PRODUCT_FIELDS):
-            await catalog.forget_product(scope, str(payload["id"]))
+            await catalog.forget_product(scope, product_id)
         await catalog.forget_account(scope)  # cheap to reload; settings may have moved
         forgotten += 1
     return JSONResponse({"merchants": forgotten})
@@ -91,6 +102,18 @@ async def xseries_merchants(services: Services, domain_prefix: str) -> list[Merc
     if domain_prefix:
         found = [m for m in found if _host(m).startswith(f"{domain_prefix}.")] or found
     return found
+
+
+def _refused(message: str) -> Response:
+    return JSONResponse({"error": message}, status_code=400)
+
+
+def _id(payload: dict[str, object], name: str) -> str:
+    """An id in a webhook payload: present, a string or a number, printable, bounded."""
+    value = payload.get(name)
+    if isinstance(value, bool) or not isinstance(value, str | int) or value == "":
+        raise ValidationError(f"{name} must be a non-empty string or an integer", field=name)
+    return check_text(str(value), name)
 
 
 def _host(merchant: Merchant) -> str:

@@ -12,6 +12,8 @@ from gateway.domain.errors import NotFound
 from gateway.domain.merchant import Pos
 
 VERSION = "g1"
+# Far above any id the gateway encodes (about 210 characters around a 100-character POS id).
+MAX_LENGTH = 1024
 
 
 class Kind(StrEnum):
@@ -50,6 +52,8 @@ def decode(value: str, kind: Kind, merchant_id: str) -> GlobalId:
     same answer an unknown id gets, so ids reveal nothing across merchants.
     """
     missing = not_found(kind, value)
+    if len(value) > MAX_LENGTH:  # bounded before any decoding work is spent on it
+        raise missing
     try:
         padded = value + "=" * (-len(value) % 4)
         raw = base64.urlsafe_b64decode(padded.encode("ascii")).decode()
@@ -59,7 +63,7 @@ def decode(value: str, kind: Kind, merchant_id: str) -> GlobalId:
     if len(parts) != 5 or parts[0] != VERSION or parts[1] != kind.value:
         raise missing
     _, _, pos, owner, local_id = parts
-    if owner != merchant_id or not local_id:
+    if owner != merchant_id or not local_id or not local_id.isprintable():
         raise missing
     try:
         return GlobalId(kind, None if pos == "-" else Pos(pos), owner, local_id)

@@ -16,6 +16,7 @@ from gateway.domain.ids import Kind
 from gateway.domain.merchant import PointsSource, Pos
 from gateway.domain.money import ZERO
 from gateway.domain.sales import Sale
+from gateway.domain.text import MAX_KEYWORD_LENGTH, check_text
 from gateway.pos.errors import UpstreamNotFound
 from gateway.pos.kounta.models import Customer as KountaCustomer
 from gateway.pos.kounta.translate import to_customer as kounta_customer
@@ -31,13 +32,12 @@ DIRECTORY = TypeAdapter(list[KountaCustomer])
 T = TypeVar("T")
 
 
-def clean_keyword(keyword: str) -> str:
+def clean_keyword(keyword: str, field: str = "search") -> str:
+    """Whitespace runs become one space; then at least one character, printable, bounded."""
     keyword = " ".join(keyword.split())
     if not keyword:
-        raise ValidationError("search needs at least one character", field="search")
-    if len(keyword) > 200:
-        raise ValidationError("search is limited to 200 characters", field="search")
-    return keyword
+        raise ValidationError(f"{field} needs at least one character", field=field)
+    return check_text(keyword, field, max_length=MAX_KEYWORD_LENGTH)
 
 
 def _limit(first: int) -> int:

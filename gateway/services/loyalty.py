@@ -10,7 +10,7 @@ from decimal import Decimal
 from gateway.domain.customers import Customer
 from gateway.domain.errors import ValidationError
 from gateway.domain.loyalty import EarningRules, LineToQuote, PriceBookValue, Quote, quote
-from gateway.domain.money import MAX_AMOUNT, ZERO, parse_amount, parse_quantity, to_decimal
+from gateway.domain.money import ZERO, parse_amount, parse_quantity, parse_unit_amount
 from gateway.pos.xseries.models import Product
 from gateway.services import catalog
 from gateway.services.context import Scope
@@ -39,32 +39,12 @@ def validate_lines(lines: Sequence[LineInput]) -> list[LineInput]:
         if not line.product_id.strip():
             raise ValidationError(f"{where}.productId is required", field=f"{where}.productId")
         quantity = parse_quantity(line.quantity, f"{where}.quantity")
-        if quantity < 0:
-            raise ValidationError(
-                f"{where}.quantity must be positive (returns are not taken here)",
-                field=f"{where}.quantity",
-            )
-        price = _unit_amount(line.price, f"{where}.price")
-        tax = _unit_amount(line.tax, f"{where}.tax")
+        price = parse_unit_amount(line.price, f"{where}.price")
+        tax = parse_unit_amount(line.tax, f"{where}.tax")
         checked.append(
             LineInput(line.product_id.strip(), quantity, price, tax, line.tax_id.strip())
         )
     return checked
-
-
-def _unit_amount(value: Decimal, field: str) -> Decimal:
-    """Unit prices may carry more places than cents (1.3636 × 11 = 15.00), never negative."""
-    try:
-        amount = to_decimal(value)
-    except ValueError:
-        raise ValidationError(f"{field} must be a decimal number", field=field) from None
-    if amount < 0:
-        raise ValidationError(f"{field} must not be negative", field=field)
-    if amount >= MAX_AMOUNT:
-        raise ValidationError(f"{field} is too large", field=field)
-    if amount != amount.quantize(Decimal("0.00001")):
-        raise ValidationError(f"{field} has more than five decimal places", field=field)
-    return amount
 
 
 def optional_amount(value: Decimal | None, field: str) -> Decimal:

@@ -8,6 +8,7 @@ from decimal import Decimal
 
 import pytest
 
+from gateway.domain.errors import MAX_RETRY_AFTER_S
 from gateway.jsonx import dumps as encode_json
 from gateway.jsonx import loads as decode_json
 from gateway.pos.http import CircuitBreaker, HttpPolicy, retry_after_seconds
@@ -32,6 +33,42 @@ def test_retry_after_in_the_past_means_now() -> None:
 
 @pytest.mark.parametrize("header", [None, "", "soon", "Wed, 99 Foo 2020"])
 def test_retry_after_unreadable(header: str | None) -> None:
+    assert retry_after_seconds(header, NOW) is None
+
+
+@pytest.mark.parametrize(
+    ("header", "seconds"),
+    [
+        ("99999999999999999999", MAX_RETRY_AFTER_S),  # digits beyond any float's exactness
+        ("9" * 5000, MAX_RETRY_AFTER_S),  # beyond what int() converts
+        ("3601", MAX_RETRY_AFTER_S),
+        ("Fri, 31 Dec 9999 23:59:59 GMT", MAX_RETRY_AFTER_S),
+        ("Mon, 01 Jan 0001 00:00:00 GMT", 0.0),
+        (" 7 ", 7.0),
+    ],
+)
+def test_retry_after_is_capped(header: str, seconds: float) -> None:
+    assert retry_after_seconds(header, NOW) == seconds
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        "1e999",  # delta-seconds are digits only: no exponent, no infinity
+        "Infinity",
+        "inf",
+        "NaN",
+        "-5",
+        "+5",
+        "3.5",
+        "1_0",
+        "٣",  # ARABIC-INDIC DIGIT THREE: isdigit() says yes, RFC 9110 says no
+        "Fri, 31 Dec 99999 23:59:59 GMT",
+        "Fri, 32 Dec 2030 23:59:59 GMT",
+        "Fri, 31 Dec 2030 25:61:61 GMT",
+    ],
+)
+def test_retry_after_that_is_not_delta_seconds_or_a_date_is_unreadable(header: str) -> None:
     assert retry_after_seconds(header, NOW) is None
 
 

@@ -1,4 +1,8 @@
-"""GraphQL input types (DESIGN §4) and their translation into service inputs."""
+"""GraphQL input types (DESIGN §4) and their translation into service inputs.
+
+The translation checks the free-text ids the services pass on to a POS unread (bounded,
+printable: ``domain/text.py``), naming the field; global ids are checked when decoded.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,7 @@ from decimal import Decimal
 
 import strawberry
 
+from gateway.domain.text import check_text
 from gateway.services.create_sale import NewSale
 from gateway.services.create_sale import PaymentInput as ServicePayment
 from gateway.services.loyalty import LineInput
@@ -19,10 +24,18 @@ class SaleLineInput:
     tax: Decimal = strawberry.field(description="Unit tax.")
     tax_id: strawberry.ID
 
-    def to_service(self) -> LineInput:
+    def to_service(self, where: str) -> LineInput:
         return LineInput(
-            str(self.product_id), self.quantity, self.price, self.tax, str(self.tax_id)
+            check_text(str(self.product_id), f"{where}.productId"),
+            self.quantity,
+            self.price,
+            self.tax,
+            check_text(str(self.tax_id), f"{where}.taxId"),
         )
+
+
+def lines_to_service(lines: list[SaleLineInput]) -> list[LineInput]:
+    return [line.to_service(f"lines[{n}]") for n, line in enumerate(lines)]
 
 
 @strawberry.input
@@ -56,14 +69,17 @@ class CreateSaleInput:
     def to_service(self) -> NewSale:
         return NewSale(
             idempotency_key=self.idempotency_key,
-            register_id=str(self.register_id),
-            user_id=str(self.user_id),
-            lines=[line.to_service() for line in self.lines],
+            register_id=check_text(str(self.register_id), "registerId"),
+            user_id=check_text(str(self.user_id), "userId"),
+            lines=lines_to_service(self.lines),
             customer_id=str(self.customer_id) if self.customer_id else None,
             status=self.status or "CLOSED",
             loyalty_payment=self.loyalty_payment,
             payments=[
-                ServicePayment(str(p.payment_type_id), p.amount) for p in self.payments or []
+                ServicePayment(
+                    check_text(str(p.payment_type_id), f"payments[{n}].paymentTypeId"), p.amount
+                )
+                for n, p in enumerate(self.payments or [])
             ],
         )
 

@@ -8,7 +8,7 @@ from typing import TypeVar
 import strawberry
 
 from gateway.api.graphql.errors import top_level
-from gateway.api.graphql.inputs import LoyaltyQuoteInput
+from gateway.api.graphql.inputs import LoyaltyQuoteInput, lines_to_service
 from gateway.api.graphql.types import (
     Customer,
     Info,
@@ -79,7 +79,7 @@ class Query:
             quote = await loyalty.quote_loyalty(
                 scope,
                 customer_id=str(input.customer_id) if input.customer_id else None,
-                lines=[line.to_service() for line in input.lines],
+                lines=lines_to_service(input.lines),
                 loyalty_payment=input.loyalty_payment,
             )
         except GatewayError as error:

@@ -33,6 +33,7 @@ from strawberry.types import ExecutionContext
 
 from gateway.api.graphql.errors import ERROR_TYPES
 from gateway.api.graphql.mutations import Mutation
+from gateway.api.graphql.operations import OneOperation
 from gateway.api.graphql.queries import Query
 from gateway.api.graphql.scalars import DECIMAL
 from gateway.domain.errors import GatewayError
@@ -44,9 +45,12 @@ MAX_TOKENS = 5000
 CACHE_SIZE = 256
 
 
-def _unexpected(error: GraphQLError) -> bool:
-    """Mask only what we did not mean to say: our own errors carry a code."""
-    return not (error.extensions or {}).get("code")
+def unexpected(error: GraphQLError) -> bool:
+    """Mask only a fault of ours: an error raised while resolving a field (it has a path)
+    that carries no code. A caller's own mistake (a syntax error, an unknown field, the
+    depth or alias limit, a variable of the wrong type, operationName) is found before
+    anything runs, has no path, and is told as it is: masked, it could not be fixed."""
+    return error.path is not None and not (error.extensions or {}).get("code")
 
 
 class Schema(strawberry.Schema):
@@ -72,11 +76,12 @@ def build_schema(settings: Settings) -> strawberry.Schema:
         lambda: ValidationCache(maxsize=CACHE_SIZE),
         lambda: AddValidationRules(limits),
         lambda: MaxTokensLimiter(max_token_count=MAX_TOKENS),
+        OneOperation,
     ]
     if settings.is_production:
         extensions += [
             DisableIntrospection,
-            lambda: MaskErrors(should_mask_error=_unexpected, error_message="Internal error."),
+            lambda: MaskErrors(should_mask_error=unexpected, error_message="Internal error."),
         ]
     return Schema(
         query=Query,

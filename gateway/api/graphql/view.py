@@ -6,14 +6,18 @@ from typing import Any
 
 import orjson
 import strawberry
+from cross_web import AsyncHTTPRequestAdapter, HTTPException
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
+from strawberry.http import GraphQLRequestData
+from strawberry.http.parse_content_type import parse_content_type
 
 from gateway.api.deadlines import answer_within
 from gateway.api.graphql.context import Context
+from gateway.api.graphql.request import read_json, request_data
 from gateway.domain.errors import Unavailable
 from gateway.services.auth import authenticate, bearer_token
 from gateway.services.context import Services
@@ -23,6 +27,30 @@ class GraphQLView(GraphQL[Context, None]):
     def __init__(self, schema: strawberry.Schema, services: Services, *, ide: bool) -> None:
         super().__init__(schema, graphql_ide="graphiql" if ide else None)
         self.services = services
+        self.max_json_depth = services.runtime.settings.max_json_depth
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Strawberry says a malformed request in plain text; a GraphQL client reads JSON."""
+        if scope["type"] != "http":
+            await super().__call__(scope, receive, send)
+            return
+        try:
+            response = await self.run(Request(scope, receive=receive))
+        except HTTPException as refused:
+            response = request_error(refused.reason, refused.status_code)
+        await response(scope, receive, send)
+
+    def parse_json(self, data: str | bytes) -> Any:
+        """Every JSON Strawberry reads (a body, GET's ``variables``) through our reader."""
+        return read_json(data, self.max_json_depth)
+
+    async def parse_http_body(
+        self, request: AsyncHTTPRequestAdapter
+    ) -> GraphQLRequestData | list[GraphQLRequestData]:
+        content_type, _ = parse_content_type(request.content_type or "")
+        if request.method == "POST" and "application/json" in content_type:
+            return request_data(self.parse_json(await request.get_body()))
+        return await super().parse_http_body(request)
 
     async def get_context(
         self, request: Request | WebSocket, response: Response | WebSocket
@@ -74,6 +102,11 @@ class GraphQLEndpoint:
             and "text/html" in request.headers.get("accept", "")
             and "query" not in request.query_params
         )
+
+
+def request_error(message: str, status: int) -> Response:
+    """A request refused before any operation ran, shaped as GraphQL errors."""
+    return JSONResponse({"errors": [{"message": message}]}, status_code=status)
 
 
 def _unauthorized(presented: bool) -> Response:
