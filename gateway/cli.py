@@ -1,4 +1,4 @@
-"""The ``gateway`` command (DESIGN §8). Thin: parse, call a service, print.
+"""The ``gateway`` command (README, "The gateway command"). Thin: parse, call a service, print.
 
 Expected failures print ``error: <message>`` on stderr and exit 1, never a traceback.
 """
@@ -28,7 +28,7 @@ from gateway.store.crypto import UndecryptableToken
 T = TypeVar("T")
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
-sandbox_app = typer.Typer(no_args_is_help=True, help="Run a POS simulator (DESIGN §7).")
+sandbox_app = typer.Typer(no_args_is_help=True, help="Run a POS simulator.")
 merchants_app = typer.Typer(no_args_is_help=True, help="Manage merchants.")
 keys_app = typer.Typer(no_args_is_help=True, help="Manage API keys.")
 rewards_app = typer.Typer(no_args_is_help=True, help="Manage reward catalogues.")
@@ -90,9 +90,7 @@ def _run(work: Callable[[Runtime], Awaitable[T]], *, migrated: bool = True) -> T
 # --------------------------------------------------------------------------- sandboxes
 
 
-Fixtures = Annotated[
-    Path | None, typer.Option(help="JSON fixtures in the API's shapes (DESIGN §7).")
-]
+Fixtures = Annotated[Path | None, typer.Option(help="JSON fixtures in the API's own shapes.")]
 Latency = Annotated[int, typer.Option(help="Delay added to every API response.")]
 
 

@@ -1,4 +1,5 @@
-"""The URLs Kounta's POS calls (DESIGN §5): customer search, reward lookup, redemption.
+"""The URLs Kounta's POS calls: customer search, reward lookup, redemption (README,
+"Kounta"; what is inferred of them: docs/pos-contracts.md).
 
 Thin: authenticate, find the merchant, call the services, shape Kounta's JSON. The three
 details Kounta's published text leaves open are each decided in ONE place here, so a
@@ -62,7 +63,7 @@ def reward_record(
         "id": reward.id,
         "title": reward.title,
         "terms": reward.terms or "",
-        "points_required": offer.points_required,  # a number (inferred; DESIGN §5)
+        "points_required": offer.points_required,  # a number (inferred: docs/pos-contracts.md)
         "points_label": label,
         "action_label": reward.action_label or "Redeem",
         "variable_quantity": reward.variable_quantity,

@@ -1,5 +1,5 @@
-"""Webhooks from the POS back ends (DESIGN §6). They are hints: nothing in a payload is
-trusted for money; the order is read back from the POS."""
+"""Webhooks from the POS back ends (docs/architecture.md, "An earning"). They are hints:
+nothing in a payload is trusted for money; the order is read back from the POS."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""How much loyalty a sale earns: DESIGN §3 (earning), from X-Series' Loyalty 101.
+"""How much loyalty a sale earns: the loyalty rules (docs/architecture.md), from X-Series'
+Loyalty 101.
 
 Pure functions over plain values: the services fetch the account config, the customer and
 the products' price-book entries, and hand them here.

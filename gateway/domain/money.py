@@ -23,7 +23,7 @@ PLACES = {2: "two", 5: "five"}
 
 
 def round_money(value: Decimal) -> Decimal:
-    """Round to the currency's two places, half-up (DESIGN §3 rule 6)."""
+    """Round to the currency's two places, half-up (docs/architecture.md, "Loyalty rules")."""
     return value.quantize(CENT, rounding=ROUND_HALF_UP)
 
 

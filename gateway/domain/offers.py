@@ -1,4 +1,4 @@
-"""Signed reward offers: the ``{offer}`` in a Kounta ``redeem_url`` (DESIGN §5).
+"""Signed reward offers: the ``{offer}`` in a Kounta ``redeem_url`` (README, "Kounta").
 
 An offer names the merchant, the member, the reward and when it expires, and carries an
 HMAC over all of it, so a forged or altered URL is refused. Each reward lookup mints new

@@ -1,5 +1,5 @@
 """Sales as the gateway shows them (either POS), and the rules of paying with loyalty
-(DESIGN §3, redeeming)."""
+(docs/architecture.md, "Loyalty rules")."""
 
 from __future__ import annotations
 

@@ -44,7 +44,7 @@ async def payment_types(scope: Scope) -> list[PaymentType]:
 
 
 async def loyalty_payment_type(scope: Scope) -> PaymentType:
-    """DESIGN §3 redeeming rule 1: the type whose payment_type_id is 106; its own id is used."""
+    """Loyalty rules, redeeming: the type whose payment_type_id is 106; its own id is used."""
     for payment_type in await payment_types(scope):
         if payment_type.is_loyalty:
             return payment_type

@@ -1,10 +1,12 @@
-"""Points earned at Kounta: a completed order credits its linked member (DESIGN §6).
+"""Points earned at Kounta: a completed order credits its linked member
+(docs/architecture.md, "An earning").
 
 The webhook is only a hint: the order is read from Kounta, never taken from the payload.
-The rules are X-Series' (DESIGN §3): ratio × unit price (with tax when the account shows
-prices with tax), rounded per unit, nothing on the part paid with the loyalty payment
-method. Each order credits once, however often or concurrently its webhook arrives: the
-work runs once per order id, and the credit itself is idempotent by the same key.
+The rules are X-Series' (docs/architecture.md, "Loyalty rules"): ratio × unit price (with
+tax when the account shows prices with tax), rounded per unit, nothing on the part paid with
+the loyalty payment method. Each order credits once, however often or concurrently its
+webhook arrives: the work runs once per order id, and the credit itself is idempotent by
+the same key.
 """
 
 from __future__ import annotations
@@ -105,7 +107,7 @@ async def earn(scope: Scope, order_id: str) -> Earning:
 
 
 async def order_earning(scope: Scope, order: Order, member_enabled: bool) -> Quote:
-    """What the order earns by DESIGN §3, for a member whose loyalty is on or off."""
+    """What the order earns by the loyalty rules, for a member whose loyalty is on or off."""
     profile = await loyalty_profile(scope)
     tax_inclusive = False
     if scope.merchant.has(Pos.XSERIES):

@@ -1,4 +1,4 @@
-"""Quoting loyalty: what a sale would earn, line by line (DESIGN §3, earning)."""
+"""Quoting loyalty: what a sale would earn, line by line (docs/architecture.md, "Loyalty rules")."""
 
 from __future__ import annotations
 

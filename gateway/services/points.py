@@ -1,4 +1,5 @@
-"""The balance of record (DESIGN §1, points source) behind one interface.
+"""The balance of record behind one interface (docs/architecture.md, "Loyalty rules":
+points source).
 
 ``XSERIES``: the member is an X-Series customer and the balance is their
 ``loyalty_balance``; credits and debits go through the loyalty adjustments endpoint,

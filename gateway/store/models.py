@@ -219,7 +219,8 @@ class LedgerEntryRow(Base):
 
 
 class RedemptionRow(Base):
-    """A reward redeemed on an order or sale, and how far it got (DESIGN §5, redemption)."""
+    """A reward redeemed on an order or sale, and how far it got (docs/architecture.md,
+    "The flows")."""
 
     __tablename__ = "redemptions"
     __table_args__ = (

@@ -135,7 +135,7 @@ async def both(
 
 
 class KountaPos:
-    """Calls the gateway the way Kounta's POS does (DESIGN §5)."""
+    """Calls the gateway the way Kounta's POS does (README, "Kounta")."""
 
     def __init__(self, gateway: Gateway, token: str = ADDON_TOKEN) -> None:
         self.client = gateway.client

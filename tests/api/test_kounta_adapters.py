@@ -1,4 +1,4 @@
-"""The Kounta REST adapters driven the way Kounta's POS drives them (DESIGN §5)."""
+"""The Kounta REST adapters driven the way Kounta's POS drives them (README, "Kounta")."""
 
 from __future__ import annotations
 

@@ -1,19 +1,22 @@
 """Extract, verbatim, the official X-Series 0.9 definitions our contract tests validate against.
 
 The repository keeps only this extract (see NOTICE), not the whole specification. Re-run it when
-the official file changes; the drift-guard test fails until then:
+the official file changes; the drift-guard test (run with ``XSERIES_0_9_SPEC`` naming the
+file) fails until then:
 
-    uv run python tests/contracts/extract_definitions.py [path/to/xseries-api-0.9.swagger.json]
+    uv run python tests/contracts/extract_definitions.py path/to/xseries-api-0.9.swagger.json
 """
 
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
 
-DEFAULT_SPEC = Path("/work/shared/contracts/xseries-api-0.9.swagger.json")
+# Where the official file is, on this machine: it is not part of the repository.
+SPEC_ENV = "XSERIES_0_9_SPEC"
 OUTPUT = Path(__file__).with_name("xseries_0_9_definitions.json")
 ROOTS = (
     "CustomerCollection",
@@ -50,8 +53,15 @@ def extract(spec: dict[str, Any]) -> dict[str, Any]:
     return {"definitions": {name: body for name, body in definitions.items() if name in wanted}}
 
 
+def official_spec() -> Path | None:
+    named = os.environ.get(SPEC_ENV)
+    return Path(named) if named else None
+
+
 def main(argv: list[str]) -> None:
-    spec_path = Path(argv[1]) if len(argv) > 1 else DEFAULT_SPEC
+    if len(argv) != 2:
+        sys.exit(f"usage: {argv[0]} path/to/xseries-api-0.9.swagger.json")
+    spec_path = Path(argv[1])
     extracted = extract(json.loads(spec_path.read_text(encoding="utf-8")))
     OUTPUT.write_text(json.dumps(extracted, indent=2) + "\n", encoding="utf-8")
     print(f"wrote {OUTPUT} ({len(extracted['definitions'])} definitions)")

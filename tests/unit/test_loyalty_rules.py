@@ -1,4 +1,4 @@
-"""DESIGN §3 earning rules, as pure functions: examples from Loyalty 101 and properties."""
+"""The earning rules (docs/architecture.md), as pure functions: examples from Loyalty 101 and properties."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""DESIGN §3 redeeming rules, global ids and money parsing, as pure functions."""
+"""The redeeming rules (docs/architecture.md), global ids and money parsing, as pure functions."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""GraphQL input types (DESIGN §4) and their translation into service inputs.
+"""GraphQL input types (schema/schema.graphql) and their translation into service inputs.
 
 The translation checks the free-text ids the services pass on to a POS unread (bounded,
 printable: ``domain/text.py``), naming the field; global ids are checked when decoded.

@@ -1,5 +1,5 @@
 """Mutations: each returns its success type or an ``Error`` member, never a top-level
-error for an expected failure (DESIGN §4)."""
+error for an expected failure (docs/architecture.md, "Errors")."""
 
 from __future__ import annotations
 

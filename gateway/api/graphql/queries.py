@@ -72,7 +72,9 @@ class Query:
         catalogue = await reward_service.list_rewards(scope)
         return [Reward.of(reward, scope.merchant.id) for reward in catalogue]
 
-    @strawberry.field(description="What a sale would earn, line by line (DESIGN §3).")
+    @strawberry.field(
+        description="What a sale would earn, line by line, by X-Series' loyalty rules."
+    )
     async def loyalty_quote(self, info: Info, input: LoyaltyQuoteInput) -> LoyaltyQuote:
         scope = info.context.scope
         try:

@@ -1,4 +1,4 @@
-"""The GraphQL object types of DESIGN §4, thin wrappers over domain values."""
+"""The GraphQL object types (schema/schema.graphql), thin wrappers over domain values."""
 
 from __future__ import annotations
 
@@ -45,7 +45,7 @@ class Customer:
     email: str | None
     loyalty_enabled: bool
     loyalty_balance: Decimal = strawberry.field(
-        description="The balance of record (DESIGN §1, points source)."
+        description="The balance of record: X-Series' loyalty balance, or the gateway's own ledger."
     )
     value: strawberry.Private[customers.Customer]
     merchant_id: strawberry.Private[str]
