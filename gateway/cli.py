@@ -269,7 +269,7 @@ def merchants_add(
     verify: Annotated[bool, typer.Option(help="Check the credentials against the POS.")] = True,
 ) -> None:
     """Add a merchant, connect its POS accounts, register its Kounta webhook."""
-    from gateway.domain.money import to_decimal
+    from gateway.domain.money import read_number
     from gateway.services.context import Services
     from gateway.services.merchants import KountaCredentials, XSeriesCredentials, add_merchant
 
@@ -291,7 +291,7 @@ def merchants_add(
             kounta_payment_method_id,
         )
     try:
-        ratio = to_decimal(loyalty_ratio) if loyalty_ratio else None
+        ratio = read_number(loyalty_ratio) if loyalty_ratio else None
     except ValueError:
         fail("--loyalty-ratio must be a number like 0.1")
 
@@ -374,7 +374,7 @@ def rewards_add(
     terms: Annotated[str | None, typer.Option(help="Terms shown with it.")] = None,
 ) -> None:
     """Add a reward to a merchant's catalogue."""
-    from gateway.domain.money import to_decimal
+    from gateway.domain.money import read_number
     from gateway.domain.rewards import Reward, RewardKind
     from gateway.services import rewards
     from gateway.services.context import Services
@@ -386,8 +386,8 @@ def rewards_add(
             kind=RewardKind.PAYMENT
             if kind is RewardChoice.PAYMENT
             else RewardKind.PERCENT_DISCOUNT,
-            points_required=to_decimal(points),
-            value=to_decimal(value),
+            points_required=read_number(points),
+            value=read_number(value),
             variable_quantity=variable,
             terms=terms,
         )

@@ -196,6 +196,13 @@ def test_kounta_merchant_rewards_and_the_urls_to_paste(
         "--kind", "percent-discount", "--points", "10", "--value", "150",
     )  # fmt: skip
     assert code == 1 and "reward id" in out
+    for typo in ("1_0", "٥", "1e3", "-5", "NaN"):
+        code, out = gateway(
+            "rewards", "add", "--merchant", "Café", "--id", "typo", "--title", "x",
+            "--kind", "payment", "--points", typo, "--value", "1",
+        )  # fmt: skip
+        assert code == 1 and "must be numbers" in out and "Traceback" not in out
+    assert "typo" not in gateway("rewards", "list", "--merchant", "Café")[1]
 
 
 def test_kounta_credentials_are_checked(env: Path, kounta: SandboxHandle) -> None:
