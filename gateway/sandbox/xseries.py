@@ -61,6 +61,22 @@ STATUSES = (
     "VOIDED",
 )
 CLOSED_STATUSES = frozenset({"CLOSED", "ONACCOUNT_CLOSED", "LAYBY_CLOSED"})
+# Since 2025-09 a sale also has a `state` and attributes (0.9: `register_sale_attributes`)
+# that say what `status` says; both spellings are accepted and must agree.
+STATE_OF = {
+    "SAVED": ("parked", ()),
+    "CLOSED": ("closed", ()),
+    "VOIDED": ("voided", ()),
+    "ONACCOUNT": ("pending", ("onaccount",)),
+    "ONACCOUNT_CLOSED": ("closed", ("onaccount",)),
+    "LAYBY": ("pending", ("layby",)),
+    "LAYBY_CLOSED": ("closed", ("layby",)),
+}
+# A CONFIRMED line is read-only: what a client may not change about it.
+LINE_READ_ONLY = (
+    "product_id", "quantity", "price", "tax", "tax_id", "loyalty_value", "discount", "cost",
+    "price_set", "status",
+)  # fmt: skip
 LOYALTY_PAYMENT_TYPE_ID = "106"
 # CustomerUpdateBase's string fields: the writable part of a customer besides enable_loyalty.
 CUSTOMER_TEXT_FIELDS = (
@@ -469,6 +485,7 @@ class XSeriesState:
             value = _optional_str(body, key)
             if value is not None:
                 sale[key] = value
+        sale.update(_state_and_attributes(body, status))
         lines = _list(body, "register_sale_products")
         payments = _list(body, "register_sale_payments")
         sale["lines"] = [
@@ -628,6 +645,8 @@ class XSeriesState:
             "updated_at": stamp,
             "note": fields.get("note", old.get("note", "")),
             "status": fields["status"],
+            "state": fields["state"],
+            "attributes": fields["attributes"],
             "short_code": fields.get("short_code") or old.get("short_code") or _new_id()[:6],
             "invoice_number": fields.get("invoice_number")
             or old.get("invoice_number")
@@ -691,6 +710,8 @@ class XSeriesState:
             "total_tax": total_tax,
             "note": sale["note"],
             "status": sale["status"],
+            "state": sale["state"],
+            "register_sale_attributes": list(sale["attributes"]),
             "short_code": sale["short_code"],
             "invoice_number": sale["invoice_number"],
             "accounts_transaction_id": sale["accounts_transaction_id"],
@@ -877,15 +898,33 @@ def _tax_index(products: Any) -> dict[str, tuple[Any, Any]]:
 def _merge_lines(
     existing: Mapping[str, Any] | None, lines: list[dict[str, Any]]
 ) -> list[dict[str, Any]]:
-    """Lines with an id replace that line, lines without one are new, the rest are deleted."""
-    known = {line["id"] for line in existing["lines"]} if existing else set()
+    """Lines with an id replace that line, lines without one are new, the rest are deleted;
+    but a CONFIRMED line is read-only (the spec's words): sent back changed, or left out,
+    it is refused, not silently kept, so a client that rewrites it finds out here."""
+    stored = {line["id"]: line for line in existing["lines"]} if existing else {}
     seen: set[str] = set()
     for i, line in enumerate(lines):
         if line["id"] is None:
             continue
-        if line["id"] not in known or line["id"] in seen:
+        if line["id"] not in stored or line["id"] in seen:
             raise _invalid(f"register_sale_products[{i}].id", "is not a line of this sale")
         seen.add(line["id"])
+        before = stored[line["id"]]
+        if before["status"] == "CONFIRMED":
+            changed = [key for key in LINE_READ_ONLY if line[key] != before[key]]
+            if changed:
+                raise _invalid(
+                    f"register_sale_products[{i}].{changed[0]}",
+                    "cannot change: the line is CONFIRMED (read-only)",
+                )
+    removed = [key for key, line in stored.items() if line["status"] == "CONFIRMED"
+               and key not in seen]  # fmt: skip
+    if removed:
+        raise ApiError(
+            400,
+            "register_sale_products: a CONFIRMED line cannot be removed",
+            f"Missing lines: {', '.join(removed)}",
+        )
     return lines
 
 
@@ -922,6 +961,25 @@ def _merge_payments(
             f"Missing payments: {', '.join(missing)}",
         )
     return merged, new
+
+
+def _state_and_attributes(body: Mapping[str, Any], status: str) -> dict[str, Any]:
+    """``state`` and attributes as sent, checked against ``status``; derived from it when
+    absent. Attributes beyond the status's own (``delivery``...) are kept as sent: left out
+    of an update, they are gone, like a line left out."""
+    state, implied = STATE_OF[status]
+    sent_state = _optional_str(body, "state")
+    if sent_state is not None and sent_state != state:
+        raise _invalid("state", f"is {sent_state!r} but status {status} means {state!r}")
+    raw = body.get("register_sale_attributes")
+    if raw is None:
+        return {"state": state, "attributes": list(implied)}
+    if not isinstance(raw, list) or not all(isinstance(a, str) and a for a in raw):
+        raise _invalid("register_sale_attributes", "must be an array of strings")
+    for attribute in ("onaccount", "layby"):
+        if (attribute in raw) != (attribute in implied):
+            raise _invalid("register_sale_attributes", f"does not agree with status {status}")
+    return {"state": state, "attributes": list(dict.fromkeys(raw))}
 
 
 def _parse_adjustment(item: object, where: str) -> tuple[str, str, Decimal, str]:

@@ -24,8 +24,14 @@ from gateway.domain import ids
 from gateway.domain.errors import ValidationError
 from gateway.domain.ids import Kind
 from gateway.domain.loyalty import rescale_unit_value
-from gateway.domain.money import parse_amount
-from gateway.domain.sales import Sale, check_loyalty_payment, closing_status
+from gateway.domain.money import ZERO, parse_amount
+from gateway.domain.sales import (
+    Sale,
+    SaleState,
+    check_loyalty_payment,
+    closing_status,
+    state_of,
+)
 from gateway.pos.errors import UpstreamNotFound
 from gateway.pos.xseries.models import PaymentWrite, RegisterSale
 from gateway.pos.xseries.translate import to_sale
@@ -33,7 +39,7 @@ from gateway.services import catalog, writes
 from gateway.services.context import Scope
 from gateway.services.customers import get_xseries_customer
 from gateway.services.idempotency import Attempt, LeftForRetry
-from gateway.services.points import hold_balance
+from gateway.services.points import hold_balance, points_book
 from gateway.services.sales import xseries_sale_id
 from gateway.store.idempotency import KeyRecord
 from gateway.store.writes import WriteStatus
@@ -116,6 +122,7 @@ async def paid_already(scope: Scope, owner: str) -> LoyaltyPayment | None:
     if write.status is not WriteStatus.LANDED:
         return None
     sale = await (await scope.xseries()).get_sale(intent["sale_id"], fresh=True)
+    await _no_loyalty_on_loyalty_paid(scope, sale)
     payment_id = str((write.outcome or {}).get("payment_id", ""))
     amount = Decimal(intent["amount"])
     balance = Decimal(intent["balance_before"]) - amount
@@ -146,12 +153,6 @@ async def pay_from_balance(
     payment = PaymentWrite(
         loyalty_type.id, amount, scope.runtime.clock(), register_id=sale.register_id
     )
-    # Rule 5 on an existing sale: no loyalty on the part now paid with loyalty.
-    loyalty_values = {
-        index: rescale_unit_value(line.loyalty_value, view.total, view.loyalty_paid,
-                                  view.loyalty_paid + amount)
-        for index, line in enumerate(sale.lines)
-    }  # fmt: skip
     closes = view.total_paid + amount >= view.total
     before = [p.id for p in sale.payments if p.id]
     intent = {
@@ -172,16 +173,51 @@ async def pay_from_balance(
         kind=KIND,
         intent=intent,
         write=lambda: client.add_payment(
-            sale,
-            payment,
-            loyalty_values=loyalty_values,
-            status=closing_status(sale.status) if closes else sale.status,
+            sale, payment, status=closing_status(sale.status) if closes else sale.status
         ),
         outcome=new_payment,
     )
+    await _no_loyalty_on_loyalty_paid(scope, updated)
     return LoyaltyPayment(
         _new_payment_id(updated, before), amount, customer.balance - amount, to_sale(updated, types)
     )
+
+
+async def _no_loyalty_on_loyalty_paid(scope: Scope, sale: RegisterSale) -> None:
+    """Rule 5 on an existing sale, without rewriting its lines (they may be CONFIRMED, i.e.
+    read-only, and the seed's own partial payment keeps the line's ``loyalty_value``).
+
+    When the sale is closed, X-Series credits every line's ``loyalty_value`` as it stands,
+    and those values do not know of the loyalty paid through the gateway since they were
+    written. That part is taken back by one loyalty adjustment, idempotent per sale, so it
+    is taken once however often this runs (a retry, the worker). The lines are taken to
+    account for the loyalty paid on the sale other than through the gateway (the till's,
+    or the gateway's own when it created the sale with a loyalty payment).
+    """
+    if state_of(sale.status) is not SaleState.CLOSED or not sale.customer_id:
+        return
+    config = await catalog.account_config(scope)
+    customer = await get_xseries_customer(scope, sale.customer_id, fresh=True)
+    if not (config.enable_loyalty and customer.loyalty_enabled):
+        return  # X-Series credits nothing: nothing to take back
+    view = to_sale(sale, await catalog.payment_types(scope))
+    through_gateway = await writes.landed_amount(scope, writes.xseries_sale(scope, sale.id), KIND)
+    accounted = max(ZERO, view.loyalty_paid - through_gateway)
+    excess = sum(
+        (
+            (line.loyalty_value - rescale_unit_value(
+                line.loyalty_value, view.total, accounted, view.loyalty_paid)) * line.quantity
+            for line in sale.lines
+        ),
+        ZERO,
+    )  # fmt: skip
+    if excess > 0:
+        await points_book(scope).debit(
+            sale.customer_id,
+            excess,
+            f"loyalty-paid:{sale.id}",
+            f"no loyalty on the part of sale {sale.invoice_number or sale.id} paid with loyalty",
+        )
 
 
 @writes.read_back(KIND)

@@ -21,6 +21,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
 from datetime import timedelta
+from decimal import Decimal
 from typing import Any, TypeVar
 
 import structlog
@@ -69,6 +70,13 @@ def hold(scope: Scope, target: str) -> AbstractAsyncContextManager[Lease]:
     return scope.services.leases.hold(
         target, busy="another change to this order or sale is under way; try again shortly"
     )
+
+
+async def landed_amount(scope: Scope, target: str, kind: str) -> Decimal:
+    """What the gateway's landed writes of ``kind`` to ``target`` paid, in all."""
+    async with scope.runtime.db.read() as session:
+        landed = await store.landed_on(session, target, kind)
+    return sum((Decimal(write.intent["amount"]) for write in landed), Decimal(0))
 
 
 async def latest(scope: Scope, owner: str) -> WriteRecord | None:

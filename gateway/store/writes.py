@@ -132,6 +132,17 @@ async def latest_of(session: AsyncSession, merchant_id: str, owner: str) -> Writ
     return found[-1] if found else None
 
 
+async def landed_on(session: AsyncSession, target: str, kind: str) -> list[WriteRecord]:
+    rows = await session.scalars(
+        select(PosWriteRow).where(
+            PosWriteRow.target == target,
+            PosWriteRow.kind == kind,
+            PosWriteRow.status == WriteStatus.LANDED.value,
+        )
+    )
+    return [_record(row) for row in rows]
+
+
 async def unsettled(session: AsyncSession, sent_before: datetime) -> list[WriteRecord]:
     rows = await session.scalars(
         select(PosWriteRow)

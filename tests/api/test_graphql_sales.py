@@ -21,6 +21,7 @@ from tests.demo_ids import (
     JOHNNY,
     JOHNNY_SALE,
     LOYALTY,
+    MUG,
     PEPPER,
     REGISTER,
     TONY,
@@ -232,9 +233,15 @@ async def test_onaccount_sale_partly_then_fully_paid(
     rest = await pay(gateway, sale_id, "8")
     assert rest["sale"]["status"] == "ONACCOUNT_CLOSED"
     assert rest["sale"]["state"] == "CLOSED" and rest["sale"]["amountDue"] == "0.00"
-    # Closing earns the T-shirt's 2, scaled to the 5 of 23 not paid with loyalty (rule 5).
-    assert rest["sale"]["lines"][0]["loyaltyValue"] == "0.43"
-    assert balance(xseries, JOHNNY) == Decimal("82.43")
+    # The line is CONFIRMED (read-only): it keeps its 2, and X-Series credits 2 on closing;
+    # one adjustment takes back what the 18 of 23 paid with loyalty must not earn (rule 5).
+    assert rest["sale"]["lines"][0]["loyaltyValue"] == "2.00"
+    closed = xseries.get(f"/api/register_sales/{JOHNNY_SALE}")["register_sales"][0]
+    assert closed["register_sale_products"] == [
+        {**line, "loyalty_value": 2} for line in before["register_sale_products"]
+    ]
+    assert (closed["state"], closed["register_sale_attributes"]) == ("closed", ["onaccount"])
+    assert balance(xseries, JOHNNY) == Decimal("82.43")  # 100 - 18 + 0.43
 
 
 @pytest.mark.parametrize(("status", "closed"), [("SAVED", "CLOSED"), ("LAYBY", "LAYBY_CLOSED")])
@@ -361,3 +368,38 @@ async def test_two_gateway_processes_share_the_lock(
     finally:
         await client.aclose()
         await other_runtime.aclose()
+
+
+async def test_the_seeds_partial_payment_keeps_its_line_and_rule_5_still_holds(
+    gateway: Gateway, xseries: SandboxHandle
+) -> None:
+    """Loyalty 101's own example: an on-account sale of 5 mugs at 12 + 1.8 tax whose line
+    carries loyalty_value 1.38, CONFIRMED. A partial loyalty payment resends the line as it
+    is (1.38); when the gateway's payment closes the sale, what X-Series credits for the
+    part paid with loyalty is taken back by one adjustment: rule 5, lines untouched."""
+    give_points(xseries, JOHNNY, "88")  # 100
+    mugs = {"product_id": MUG, "quantity": 5, "price": 12, "tax": 1.8, "tax_id": GST,
+            "loyalty_value": 1.38, "status": "CONFIRMED"}  # fmt: skip
+    created = xseries.post("/api/register_sales", {
+        "register_id": REGISTER, "user_id": USER, "customer_id": JOHNNY,
+        "status": "ONACCOUNT", "register_sale_products": [mugs], "register_sale_payments": [],
+    }).json()["register_sale"]  # fmt: skip
+    sale_id = gateway.id(Kind.SALE, created["id"])
+
+    part = await pay(gateway, sale_id, "20")
+    assert part["__typename"] == "PayWithLoyaltySuccess" and part["sale"]["amountDue"] == "49.00"
+    stored = xseries.get(f"/api/register_sales/{created['id']}")["register_sales"][0]
+    assert stored["register_sale_products"][0]["loyalty_value"] == 1.38
+
+    cash = {"retailer_payment_type_id": CASH, "amount": 40}
+    body = {k: v for k, v in stored.items() if k not in ("totals", "taxes")}
+    body["register_sale_payments"] = [*stored["register_sale_payments"], cash]
+    assert xseries.post("/api/register_sales", body).status_code == 200  # the till, 40 cash
+    rest = await pay(gateway, sale_id, "9")
+    assert rest["sale"]["status"] == "ONACCOUNT_CLOSED"
+    # X-Series credits 5 x 1.38 = 6.90 on closing; 29 of 69 was paid with loyalty, so each
+    # unit earns 1.38 x 40/69 = 0.80: 4.00 in all, and 2.90 is taken back.
+    assert balance(xseries, JOHNNY) == Decimal("100") - 29 + Decimal("4.00")
+    again = await pay(gateway, sale_id, "9", key=None)  # a new key: the sale is closed
+    assert again["code"] == "SALE_NOT_OPEN"
+    assert balance(xseries, JOHNNY) == Decimal("75.00")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -25,6 +26,7 @@ from gateway.pos.xseries.models import (
     NewSale,
     PaymentWrite,
     RegisterSale,
+    payment_added,
     sale_write_payload,
 )
 from tests.conftest import TEST_POLICY, XSERIES_TOKEN
@@ -224,13 +226,9 @@ async def test_saved_sale_earns_only_when_closed(
     before = balance(xseries, TONY)
     sale = await save(xseries_client, new_sale("SAVED", [tshirt_line()]))
     assert balance(xseries, TONY) == before
-    payload = sale_write_payload(sale)
-    payload["status"] = "CLOSED"
-    payload["register_sale_payments"].append(
-        {"retailer_payment_type_id": CASH, "amount": Decimal("23")}
-    )
-    closed = await save(xseries_client, payload)
-    assert closed.status == "CLOSED"
+    cash = PaymentWrite(CASH, Decimal("23"), datetime.now(UTC))
+    closed = await save(xseries_client, payment_added(sale, cash, status="CLOSED"))
+    assert closed.status == "CLOSED" and closed.state == "closed"
     assert balance(xseries, TONY) == before + Decimal("2")
 
 
@@ -270,11 +268,46 @@ async def test_update_keeps_lines_and_payments(
 
 
 async def test_update_without_a_line_deletes_it(xseries_client: XSeriesClient) -> None:
-    sale = await save(xseries_client, new_sale("SAVED", [tshirt_line(), tshirt_line(2)]))
+    lines = [{**tshirt_line(), "status": "SAVED"}, {**tshirt_line(2), "status": "SAVED"}]
+    sale = await save(xseries_client, new_sale("SAVED", lines))
     payload = sale_write_payload(sale)
     payload["register_sale_products"] = payload["register_sale_products"][:1]
     updated = await save(xseries_client, payload)
     assert [line.id for line in updated.lines] == [sale.lines[0].id]
+
+
+async def test_a_confirmed_line_is_read_only(
+    xseries_client: XSeriesClient, xseries: SandboxHandle
+) -> None:
+    """The spec: a line CONFIRMED on a pending sale is read-only. Sent back changed, or
+    left out, the sandbox refuses it (the strict reading) and nothing changes."""
+    sale = await xseries_client.get_sale(JOHNNY_SALE)
+    assert sale.lines[0].status == "CONFIRMED"
+    rewritten = sale_write_payload(sale)
+    rewritten["register_sale_products"][0]["loyalty_value"] = Decimal("0.43")
+    with pytest.raises(UpstreamRejected) as changed:
+        await save(xseries_client, rewritten)
+    assert "CONFIRMED" in (changed.value.upstream_message or "")
+    dropped = sale_write_payload(sale)
+    dropped["register_sale_products"] = []
+    with pytest.raises(UpstreamRejected) as removed:
+        await save(xseries_client, dropped)
+    assert "cannot be removed" in (removed.value.upstream_message or "")
+    assert await xseries_client.get_sale(JOHNNY_SALE) == sale
+
+
+async def test_state_and_attributes_are_kept_and_must_agree_with_the_status(
+    xseries_client: XSeriesClient,
+) -> None:
+    sale = await xseries_client.get_sale(JOHNNY_SALE)
+    assert (sale.state, sale.register_sale_attributes) == ("pending", ["onaccount"])
+    stale = sale_write_payload(sale)
+    stale["status"] = "ONACCOUNT_CLOSED"  # the state read ("pending") says otherwise
+    with pytest.raises(UpstreamRejected):
+        await save(xseries_client, stale)
+    cash = PaymentWrite(CASH, Decimal("18"), datetime.now(UTC))
+    closed = await save(xseries_client, payment_added(sale, cash, status="ONACCOUNT_CLOSED"))
+    assert (closed.state, closed.register_sale_attributes) == ("closed", ["onaccount"])
 
 
 async def test_missing_required_field_is_a_400_and_changes_nothing(
@@ -510,8 +543,6 @@ async def test_a_401_on_the_breakers_trial_does_not_jam_it(
 async def test_typed_sale_writes_create_and_add_a_payment(
     xseries_client: XSeriesClient, xseries: SandboxHandle
 ) -> None:
-    from datetime import UTC, datetime
-
     now = datetime.now(UTC)
     source = str(uuid.uuid4())
     line = LineWrite(TSHIRT, Decimal(1), Decimal(20), Decimal(3), GST, Decimal(2))
@@ -521,10 +552,8 @@ async def test_typed_sale_writes_create_and_add_a_payment(
     assert created.source_id == source and created.status == "SAVED"
     assert await xseries_client.find_sale_by_source(source, now.replace(year=now.year - 1))
     payment = PaymentWrite(CASH, Decimal(23), now, register_id=REGISTER)
-    paid = await xseries_client.add_payment(
-        created, payment, loyalty_values={0: Decimal("1.5")}, status="CLOSED"
-    )
+    paid = await xseries_client.add_payment(created, payment, status="CLOSED")
     assert paid.status == "CLOSED"
     assert [p.amount for p in paid.payments] == [Decimal(23)]
-    assert paid.lines[0].loyalty_value == Decimal("1.5")
+    assert paid.lines[0].loyalty_value == Decimal(2)  # as it was written
     assert [p.paid_at for p in paid.payments] == [now.replace(microsecond=0)]

@@ -94,8 +94,13 @@ async def get_sale(client: httpx.AsyncClient, sale_id: str) -> Any:
 
 
 def resend(stored: dict[str, Any], **changes: Any) -> dict[str, Any]:
-    """What a client POSTs back to edit a sale: the whole object, minus the read-only parts."""
+    """What a client POSTs back to edit a sale: the whole object, minus the read-only parts.
+    A new status goes without the state read (which would contradict it): X-Series takes
+    the state from the status then."""
     body = {k: v for k, v in stored.items() if k not in ("totals", "taxes")}
+    if "status" in changes:
+        body.pop("state", None)
+        body.pop("register_sale_attributes", None)
     return {**body, **changes}
 
 
@@ -543,9 +548,8 @@ async def test_updating_an_unknown_sale_is_404(client: httpx.AsyncClient) -> Non
 async def test_update_keeps_sent_lines_adds_new_and_deletes_omitted(
     client: httpx.AsyncClient, clock: FakeClock
 ) -> None:
-    created = await post_sale(
-        client, sale(status="SAVED", register_sale_products=[line(), line(MUG), line(WATCH)])
-    )
+    editable = [{**item, "status": "SAVED"} for item in (line(), line(MUG), line(WATCH))]
+    created = await post_sale(client, sale(status="SAVED", register_sale_products=editable))
     shirt, _mug, watch = created["register_sale_products"]
     clock.advance(60)
     body = resend(
@@ -561,6 +565,38 @@ async def test_update_keeps_sent_lines_adds_new_and_deletes_omitted(
     assert updated["updated_at"] == "2026-11-21 10:01:00"
     assert updated["invoice_number"] == created["invoice_number"]
     assert updated["totals"]["total_price"] == 60 + 1000 + 24
+
+
+async def test_a_confirmed_line_cannot_change_or_go(client: httpx.AsyncClient) -> None:
+    """The spec: CONFIRMED on a pending sale makes a line read-only; the sandbox refuses a
+    change to it (and its removal) rather than ignore it, so a client that rewrites such a
+    line learns of it. Lines sent without a status are CONFIRMED (the strict reading)."""
+    created = await post_sale(client, sale(status="SAVED"))
+    (shirt,) = created["register_sale_products"]
+    assert shirt["status"] == "CONFIRMED"
+    changed = await send(client, resend(created, register_sale_products=[
+        {**shirt, "loyalty_value": shirt["loyalty_value"] + 1}]))  # fmt: skip
+    assert changed.status_code == 400
+    assert "register_sale_products[0].loyalty_value" in changed.json()["error"]
+    gone = await send(client, resend(created, register_sale_products=[line(MUG)]))
+    assert gone.status_code == 400 and "cannot be removed" in gone.json()["error"]
+    same = await post_sale(client, resend(created))
+    assert same["register_sale_products"][0]["loyalty_value"] == shirt["loyalty_value"]
+
+
+async def test_state_and_attributes_follow_the_status_and_must_agree(
+    client: httpx.AsyncClient,
+) -> None:
+    johnny = await get_sale(client, JOHNNY_SALE)
+    assert (johnny["state"], johnny["register_sale_attributes"]) == ("pending", ["onaccount"])
+    contradiction = {**resend(johnny), "status": "ONACCOUNT_CLOSED"}  # state still "pending"
+    assert (await send(client, contradiction)).status_code == 400
+    delivery = await post_sale(
+        client, resend(johnny, register_sale_attributes=["onaccount", "delivery"])
+    )
+    assert delivery["register_sale_attributes"] == ["onaccount", "delivery"]
+    forgotten = {k: v for k, v in resend(delivery).items() if k != "register_sale_attributes"}
+    assert (await post_sale(client, forgotten))["register_sale_attributes"] == ["onaccount"]
 
 
 async def test_a_line_of_another_sale_cannot_be_sent(client: httpx.AsyncClient) -> None:

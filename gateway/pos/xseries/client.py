@@ -179,18 +179,11 @@ class XSeriesClient:
         return await self._save_sale(sale.as_json())
 
     async def add_payment(
-        self,
-        sale: RegisterSale,
-        payment: PaymentWrite,
-        *,
-        loyalty_values: Mapping[int, Decimal],
-        status: str,
+        self, sale: RegisterSale, payment: PaymentWrite, *, status: str
     ) -> RegisterSale:
         """Write ``sale`` back whole with one more payment (X-Series replaces a sale with
         what is posted). Not idempotent: never retried."""
-        return await self._save_sale(
-            payment_added(sale, payment, loyalty_values=loyalty_values, status=status)
-        )
+        return await self._save_sale(payment_added(sale, payment, status=status))
 
     async def find_sale_by_source(self, source_id: str, since: datetime) -> RegisterSale | None:
         """The sale created with ``source_id``, if one was, at or after ``since``."""

@@ -7,7 +7,7 @@ are kept (``extra="allow"``) so that a sale read and written back loses nothing.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -169,6 +169,10 @@ class RegisterSale(XModel):
     sale_date: OptionalText = None
     note: OptionalText = None
     status: Text = ""
+    # Since 2025-09 X-Series says a sale's status also as a state and attributes; both are
+    # kept, and written back, so an update never drops what X-Series keeps.
+    state: OptionalText = None
+    register_sale_attributes: list[str] | None = None
     short_code: OptionalText = None
     invoice_number: OptionalText = None
     accounts_transaction_id: OptionalText = None
@@ -216,6 +220,8 @@ SALE_WRITABLE = (
     "sale_date",
     "note",
     "status",
+    "state",
+    "register_sale_attributes",
     "short_code",
     "invoice_number",
     "accounts_transaction_id",
@@ -331,18 +337,24 @@ class NewSale:
         return body
 
 
-def payment_added(
-    sale: RegisterSale,
-    payment: PaymentWrite,
-    *,
-    loyalty_values: Mapping[int, Decimal],
-    status: str,
-) -> dict[str, Any]:
-    """``sale`` written back whole with one more payment, the lines' ``loyalty_value`` (by
-    position) and ``status`` replaced."""
+# The state a status means (X-Series' sales states and attributes, 2025-09).
+STATE_OF_STATUS = {
+    "SAVED": "parked",
+    "CLOSED": "closed",
+    "VOIDED": "voided",
+    "ONACCOUNT": "pending",
+    "ONACCOUNT_CLOSED": "closed",
+    "LAYBY": "pending",
+    "LAYBY_CLOSED": "closed",
+}
+
+
+def payment_added(sale: RegisterSale, payment: PaymentWrite, *, status: str) -> dict[str, Any]:
+    """``sale`` written back whole, every line as it was read (lines may be CONFIRMED, i.e.
+    read-only), with one more payment and ``status`` (and the state it means)."""
     payload = sale_write_payload(sale)
     payload["register_sale_payments"].append(payment.as_json())
-    for index, value in loyalty_values.items():
-        payload["register_sale_products"][index]["loyalty_value"] = value
     payload["status"] = status
+    if "state" in payload and status in STATE_OF_STATUS:
+        payload["state"] = STATE_OF_STATUS[status]
     return payload
