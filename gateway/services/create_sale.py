@@ -14,7 +14,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -43,6 +43,7 @@ from gateway.services.customers import get_xseries_customer
 from gateway.services.idempotency import Attempt, LeftForRetry
 from gateway.services.loyalty import LineInput, optional_amount, quote_lines, validate_lines
 from gateway.services.points import hold_balance
+from gateway.services.redemption_records import held_top_ups
 from gateway.services.sales import get_xseries_sale
 from gateway.store.idempotency import KeyRecord
 from gateway.store.writes import WriteStatus
@@ -51,7 +52,8 @@ OPERATION = "createSale"
 KIND = "xseries.sale_create"
 SALE = TypeAdapter(Sale)
 SOURCE_NAMESPACE = uuid.UUID("6f3b0c3e-6a4c-4b55-9f59-2f0a8e4c1d10")
-# How far back a read-back looks for the sale a lost answer may have created.
+# How long before it was sent a read-back starts looking for a sale whose answer was lost
+# (clocks differ: X-Series dates the sale by its own).
 RECONCILE_WINDOW = timedelta(minutes=10)
 
 
@@ -197,9 +199,12 @@ async def created_already(scope: Scope, owner: str) -> Sale | None:
 
 @writes.read_back(KIND)
 async def _find_sale(scope: Scope, intent: dict[str, Any]) -> dict[str, Any] | None:
+    """The sale by its ``source_id``, among those since a while before it was sent (however
+    late the read-back comes)."""
     client = await scope.xseries()
-    since = scope.runtime.clock() - RECONCILE_WINDOW
-    found = await client.find_sale_by_source(intent["source_id"], since)
+    found = await client.find_sale_by_source(
+        intent["source_id"], datetime.fromisoformat(intent["since"])
+    )
     return {"sale_id": found.id} if found else None
 
 
@@ -212,7 +217,10 @@ async def _post(scope: Scope, owner: str, sale: SaleWrite) -> Sale:
         # request's own writes can be in each other's way.
         target=writes.xseries_sale(scope, f"source:{sale.source_id}"),
         kind=KIND,
-        intent={"source_id": sale.source_id},
+        intent={
+            "source_id": sale.source_id,
+            "since": (scope.runtime.clock() - RECONCILE_WINDOW).isoformat(),
+        },
         write=lambda: client.create_sale(sale),
         outcome=lambda created: {"sale_id": created.id},
     )
@@ -247,9 +255,10 @@ async def _sale_to_post(
     if checked.loyalty_payment:
         assert customer is not None
         config = await catalog.account_config(scope)
+        held = await held_top_ups(scope, customer.pos_id)
         check_loyalty_payment(
             amount=checked.loyalty_payment,
-            balance=customer.balance,
+            balance=customer.balance - held,
             amount_due=quoted.total - other,
             status="SAVED",
             account_enabled=config.enable_loyalty,

@@ -18,10 +18,11 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
+import structlog
 from pydantic import TypeAdapter
 
 from gateway.domain import ids
-from gateway.domain.errors import ValidationError
+from gateway.domain.errors import GatewayError, InsufficientBalance, ValidationError
 from gateway.domain.ids import Kind
 from gateway.domain.loyalty import rescale_unit_value
 from gateway.domain.money import ZERO, parse_amount
@@ -40,12 +41,18 @@ from gateway.services.context import Scope
 from gateway.services.customers import get_xseries_customer
 from gateway.services.idempotency import Attempt, LeftForRetry
 from gateway.services.points import hold_balance, points_book
+from gateway.services.redemption_records import held_top_ups
 from gateway.services.sales import xseries_sale_id
 from gateway.store.idempotency import KeyRecord
-from gateway.store.writes import WriteStatus
+from gateway.store.writes import WriteRecord, WriteStatus
 
+log = structlog.get_logger("gateway.pay_with_loyalty")
 OPERATION = "payWithLoyalty"
 KIND = "xseries.sale_payment"
+# A loyalty payment on a sale left open: rule 5 is kept when the sale closes, which the
+# worker looks for this often.
+FOLLOW_UP = "rule5"
+FOLLOW_UP_S = 300.0
 
 
 @dataclass(frozen=True)
@@ -122,7 +129,7 @@ async def paid_already(scope: Scope, owner: str) -> LoyaltyPayment | None:
     if write.status is not WriteStatus.LANDED:
         return None
     sale = await (await scope.xseries()).get_sale(intent["sale_id"], fresh=True)
-    await _no_loyalty_on_loyalty_paid(scope, sale)
+    await _keep_rule_5(scope, sale)
     payment_id = str((write.outcome or {}).get("payment_id", ""))
     amount = Decimal(intent["amount"])
     balance = Decimal(intent["balance_before"]) - amount
@@ -141,9 +148,10 @@ async def pay_from_balance(
     config = await catalog.account_config(scope)
     types = await catalog.payment_types(scope)
     view = to_sale(sale, types)
+    held = await held_top_ups(scope, sale.customer_id or "", except_key=owner)
     check_loyalty_payment(
         amount=amount,
-        balance=customer.balance,
+        balance=customer.balance - held,
         amount_due=view.amount_due,
         status=sale.status,
         account_enabled=config.enable_loyalty,
@@ -177,7 +185,7 @@ async def pay_from_balance(
         ),
         outcome=new_payment,
     )
-    await _no_loyalty_on_loyalty_paid(scope, updated)
+    await _keep_rule_5(scope, updated)
     return LoyaltyPayment(
         _new_payment_id(updated, before), amount, customer.balance - amount, to_sale(updated, types)
     )
@@ -187,21 +195,52 @@ async def _no_loyalty_on_loyalty_paid(scope: Scope, sale: RegisterSale) -> None:
     """Rule 5 on an existing sale, without rewriting its lines (they may be CONFIRMED, i.e.
     read-only, and the seed's own partial payment keeps the line's ``loyalty_value``).
 
-    When the sale is closed, X-Series credits every line's ``loyalty_value`` as it stands,
-    and those values do not know of the loyalty paid through the gateway since they were
-    written. That part is taken back by one loyalty adjustment, idempotent per sale, so it
-    is taken once however often this runs (a retry, the worker). The lines are taken to
-    account for the loyalty paid on the sale other than through the gateway (the till's,
-    or the gateway's own when it created the sale with a loyalty payment).
+    When the sale closes, X-Series credits every line's ``loyalty_value`` as it stands, and
+    those values do not know of the loyalty paid through the gateway since they were
+    written. That part is taken back by one loyalty adjustment per sale, so it is taken once
+    however often this runs (a retry, the worker). The lines are taken to account for the
+    loyalty paid other than through the gateway (the till's, or the gateway's own when it
+    created the sale with a loyalty payment). A sale still open is looked at again later
+    (``follow_up``): the till may close it.
     """
-    if state_of(sale.status) is not SaleState.CLOSED or not sale.customer_id:
+    target = writes.xseries_sale(scope, sale.id)
+    state = state_of(sale.status)
+    if state is SaleState.OPEN:
+        await writes.follow_up(scope, target, KIND, FOLLOW_UP, after_s=FOLLOW_UP_S)
         return
+    if state is SaleState.CLOSED and sale.customer_id:
+        attempt = await writes.follow_up_attempt(scope, target, KIND, FOLLOW_UP)
+        try:
+            await _take_back_loyalty_paid_part(scope, sale, target, attempt)
+        except GatewayError as failed:
+            # Refused (spent already at the till): a new adjustment next time; else the
+            # same one again (a replay cannot apply it twice). The worker sees to it.
+            refused = isinstance(failed, InsufficientBalance | ValidationError)
+            tries = attempt + 1 if refused else attempt
+            again = f"{FOLLOW_UP}:{tries}" if tries else FOLLOW_UP
+            await writes.follow_up(scope, target, KIND, again, after_s=FOLLOW_UP_S if refused else 0)
+            raise
+    await writes.follow_up(scope, target, KIND, None)  # closed and taken back, or voided
+
+
+async def _keep_rule_5(scope: Scope, sale: RegisterSale) -> None:
+    """After a payment landed: its answer must not wait for, or fail by, the rule-5
+    adjustment; if that cannot be made now, the worker makes it."""
+    try:
+        await _no_loyalty_on_loyalty_paid(scope, sale)
+    except GatewayError as failed:
+        log.warning("rule 5 left to the worker", sale=sale.id, reason=failed.message)
+
+
+async def _take_back_loyalty_paid_part(
+    scope: Scope, sale: RegisterSale, target: str, attempt: int
+) -> None:
     config = await catalog.account_config(scope)
-    customer = await get_xseries_customer(scope, sale.customer_id, fresh=True)
+    customer = await get_xseries_customer(scope, sale.customer_id or "", fresh=True)
     if not (config.enable_loyalty and customer.loyalty_enabled):
         return  # X-Series credits nothing: nothing to take back
     view = to_sale(sale, await catalog.payment_types(scope))
-    through_gateway = await writes.landed_amount(scope, writes.xseries_sale(scope, sale.id), KIND)
+    through_gateway = await writes.landed_amount(scope, target, KIND)
     accounted = max(ZERO, view.loyalty_paid - through_gateway)
     excess = sum(
         (
@@ -213,18 +252,32 @@ async def _no_loyalty_on_loyalty_paid(scope: Scope, sale: RegisterSale) -> None:
     )  # fmt: skip
     if excess > 0:
         await points_book(scope).debit(
-            sale.customer_id,
+            sale.customer_id or "",
             excess,
-            f"loyalty-paid:{sale.id}",
+            f"loyalty-paid:{sale.id}" + (f":{attempt}" if attempt else ""),
             f"no loyalty on the part of sale {sale.invoice_number or sale.id} paid with loyalty",
         )
+
+
+async def follow_up(scope: Scope, write: WriteRecord) -> None:
+    """The worker: a sale the gateway paid part of with loyalty, still open when last seen."""
+    try:
+        sale = await (await scope.xseries()).get_sale(write.intent["sale_id"], fresh=True)
+    except UpstreamNotFound:
+        await writes.follow_up(scope, write.target, KIND, None)
+        return
+    await _no_loyalty_on_loyalty_paid(scope, sale)
 
 
 @writes.read_back(KIND)
 async def _find_payment(scope: Scope, intent: dict[str, Any]) -> dict[str, Any] | None:
     """On a read-back: the loyalty payment of our amount that was not on the sale before.
-    Only one can be ours: no other gateway payment touches the sale while ours is unsettled."""
-    sale = await (await scope.xseries()).get_sale(intent["sale_id"], fresh=True)
+    Only one can be ours: no other gateway payment touches the sale while ours is unsettled.
+    A sale that is gone has none."""
+    try:
+        sale = await (await scope.xseries()).get_sale(intent["sale_id"], fresh=True)
+    except UpstreamNotFound:
+        return None
     before = set(intent["payments_before"])
     amount = Decimal(intent["amount"])
     for payment in sale.payments:

@@ -73,6 +73,7 @@ async def recover_once(services: Services) -> Recovery:
     for record in died:
         due[(record.merchant_id, record.key)] = None
     report = Recovery()
+    await _follow_ups(services, report)
     for merchant_id, key in due:
         current = await store.get(merchant_id, key)
         if current is None or (current.completed and (merchant_id, key) not in left_in_store):
@@ -94,7 +95,7 @@ async def _recover(services: Services, record: KeyRecord, report: Recovery) -> N
         report.left_for_retry.append(label)
         return
     except GatewayError as failure:
-        if failure.transient:
+        if failure.transient or await _still_unfinished(services, record):
             report.still_failing.append(label)
             log.warning("still failing", work=label, reason=failure.message)
             await _back_of_queue(services, record)
@@ -105,6 +106,31 @@ async def _recover(services: Services, record: KeyRecord, report: Recovery) -> N
             return
         log.info("finished", work=label)
     report.finished.append(label)
+
+
+async def _follow_ups(services: Services, report: Recovery) -> None:
+    """Sales the gateway paid part of with loyalty, still open when last seen: rule 5 is
+    kept once the till closes them (services/pay_with_loyalty.py)."""
+    async with services.runtime.db.read() as session:
+        due = await writes.followed_up(session, pay_with_loyalty.FOLLOW_UP, datetime.now(UTC))
+    for write in due:
+        async with services.runtime.db.read() as session:
+            merchant = await get_merchant(session, write.merchant_id)
+        if merchant is None:
+            continue
+        label = f"rule 5 on {write.target}"
+        try:
+            await pay_with_loyalty.follow_up(services.scope(merchant), write)
+        except GatewayError as failure:
+            report.still_failing.append(label)
+            log.warning("still failing", work=label, reason=failure.message)
+
+
+async def _still_unfinished(services: Services, record: KeyRecord) -> bool:
+    """A redemption left unfinished is not settled, whatever its answer said."""
+    async with services.runtime.db.read() as session:
+        row = await redemptions.by_key(session, record.merchant_id, record.key)
+    return row is not None and not row.finished
 
 
 async def _back_of_queue(services: Services, record: KeyRecord) -> None:

@@ -19,6 +19,8 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
+import structlog
+
 from gateway.domain import ids
 from gateway.domain.errors import (
     AmountExceedsDue,
@@ -45,6 +47,8 @@ from gateway.services.redemption_records import Redemption, RedemptionRequest
 from gateway.services.rewards import get_reward
 from gateway.store.redemptions import RedemptionRecord, Status
 from gateway.store.writes import WriteStatus
+
+log = structlog.get_logger("gateway.redemption")
 
 KIND_PAYMENT = "kounta.payment"
 KIND_DISCOUNT = "kounta.discount"
@@ -80,7 +84,8 @@ async def _reserve(
     async with hold_balance(scope, request.member_id):
         member = await members.member(scope, request.member_id, fresh=True)
         members.check_enabled(member)
-        cost = cost_of(reward, request.quantity, member.customer.balance)
+        held = await records.held_top_ups(scope, request.member_id)
+        cost = cost_of(reward, request.quantity, member.customer.balance - held)
         if reward.kind is RewardKind.PAYMENT and cost.amount > order.owing:
             raise AmountExceedsDue.of(order.owing, cost.amount)
         if reward.kind is RewardKind.PERCENT_DISCOUNT and not order.lines:
@@ -104,7 +109,13 @@ async def _give_back(
         scope,
         record,
         reason,
-        lambda: records.credit(scope, record, record.points, "refund", f"{reward.title}: {reason}"),
+        lambda current: records.credit(
+            scope,
+            current,
+            current.points,
+            records.attempt_step("refund", current),
+            f"{reward.title}: {reason}",
+        ),
     )
 
 
@@ -137,19 +148,27 @@ async def _apply(
             if isinstance(refused, NotFound):
                 raise NotFound(message) from None
             raise ValidationError(message) from None
+    # It landed: whatever happens from here, the points stay taken.
     record = await records.move(scope, record, Status.COMPLETED)
-    return records.result(record, reward, _sale(scope, applied[0]), applied[1])
+    order, taken_off = applied
+    if reward.kind is RewardKind.PAYMENT:
+        try:
+            order = await _order(client, order.id, fresh=True)
+        except GatewayError:
+            log.info("order not read after the payment", redemption=record.id)
+    return records.result(record, reward, _sale(scope, order), taken_off)
 
 
 async def _write(
     scope: Scope, client: KountaClient, record: RedemptionRecord, reward: Reward
 ) -> tuple[Order, Decimal]:
-    """Apply the reward to the order (one journaled write): the order after, and what it
-    took off."""
+    """Apply the reward to the order: the checks, then one journaled write; the order as
+    known (after a discount; before a payment, which answers nothing but its place) and
+    what it took off."""
     order = await _order(client, record.target_id, fresh=True)
     if not order.is_open:
         raise _not_open(order)
-    target = writes.kounta_order(scope, order.id)
+    target = writes.kounta_order(scope, record.target_id)
     if reward.kind is RewardKind.PAYMENT:
         if record.amount > order.owing:
             raise AmountExceedsDue.of(order.owing, record.amount)
@@ -162,7 +181,7 @@ async def _write(
             intent={"order_id": order.id, "ref": record.id},
             write=lambda: client.add_payment(order.id, method_id, record.amount, ref=record.id),
         )
-        return await _order(client, order.id, fresh=True), record.amount
+        return order, record.amount
     before = order.total
     updated = await writes.send(
         scope,
@@ -180,8 +199,12 @@ async def _write(
 @writes.read_back(KIND_PAYMENT)
 @writes.read_back(KIND_DISCOUNT)
 async def _read_back(scope: Scope, intent: dict[str, Any]) -> dict[str, Any] | None:
-    """Whether our payment (by its ``ref``) or our discount (by its mark) is on the order."""
-    order = await _order(scope.kounta(), intent["order_id"], fresh=True)
+    """Whether our payment (by its ``ref``) or our discount (by its mark) is on the order.
+    An order that is gone has neither."""
+    try:
+        order = await _order(scope.kounta(), intent["order_id"], fresh=True)
+    except NotFound:
+        return None
     if "ref" in intent and any(payment.ref == intent["ref"] for payment in order.payments):
         return {"ref": intent["ref"]}
     if "mark" in intent and intent["mark"] in (order.notes or ""):

@@ -67,7 +67,8 @@ async def _reserve(scope: Scope, request: RedemptionRequest, reward: Reward) -> 
         raise ValidationError("the sale is not this customer's", field="saleId")
     member = await members.member(scope, request.member_id, fresh=True)
     members.check_enabled(member)
-    cost = cost_of(reward, request.quantity, member.customer.balance)
+    held = await records.held_top_ups(scope, request.member_id)
+    cost = cost_of(reward, request.quantity, member.customer.balance - held)
     if cost.amount > sale.amount_due:
         raise AmountExceedsDue.of(sale.amount_due, cost.amount)
     return await records.create(scope, request, cost.points, cost.amount)
@@ -106,7 +107,11 @@ async def _undo(
         scope,
         record,
         reason,
-        lambda: records.credit(
-            scope, record, record.points - record.amount, "undo", f"{reward.title}: {reason}"
+        lambda current: records.credit(
+            scope,
+            current,
+            current.points - current.amount,
+            records.attempt_step("undo", current),
+            f"{reward.title}: {reason}",
         ),
     )

@@ -17,7 +17,13 @@ from typing import Any
 import structlog
 from pydantic import TypeAdapter
 
-from gateway.domain.errors import GatewayError, InsufficientBalance, SaleNotOpen
+from gateway.domain.errors import (
+    GatewayError,
+    InsufficientBalance,
+    SaleNotOpen,
+    Unavailable,
+    ValidationError,
+)
 from gateway.domain.merchant import Pos
 from gateway.domain.rewards import Reward
 from gateway.domain.sales import Sale
@@ -129,15 +135,42 @@ async def compensate(
     scope: Scope,
     record: RedemptionRecord,
     reason: str,
-    give_back: Callable[[], Awaitable[None]],
+    give_back: Callable[[RedemptionRecord], Awaitable[None]],
 ) -> RedemptionRecord:
     """It will not apply: record COMPENSATING (the reason kept), give back what was taken
-    (idempotent; if it fails the worker repeats it), FAILED."""
+    (idempotent per try), FAILED. Until it succeeds the redemption stays COMPENSATING and
+    the worker repeats it; a try the POS refused (a balance spent at the till meanwhile) is
+    final there, so the next try is a new movement (``attempt_step``)."""
     if record.status is not Status.COMPENSATING:
         record = await move(scope, record, Status.COMPENSATING, error=reason)
-    await give_back()
+    try:
+        await give_back(record)
+    except (InsufficientBalance, ValidationError) as refused:
+        async with scope.runtime.db.transaction() as session:
+            await store.count_attempt(session, record)
+        log.warning("redemption not given back yet", redemption=record.id, reason=refused.message)
+        raise Unavailable(
+            f"what this redemption took could not be given back yet ({refused.message}); "
+            "it is tried again until it is"
+        ) from None
     log.info("redemption given back", redemption=record.id, reason=record.error)
     return await move(scope, record, Status.FAILED)
+
+
+def attempt_step(step: str, record: RedemptionRecord) -> str:
+    """The key step of a try at giving back: the first keeps the plain step."""
+    return step if record.attempts == 0 else f"{step}:{record.attempts}"
+
+
+async def held_top_ups(scope: Scope, member_id: str, *, except_key: str | None = None) -> Decimal:
+    """Points the member holds only because an X-Series redemption not finished yet topped
+    the balance up for its payment: they are not the member's to spend meanwhile."""
+    async with scope.runtime.db.read() as session:
+        held = await store.held_for(session, scope.merchant.id, member_id, Pos.XSERIES.value)
+    return sum(
+        (r.amount - r.points for r in held if r.amount > r.points and r.key != except_key),
+        Decimal(0),
+    )
 
 
 async def credit(scope: Scope, record: RedemptionRecord, points: Decimal, step: str,

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any, TypeVar
 
@@ -58,7 +58,8 @@ def kounta_order(scope: Scope, order_id: str) -> str:
     """The target (and lease) name of a Kounta order: one change to it at a time, so two
     rewards on one order cannot read the same lines and overwrite each other."""
     account = scope.merchant.account(Pos.KOUNTA)
-    return f"order:kounta:{account.base_url}:{account.account_id}:{order_id}"
+    canonical = str(int(order_id)) if order_id.isascii() and order_id.isdigit() else order_id
+    return f"order:kounta:{account.base_url}:{account.account_id}:{canonical}"
 
 
 def xseries_sale(scope: Scope, sale_id: str) -> str:
@@ -77,6 +78,25 @@ async def landed_amount(scope: Scope, target: str, kind: str) -> Decimal:
     async with scope.runtime.db.read() as session:
         landed = await store.landed_on(session, target, kind)
     return sum((Decimal(write.intent["amount"]) for write in landed), Decimal(0))
+
+
+async def follow_up(
+    scope: Scope, target: str, kind: str, what: str | None, *, after_s: float = 0
+) -> None:
+    """Mark what is left to do about the landed writes of ``kind`` to ``target`` (looked at
+    by the worker in ``after_s``), or clear it with None."""
+    at = datetime.now(UTC) + timedelta(seconds=after_s) if what else None
+    async with scope.runtime.db.transaction() as session:
+        await store.follow_up(session, target, kind, what, at)
+
+
+async def follow_up_attempt(scope: Scope, target: str, kind: str, what: str) -> int:
+    """How many tries at ``what`` were refused for ``target`` ("rule5:2" → 2)."""
+    async with scope.runtime.db.read() as session:
+        current = await store.follow_up_of(session, target, kind)
+    if current and current.startswith(f"{what}:") and current.rsplit(":", 1)[1].isdigit():
+        return int(current.rsplit(":", 1)[1])
+    return 0
 
 
 async def latest(scope: Scope, owner: str) -> WriteRecord | None:

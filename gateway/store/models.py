@@ -148,6 +148,7 @@ class PosWriteRow(Base):
     __table_args__ = (
         Index("ix_pos_writes_owner", "merchant_id", "owner"),
         Index("ix_pos_writes_status", "status", "sent_at"),
+        Index("ix_pos_writes_follow_up", "follow_up", "follow_up_at"),
         # At most one unsettled write per order or sale, whoever sends it.
         Index(
             "uq_pos_writes_pending_target",
@@ -170,6 +171,10 @@ class PosWriteRow(Base):
     outcome_json: Mapped[str | None] = mapped_column(Text, nullable=True)
     sent_at: Mapped[datetime] = mapped_column(UtcDateTime())
     settled_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+    # What is left to do once it landed, and when to look next (the worker): "rule5" for a
+    # loyalty payment on a sale that was still open (services/pay_with_loyalty.py).
+    follow_up: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    follow_up_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
 
 
 class LockRow(Base):
@@ -240,6 +245,9 @@ class RedemptionRow(Base):
     amount: Mapped[Decimal] = mapped_column(Points())
     status: Mapped[str] = mapped_column(String(16))
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # Refused tries at giving back (each next one is a new adjustment: a refused one is
+    # final at X-Series, and replaying it would answer its refusal again).
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     # What the redemption looked like in its request, to resume it exactly (JSON).
     request_json: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime())

@@ -50,6 +50,7 @@ class RedemptionRecord:
     error: str | None
     request: dict[str, Any]
     updated_at: datetime
+    attempts: int = 0
 
     @property
     def finished(self) -> bool:
@@ -72,6 +73,7 @@ def _record(row: RedemptionRow) -> RedemptionRecord:
         error=row.error,
         request=json.loads(row.request_json),
         updated_at=row.updated_at,
+        attempts=row.attempts or 0,
     )
 
 
@@ -139,6 +141,33 @@ async def move(
     row = await session.get(RedemptionRow, record.id, populate_existing=True)
     assert row is not None
     return _record(row)
+
+
+async def count_attempt(session: AsyncSession, record: RedemptionRecord) -> RedemptionRecord:
+    """One more refused try at giving back: the next one is a new adjustment."""
+    await session.execute(
+        update(RedemptionRow)
+        .where(RedemptionRow.id == record.id, RedemptionRow.attempts == record.attempts)
+        .values(attempts=record.attempts + 1, updated_at=datetime.now(UTC))
+    )
+    row = await session.get(RedemptionRow, record.id, populate_existing=True)
+    assert row is not None
+    return _record(row)
+
+
+async def held_for(
+    session: AsyncSession, merchant_id: str, member_id: str, target_pos: str
+) -> list[RedemptionRecord]:
+    """A member's unfinished redemptions at one POS (what they may still hold)."""
+    rows = await session.scalars(
+        select(RedemptionRow).where(
+            RedemptionRow.merchant_id == merchant_id,
+            RedemptionRow.member_id == member_id,
+            RedemptionRow.target_pos == target_pos,
+            RedemptionRow.status.in_(UNFINISHED),
+        )
+    )
+    return [_record(row) for row in rows]
 
 
 async def touch(session: AsyncSession, redemption_id: str) -> None:

@@ -143,6 +143,51 @@ async def landed_on(session: AsyncSession, target: str, kind: str) -> list[Write
     return [_record(row) for row in rows]
 
 
+async def follow_up(
+    session: AsyncSession, target: str, kind: str, what: str | None, at: datetime | None
+) -> None:
+    """Mark (or, with None, clear) what is left to do about the landed writes of ``kind``
+    to ``target``, and when to look next."""
+    await session.execute(
+        update(PosWriteRow)
+        .where(
+            PosWriteRow.target == target,
+            PosWriteRow.kind == kind,
+            PosWriteRow.status == WriteStatus.LANDED.value,
+        )
+        .values(follow_up=what, follow_up_at=at)
+    )
+
+
+async def follow_up_of(session: AsyncSession, target: str, kind: str) -> str | None:
+    value = await session.scalar(
+        select(PosWriteRow.follow_up).where(
+            PosWriteRow.target == target,
+            PosWriteRow.kind == kind,
+            PosWriteRow.follow_up.is_not(None),
+        )
+    )
+    return str(value) if value else None
+
+
+async def followed_up(session: AsyncSession, what: str, due: datetime) -> list[WriteRecord]:
+    """One landed write per target with ``what`` (or a later try at it, "what:n") left to
+    do, due by ``due``."""
+    rows = await session.scalars(
+        select(PosWriteRow)
+        .where(
+            (PosWriteRow.follow_up == what) | PosWriteRow.follow_up.startswith(f"{what}:"),
+            PosWriteRow.follow_up_at <= due,
+        )
+        .order_by(PosWriteRow.follow_up_at)
+        .limit(100)
+    )
+    by_target: dict[str, WriteRecord] = {}
+    for row in rows:
+        by_target.setdefault(row.target, _record(row))
+    return list(by_target.values())
+
+
 async def unsettled(session: AsyncSession, sent_before: datetime) -> list[WriteRecord]:
     rows = await session.scalars(
         select(PosWriteRow)

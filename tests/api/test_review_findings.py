@@ -22,7 +22,7 @@ from gateway.services import rewards
 from gateway.services.context import Services
 from gateway.services.recovery import recover_once
 from gateway.settings import Settings
-from gateway.store.models import RedemptionRow
+from gateway.store.models import PosWriteRow, RedemptionRow
 from tests.api.conftest import KOUNTA_COMPANY, Gateway, KountaPos, make_kounta_gateway, reward_url
 from tests.api.test_graphql_sales import CREATE, balance, give_points, line, pay
 from tests.api.test_kounta_adapters import JOHN_ORDER, john, kounta_order, xseries_balance
@@ -249,13 +249,14 @@ def close_at_the_till_with_cash(xseries: SandboxHandle, sale_id: str, cash: str)
 
 
 async def test_loyalty_paid_in_steps_earns_nothing_on_the_part_paid_with_loyalty(
-    shop: Gateway, xseries: SandboxHandle
+    shop: Gateway, xseries: SandboxHandle, windowed: Runtime
 ) -> None:
     """A sale of 100.00 whose lines earn 10.00 (1000 × 0.01). 99.53 of it is paid with
     loyalty in eight payWithLoyalty calls, each under half of what is left; the till takes
-    the last 0.47 in cash. Rule 5: the lines then earn 10.00 × 0.47/100 ≈ 0.00. But each
-    payment rescales the *already rounded* unit value (0.01 × 0.51 = 0.0051 → 0.01), so the
-    unit value never drops and the sale earns the full 10.00: points created."""
+    the last 0.47 in cash and closes it, crediting the lines' 10.00. Rule 5: the sale earns
+    10.00 × 0.47/100 ≈ 0.00. The lines are never rewritten (rounding would compound, and
+    they may be read-only); the worker, following the open sale up, takes back the part
+    paid with loyalty once the till has closed it."""
     give_points(xseries, JOHNNY, "188")  # 200 in all
     created = await create_sale(shop, JOHNNY, "big-sale", lines=[line(TSHIRT, "0.1", "0", "1000")])
     assert created["__typename"] == "CreateSaleSuccess"
@@ -267,11 +268,18 @@ async def test_loyalty_paid_in_steps_earns_nothing_on_the_part_paid_with_loyalty
     assert balance(xseries, JOHNNY) == Decimal("100.47")
 
     sale = xseries.get(f"/api/register_sales/{pos_id}")["register_sales"][0]
-    unit = Decimal(str(sale["register_sale_products"][0]["loyalty_value"]))
-    assert unit == Decimal("0.00"), f"rule 5 leaves 0.01 × 0.47/100 → 0.00 per unit, not {unit}"
+    assert Decimal(str(sale["register_sale_products"][0]["loyalty_value"])) == Decimal("0.01")
 
     close_at_the_till_with_cash(xseries, pos_id, "0.47")
-    assert balance(xseries, JOHNNY) == Decimal("100.47")  # earned ≈ 0 on 0.47 of cash
+    assert balance(xseries, JOHNNY) == Decimal("110.47")  # X-Series credits the lines' 10
+    await recover_once(Services(windowed))  # not yet due: looked at every few minutes
+    assert balance(xseries, JOHNNY) == Decimal("110.47")
+    async with windowed.db.transaction() as session:
+        await session.execute(update(PosWriteRow).values(follow_up_at=datetime.now(UTC)))
+    await recover_once(Services(windowed))
+    assert balance(xseries, JOHNNY) == Decimal("100.47")  # 0.47 of cash earns 0.00
+    await recover_once(Services(windowed))
+    assert balance(xseries, JOHNNY) == Decimal("100.47")  # once
 
 
 # --------------------------------------------------------------------------- finding 5
