@@ -218,7 +218,8 @@ async def _no_loyalty_on_loyalty_paid(scope: Scope, sale: RegisterSale) -> None:
             refused = isinstance(failed, InsufficientBalance | ValidationError)
             tries = attempt + 1 if refused else attempt
             again = f"{FOLLOW_UP}:{tries}" if tries else FOLLOW_UP
-            await writes.follow_up(scope, target, KIND, again, after_s=FOLLOW_UP_S if refused else 0)
+            wait = FOLLOW_UP_S if refused else 0
+            await writes.follow_up(scope, target, KIND, again, after_s=wait)
             raise
     await writes.follow_up(scope, target, KIND, None)  # closed and taken back, or voided
 
