@@ -20,9 +20,23 @@ class ValueSource(StrEnum):
     """Which rule gave a line its unit value (useful to explain a quote)."""
 
     NONE = "NONE"  # loyalty off for the account or the customer
-    GROUP_PRICE_BOOK = "GROUP_PRICE_BOOK"
-    GENERAL_PRICE_BOOK = "GENERAL_PRICE_BOOK"
+    GROUP_OUTLET_PRICE_BOOK = "GROUP_OUTLET_PRICE_BOOK"  # the customer's group, the sale's outlet
+    GROUP_PRICE_BOOK = "GROUP_PRICE_BOOK"  # the customer's group, all outlets
+    GENERAL_OUTLET_PRICE_BOOK = "GENERAL_OUTLET_PRICE_BOOK"  # all customers, the sale's outlet
+    GENERAL_PRICE_BOOK = "GENERAL_PRICE_BOOK"  # all customers, all outlets
     RATIO = "RATIO"
+
+
+# Which price-book entry gives a line its value, first to last; then price × ratio.
+# The customer's group before the outlet: Loyalty 101 keys price-book loyalty on the
+# customer group, so any entry for the group beats any general one, and the outlet only
+# chooses within each (docs/pos-contracts.md, "Price books").
+PRECEDENCE = (
+    ValueSource.GROUP_OUTLET_PRICE_BOOK,
+    ValueSource.GROUP_PRICE_BOOK,
+    ValueSource.GENERAL_OUTLET_PRICE_BOOK,
+    ValueSource.GENERAL_PRICE_BOOK,
+)
 
 
 @dataclass(frozen=True)
@@ -37,8 +51,10 @@ class PriceBookValue:
     valid_from: datetime | None = None
     valid_to: datetime | None = None
 
-    def applies(self, quantity: Decimal, at: datetime) -> bool:
-        if self.outlet_id:  # outlet-specific books need the sale's outlet; we never guess it
+    def applies(self, quantity: Decimal, at: datetime, outlet_id: str | None = None) -> bool:
+        """``outlet_id``: the sale's outlet; None when unknown, and then an outlet's own
+        entry never applies (we never guess the outlet)."""
+        if self.outlet_id and self.outlet_id != outlet_id:
             return False
         if self.valid_from and at < self.valid_from:
             return False
@@ -51,7 +67,8 @@ class PriceBookValue:
 
 @dataclass(frozen=True)
 class EarningRules:
-    """The account's and the customer's switches and the ratio (rules 1, 2 and 3c)."""
+    """The account's and the customer's switches and the ratio (rules 1, 2 and 3c), and
+    where and when the sale happens (which price-book entries apply)."""
 
     account_enabled: bool
     ratio: Decimal
@@ -60,6 +77,7 @@ class EarningRules:
     customer_enabled: bool
     customer_group_id: str | None
     at: datetime
+    outlet_id: str | None = None  # the register's outlet; None: unknown
 
     @property
     def earns(self) -> bool:
@@ -97,20 +115,35 @@ class Quote:
 
 
 def base_unit_value(line: LineToQuote, rules: EarningRules) -> tuple[Decimal, ValueSource]:
-    """Rule 3: the group's price-book value, else the general one, else price × ratio."""
+    """Rule 3: the first step of ``PRECEDENCE`` with an entry that applies and has a
+    non-zero value (the first such entry in X-Series' order), else price × ratio."""
     if not rules.earns:
         return ZERO, ValueSource.NONE
-    applicable = [e for e in line.price_book if e.applies(line.quantity, rules.at)]
-    if rules.customer_group_id and rules.customer_group_id != rules.general_group_id:
-        for entry in applicable:
-            if entry.customer_group_id == rules.customer_group_id and entry.loyalty_value:
-                return entry.loyalty_value, ValueSource.GROUP_PRICE_BOOK
-    for entry in applicable:
-        general = not entry.customer_group_id or entry.customer_group_id == rules.general_group_id
-        if general and entry.loyalty_value:
-            return entry.loyalty_value, ValueSource.GENERAL_PRICE_BOOK
+    found: dict[ValueSource, Decimal] = {}
+    for entry in line.price_book:
+        if not entry.loyalty_value or not entry.applies(line.quantity, rules.at, rules.outlet_id):
+            continue
+        step = _step(entry, rules)
+        if step is not None:
+            found.setdefault(step, entry.loyalty_value)
+    for step in PRECEDENCE:
+        if step in found:
+            return found[step], step
     unit_price = line.price + line.tax if rules.tax_inclusive else line.price
     return unit_price * rules.ratio, ValueSource.RATIO
+
+
+def _step(entry: PriceBookValue, rules: EarningRules) -> ValueSource | None:
+    """The precedence step of an entry that applies at the sale's outlet; None for another
+    group's entry."""
+    in_outlet = bool(entry.outlet_id)  # applies() let only the sale's own outlet through
+    if not entry.customer_group_id or entry.customer_group_id == rules.general_group_id:
+        return (
+            ValueSource.GENERAL_OUTLET_PRICE_BOOK if in_outlet else ValueSource.GENERAL_PRICE_BOOK
+        )
+    if entry.customer_group_id == rules.customer_group_id:
+        return ValueSource.GROUP_OUTLET_PRICE_BOOK if in_outlet else ValueSource.GROUP_PRICE_BOOK
+    return None
 
 
 def quote(lines: Sequence[LineToQuote], rules: EarningRules, loyalty_paid: Decimal = ZERO) -> Quote:

@@ -1,4 +1,5 @@
-"""X-Series reference data, cached per merchant: account config, payment types, products.
+"""X-Series reference data, cached per merchant: account config, payment types, registers,
+products.
 
 Cached because every quote and sale needs them and they change rarely; webhooks and TTLs
 keep them fresh. Balances are never cached here.
@@ -11,13 +12,14 @@ from collections.abc import Iterable
 
 from pydantic import TypeAdapter
 
-from gateway.domain.errors import LoyaltyDisabled, NotFound
+from gateway.domain.errors import LoyaltyDisabled, NotFound, ValidationError
 from gateway.pos.errors import UpstreamNotFound
-from gateway.pos.xseries.models import PaymentType, Product, RetailerConfig
+from gateway.pos.xseries.models import PaymentType, Product, Register, RetailerConfig
 from gateway.services.context import Scope
 
 CONFIG = TypeAdapter(RetailerConfig)
 PAYMENT_TYPES = TypeAdapter(list[PaymentType])
+REGISTERS = TypeAdapter(list[Register])
 PRODUCT = TypeAdapter(Product)
 
 
@@ -51,6 +53,37 @@ async def loyalty_payment_type(scope: Scope) -> PaymentType:
     raise LoyaltyDisabled("this store has no Loyalty payment type, so loyalty cannot be spent")
 
 
+async def register(scope: Scope, register_id: str) -> Register:
+    """The register by id (its ``outlet_id`` decides outlet price books); an unknown one is
+    VALIDATION naming ``registerId``. A miss in a cached list reads X-Series again once,
+    so a register added since it was cached is found."""
+    client = await scope.xseries()
+    read_now = False
+
+    async def load() -> list[Register]:
+        nonlocal read_now
+        read_now = True
+        return await client.list_registers()
+
+    for _ in range(2):
+        found = await scope.runtime.cache.get_or_load(
+            "xseries-registers",
+            scope.merchant.id,
+            load,
+            ttl=scope.runtime.settings.cache_ttl_catalog_s,
+            adapter=REGISTERS,
+        )
+        for known in found:
+            if known.id == register_id:
+                return known
+        if read_now:
+            break
+        await scope.runtime.cache.delete("xseries-registers", scope.merchant.id)
+    raise ValidationError(
+        f"registerId {register_id!r} is not a register of this store", field="registerId"
+    )
+
+
 async def products(scope: Scope, product_ids: Iterable[str]) -> dict[str, Product]:
     """The products by id; an unknown one is NOT_FOUND naming it."""
     client = await scope.xseries()
@@ -79,3 +112,4 @@ async def forget_product(scope: Scope, product_id: str) -> None:
 async def forget_account(scope: Scope) -> None:
     await scope.runtime.cache.delete("xseries-config", scope.merchant.id)
     await scope.runtime.cache.delete("xseries-payment-types", scope.merchant.id)
+    await scope.runtime.cache.delete("xseries-registers", scope.merchant.id)

@@ -230,7 +230,9 @@ async def _post(scope: Scope, owner: str, sale: SaleWrite) -> Sale:
 async def _sale_to_post(
     scope: Scope, checked: _CheckedSale, customer: Customer | None, source_id: str
 ) -> SaleWrite:
-    quoted = await quote_lines(scope, customer, checked.lines, checked.loyalty_payment)
+    quoted = await quote_lines(
+        scope, customer, checked.lines, checked.loyalty_payment, register_id=checked.register_id
+    )
     types = {t.id: t for t in await catalog.payment_types(scope)}
     now = scope.runtime.clock()
     payments: list[PaymentWrite] = []

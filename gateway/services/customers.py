@@ -45,7 +45,8 @@ def _limit(first: int) -> int:
 
 
 async def search_xseries(scope: Scope, keyword: str, first: int) -> list[Customer]:
-    """Keyword → X-Series search: the email when it looks like one, else names.
+    """Keyword → X-Series: an email is looked up exactly (0.9 ``/customers?email=``: the 2.0
+    search has no email field); anything else is a 2.0 search by name.
 
     One word is tried as a first name, a last name and a customer code at once; two or
     more as "first last". Results keep X-Series' order, each customer once.
@@ -53,16 +54,21 @@ async def search_xseries(scope: Scope, keyword: str, first: int) -> list[Custome
     client = await scope.xseries()
     limit = _limit(first)
     if EMAIL.match(keyword):
-        searches = [{"email": keyword}]
+        batches = [(await client.list_customers(email=keyword, page_size=limit)).items]
     else:
         words = keyword.split(" ")
         if len(words) == 1:
-            searches = [{"first_name": keyword}, {"last_name": keyword}, {"customer_code": keyword}]
+            searches = [
+                client.search_customers(first_name=keyword, page_size=limit),
+                client.search_customers(last_name=keyword, page_size=limit),
+                client.search_customers(customer_code=keyword, page_size=limit),
+            ]
         else:
-            searches = [{"first_name": words[0], "last_name": " ".join(words[1:])}]
-    batches = await asyncio.gather(
-        *(client.search_customers(filters, page_size=limit) for filters in searches)
-    )
+            rest = " ".join(words[1:])
+            searches = [
+                client.search_customers(first_name=words[0], last_name=rest, page_size=limit)
+            ]
+        batches = await asyncio.gather(*searches)
     seen: dict[str, Customer] = {}
     for batch in batches:
         for found in batch:

@@ -51,8 +51,15 @@ def optional_amount(value: Decimal | None, field: str) -> Decimal:
     return ZERO if value is None else parse_amount(value, field)
 
 
-async def earning_rules(scope: Scope, customer: Customer | None) -> EarningRules:
+async def earning_rules(
+    scope: Scope, customer: Customer | None, register_id: str | None = None
+) -> EarningRules:
+    """The rules for a sale by ``customer`` at ``register_id``; without a register the
+    outlet is unknown, and no outlet's own price-book entry applies."""
     config = await catalog.account_config(scope)
+    outlet_id = None
+    if register_id is not None:
+        outlet_id = (await catalog.register(scope, register_id)).outlet_id
     return EarningRules(
         account_enabled=config.enable_loyalty,
         ratio=config.loyalty_ratio,
@@ -61,6 +68,7 @@ async def earning_rules(scope: Scope, customer: Customer | None) -> EarningRules
         customer_enabled=bool(customer and customer.loyalty_enabled),
         customer_group_id=customer.group_id if customer else None,
         at=datetime.now(UTC),
+        outlet_id=outlet_id,
     )
 
 
@@ -80,9 +88,14 @@ def price_book(product: Product) -> tuple[PriceBookValue, ...]:
 
 
 async def quote_lines(
-    scope: Scope, customer: Customer | None, lines: Sequence[LineInput], loyalty_paid: Decimal
+    scope: Scope,
+    customer: Customer | None,
+    lines: Sequence[LineInput],
+    loyalty_paid: Decimal,
+    *,
+    register_id: str | None = None,
 ) -> Quote:
-    rules = await earning_rules(scope, customer)
+    rules = await earning_rules(scope, customer, register_id)
     products = await catalog.products(scope, (line.product_id for line in lines))
     to_quote = [
         LineToQuote(
@@ -103,11 +116,14 @@ async def quote_loyalty(
     customer_id: str | None,
     lines: Sequence[LineInput],
     loyalty_payment: Decimal | None,
+    register_id: str | None = None,
 ) -> Quote:
     checked = validate_lines(lines)
     loyalty_paid = optional_amount(loyalty_payment, "loyaltyPayment")
+    if register_id is not None and not register_id.strip():
+        raise ValidationError("registerId must not be empty; leave it out", field="registerId")
     customer = await get_customer(scope, customer_id) if customer_id else None
-    result = await quote_lines(scope, customer, checked, loyalty_paid)
+    result = await quote_lines(scope, customer, checked, loyalty_paid, register_id=register_id)
     if loyalty_paid > result.total:
         raise ValidationError(
             f"loyaltyPayment {loyalty_paid} is more than the sale's total {result.total}",

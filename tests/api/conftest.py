@@ -24,6 +24,7 @@ from gateway.services.context import Services
 from gateway.services.merchants import KountaCredentials, XSeriesCredentials, add_merchant
 from gateway.store.api_keys import create_api_key
 from tests.conftest import XSERIES_TOKEN
+from tests.demo_ids import GOLD_WATCH, MUG, VIP_GROUP
 from tests.support import SandboxHandle
 
 
@@ -77,6 +78,34 @@ def demo_fixtures(**config: Any) -> dict[str, Any]:
     data: dict[str, Any] = json.loads(DEMO_FIXTURES.read_text())
     data = copy.deepcopy(data)
     data["config"].update(config)
+    return data
+
+
+AIRPORT_OUTLET = "0adfd74a-153e-11e9-fa42-67b5781c0110"
+AIRPORT_REGISTER = "0adfd74a-153e-11e9-fa42-67b5781c0011"
+AIRPORT_BOOK = "0adfd74a-153e-11e9-fa42-67b5781c0402"
+
+
+def two_outlets(**config: Any) -> dict[str, Any]:
+    """The demo data with a second outlet, "Airport", and its register; its price book
+    gives the mug 3 for everybody and the gold watch 500 for VIPs there."""
+    data = demo_fixtures(**config)
+    main = data["registers"][0]
+    data["registers"].append(
+        {**main, "id": AIRPORT_REGISTER, "name": "Airport", "outlet_id": AIRPORT_OUTLET}
+    )
+    airport = {"price_book_id": AIRPORT_BOOK, "price_book_name": "Airport", "type": "",
+               "outlet_id": AIRPORT_OUTLET, "outlet_name": "Airport"}  # fmt: skip
+    vip = {"customer_group_id": VIP_GROUP, "customer_group_name": "VIP"}
+    for product_id, entry_id, value, group in (
+        (MUG, "0adfd74a-153e-11e9-fa42-67b5781c0601", 3, {}),
+        (GOLD_WATCH, "0adfd74a-153e-11e9-fa42-67b5781c0602", 500, vip),
+    ):
+        product = next(p for p in data["products"] if p["id"] == product_id)
+        base = product["price_book_entries"][0]  # the general book's entry
+        product["price_book_entries"].append(
+            {**base, **airport, **group, "id": entry_id, "loyalty_value": value}
+        )
     return data
 
 

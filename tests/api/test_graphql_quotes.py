@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import uuid
 from decimal import Decimal
 from typing import Any
 
 import pytest
 
 from gateway.domain.ids import Kind
-from tests.api.conftest import Gateway, demo_fixtures
-from tests.demo_ids import GOLD_WATCH, GST, JOHNNY, MUG, PEPPER, TONY, TSHIRT
+from tests.api.conftest import AIRPORT_REGISTER, Gateway, demo_fixtures, two_outlets
+from tests.demo_ids import GOLD_WATCH, GST, JOHNNY, MUG, PEPPER, REGISTER, TONY, TSHIRT
 from tests.support import SandboxHandle
 
 QUOTE = """
@@ -26,13 +27,19 @@ def line(product: str, price: str, tax: str, quantity: str = "1") -> dict[str, A
 
 
 async def quote(
-    gateway: Gateway, customer: str | None, lines: list[dict[str, Any]], paid: str | None = None
+    gateway: Gateway,
+    customer: str | None,
+    lines: list[dict[str, Any]],
+    paid: str | None = None,
+    register: str | None = None,
 ) -> dict[str, Any]:
     variables: dict[str, Any] = {"input": {"lines": lines}}
     if customer:
         variables["input"]["customerId"] = gateway.id(Kind.CUSTOMER, customer)
     if paid:
         variables["input"]["loyaltyPayment"] = paid
+    if register:
+        variables["input"]["registerId"] = register
     result: dict[str, Any] = (await gateway.data(QUOTE, variables))["loyaltyQuote"]
     return result
 
@@ -58,6 +65,53 @@ async def test_group_price_book_value_333_wins_then_the_general_one(gateway: Gat
     assert vip["lines"][0]["unitLoyaltyValue"] == "333.00"
     regular = await quote(gateway, JOHNNY, watch)
     assert regular["lines"][0]["unitLoyaltyValue"] == "7.00"
+
+
+async def test_a_quote_for_a_register_in_an_outlet_with_its_own_price_book_entry_uses_that_entry(
+    gateway: Gateway, xseries: SandboxHandle
+) -> None:
+    xseries.reset(two_outlets())
+    mug, watch = [line(MUG, "12", "1.8")], [line(GOLD_WATCH, "1000", "150")]
+    at_airport = await quote(gateway, JOHNNY, mug, register=AIRPORT_REGISTER)
+    assert at_airport["lines"][0]["unitLoyaltyValue"] == "3.00"  # the airport's entry
+    at_main = await quote(gateway, JOHNNY, mug, register=REGISTER)
+    assert at_main["lines"][0]["unitLoyaltyValue"] == "1.20"  # no entry there: the ratio
+    nowhere = await quote(gateway, JOHNNY, mug)
+    assert nowhere["lines"][0]["unitLoyaltyValue"] == "1.20"  # no register: no outlet's entry
+    vip_at_airport = await quote(gateway, TONY, watch, register=AIRPORT_REGISTER)
+    assert vip_at_airport["lines"][0]["unitLoyaltyValue"] == "500.00"  # VIP at that outlet
+    vip_at_main = await quote(gateway, TONY, watch, register=REGISTER)
+    assert vip_at_main["lines"][0]["unitLoyaltyValue"] == "333.00"  # VIP, all outlets
+    regular_at_airport = await quote(gateway, JOHNNY, watch, register=AIRPORT_REGISTER)
+    assert regular_at_airport["lines"][0]["unitLoyaltyValue"] == "7.00"  # the VIPs' only
+
+
+async def test_a_quote_for_an_unknown_register_is_a_validation_error_naming_it(
+    gateway: Gateway, xseries: SandboxHandle
+) -> None:
+    for register in (str(uuid.uuid4()), " ", "\u0000"):
+        response = await gateway.post(
+            QUOTE, {"input": {"lines": [line(TSHIRT, "20", "3")], "registerId": register}}
+        )
+        assert response.json()["errors"][0]["extensions"] == {
+            "code": "VALIDATION",
+            "field": "registerId",
+        }
+    assert xseries.count("GET /api/registers") == 1  # read once, fresh: not read twice
+
+
+async def test_a_register_added_since_the_registers_were_cached_is_found(
+    gateway: Gateway, xseries: SandboxHandle
+) -> None:
+    tshirt, mug = [line(TSHIRT, "20", "3")], [line(MUG, "12", "1.8")]
+    assert (await quote(gateway, JOHNNY, tshirt, register=REGISTER))["loyaltyEarned"] == "2.00"
+    # The registers are cached without the airport's; the sandbox's stats restart.
+    xseries.reset(two_outlets())
+    result = await quote(gateway, JOHNNY, mug, register=AIRPORT_REGISTER)
+    assert result["loyaltyEarned"] == "3.00"
+    assert xseries.count("GET /api/registers") == 1  # read again once, then cached
+    await quote(gateway, JOHNNY, mug, register=AIRPORT_REGISTER)
+    assert xseries.count("GET /api/registers") == 1
 
 
 async def test_quantity_multiplies(gateway: Gateway) -> None:

@@ -49,6 +49,23 @@ async def test_search_by_email_name_and_full_name(gateway: Gateway) -> None:
     assert len(await search(gateway, "j", first=1)) == 1
 
 
+async def test_an_email_is_looked_up_on_0_9_customers_and_names_on_the_2_0_search(
+    gateway: Gateway, xseries: SandboxHandle
+) -> None:
+    """The 2.0 search documents no email field; 0.9 /customers?email= (exact) does."""
+    by_email = await search(gateway, "johnny@bravo.example")
+    assert [c["posId"] for c in by_email] == [JOHNNY]
+    assert xseries.count("GET /api/customers") == 1
+    assert xseries.count("GET /api/2.0/search") == 0
+    assert await search(gateway, "johnny@bravo.exampl") == []  # exact, not a prefix
+    assert [c["posId"] for c in await search(gateway, "Bravo")] == [JOHNNY]
+    assert [c["posId"] for c in await search(gateway, "Johnny Bravo")] == [JOHNNY]
+    assert xseries.count("GET /api/customers") == 2
+    assert xseries.count("GET /api/2.0/search") == 4  # first, last name, code; then both names
+    responses = xseries.stats()["responses"]
+    assert not [r for r in responses if not r.endswith(" 200")], responses
+
+
 async def test_empty_search_is_a_validation_error(gateway: Gateway) -> None:
     response = await gateway.post('{ customers(search: "   ") { id } }')
     assert response.json()["errors"][0]["extensions"]["code"] == "VALIDATION"

@@ -117,13 +117,15 @@ async def test_customers_by_id_code_and_email(xseries_client: XSeriesClient) -> 
     assert pepper.enable_loyalty is False
 
 
-async def test_search_customers_by_name_and_email(xseries_client: XSeriesClient) -> None:
-    found = await xseries_client.search_customers({"last_name": "stark"})
+async def test_search_customers_by_the_documented_fields(xseries_client: XSeriesClient) -> None:
+    found = await xseries_client.search_customers(last_name="stark")
     assert [c.id for c in found] == [TONY]
     assert found[0].loyalty_balance == Decimal("50")
-    by_email = await xseries_client.search_customers({"email": "johnny@bravo.example"})
-    assert [c.id for c in by_email] == [JOHNNY]
-    assert await xseries_client.search_customers({"first_name": "nobody"}) == []
+    by_code = await xseries_client.search_customers(customer_code="JBRAVO")
+    assert [c.id for c in by_code] == [JOHNNY]
+    by_company = await xseries_client.search_customers(company_name="stark", first_name="to")
+    assert [c.id for c in by_company] == [TONY]
+    assert await xseries_client.search_customers(first_name="nobody") == []
 
 
 async def test_payment_types_registers_users(xseries_client: XSeriesClient) -> None:

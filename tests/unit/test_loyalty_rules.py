@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import random
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gateway.domain.loyalty import (
+    PRECEDENCE,
     EarningRules,
     LineToQuote,
     PriceBookValue,
@@ -87,6 +90,127 @@ def test_entries_outside_their_window_or_units_do_not_apply() -> None:
     assert result.lines[0].source is ValueSource.RATIO
     bought_ten = quote([line("20", "3", quantity="10", book=(bulk,))], rules())
     assert bought_ten.lines[0].unit_loyalty_value == Decimal("5")
+
+
+# --------------------------------------------------------------------------- outlets
+#
+# Precedence (docs/pos-contracts.md, "Price books"): (a) the customer's group at the sale's
+# outlet, (b) the group at all outlets, (c) all customers at the outlet, (d) all customers
+# at all outlets, (e) price × ratio. Each step below is the first left in its book.
+
+SHOP = "outlet-shop"
+AIRPORT = "outlet-airport"
+GROUP_AT_SHOP = PriceBookValue(VIP, Decimal("40"), outlet_id=SHOP)
+GROUP_EVERYWHERE = PriceBookValue(VIP, Decimal("30"))
+GENERAL_AT_SHOP = PriceBookValue(GENERAL, Decimal("20"), outlet_id=SHOP)
+GENERAL_EVERYWHERE = PriceBookValue(GENERAL, Decimal("10"))
+FULL_BOOK = (GENERAL_EVERYWHERE, GENERAL_AT_SHOP, GROUP_EVERYWHERE, GROUP_AT_SHOP)
+
+
+def at_outlet(
+    book: tuple[PriceBookValue, ...], group: str = VIP, outlet: str | None = SHOP
+) -> tuple[Decimal, ValueSource]:
+    result = quote([line("20", "3", book=book)], rules(customer_group_id=group, outlet_id=outlet))
+    return result.lines[0].unit_loyalty_value, result.lines[0].source
+
+
+@pytest.mark.parametrize(
+    ("book", "group", "outlet", "expected"),
+    [
+        # (a) the group's entry for the register's outlet beats everything
+        (FULL_BOOK, VIP, SHOP, ("40", ValueSource.GROUP_OUTLET_PRICE_BOOK)),
+        # (b) the group's entry for all outlets, when the outlet has none for the group...
+        (FULL_BOOK, VIP, AIRPORT, ("30", ValueSource.GROUP_PRICE_BOOK)),
+        # ...and it beats the general entry for the outlet: (b) before (c)
+        (FULL_BOOK[:3], VIP, SHOP, ("30", ValueSource.GROUP_PRICE_BOOK)),
+        # (c) all customers at the outlet: a customer of no special group...
+        (FULL_BOOK, GENERAL, SHOP, ("20", ValueSource.GENERAL_OUTLET_PRICE_BOOK)),
+        # ...or one whose group has no entry
+        (FULL_BOOK[:2], VIP, SHOP, ("20", ValueSource.GENERAL_OUTLET_PRICE_BOOK)),
+        # (d) all customers, all outlets: another outlet, or an outlet we do not know
+        (FULL_BOOK, GENERAL, AIRPORT, ("10", ValueSource.GENERAL_PRICE_BOOK)),
+        (FULL_BOOK, GENERAL, None, ("10", ValueSource.GENERAL_PRICE_BOOK)),
+        (FULL_BOOK[:2], VIP, None, ("10", ValueSource.GENERAL_PRICE_BOOK)),
+        # without an outlet, an outlet's own entry never applies, even the group's
+        ((GROUP_AT_SHOP,), VIP, None, ("2.00", ValueSource.RATIO)),
+        # (e) the ratio: only other outlets' entries
+        ((GROUP_AT_SHOP, GENERAL_AT_SHOP), VIP, AIRPORT, ("2.00", ValueSource.RATIO)),
+    ],
+)
+def test_price_book_precedence_by_group_then_outlet(
+    book: tuple[PriceBookValue, ...],
+    group: str,
+    outlet: str | None,
+    expected: tuple[str, ValueSource],
+) -> None:
+    value, source = at_outlet(book, group, outlet)
+    assert (value, source) == (Decimal(expected[0]), expected[1])
+
+
+def test_an_outlet_entry_outside_its_dates_gives_way_to_the_next_step() -> None:
+    expired = PriceBookValue(VIP, Decimal("40"), outlet_id=SHOP, valid_to=NOW - timedelta(days=1))
+    future = PriceBookValue(
+        GENERAL, Decimal("20"), outlet_id=SHOP, valid_from=NOW + timedelta(days=1)
+    )
+    current = PriceBookValue(
+        GENERAL, Decimal("25"), outlet_id=SHOP, valid_from=NOW - timedelta(days=1), valid_to=NOW
+    )
+    assert at_outlet((expired, GROUP_EVERYWHERE)) == (Decimal("30"), ValueSource.GROUP_PRICE_BOOK)
+    assert at_outlet((expired, future, GENERAL_EVERYWHERE), group=VIP) == (
+        Decimal("10"),
+        ValueSource.GENERAL_PRICE_BOOK,
+    )
+    assert at_outlet((future, current, GENERAL_EVERYWHERE), group=GENERAL) == (
+        Decimal("25"),
+        ValueSource.GENERAL_OUTLET_PRICE_BOOK,
+    )
+
+
+def test_a_zero_outlet_entry_falls_through_like_any_zero_entry() -> None:
+    zero = PriceBookValue(VIP, Decimal("0"), outlet_id=SHOP)
+    assert at_outlet((zero, GENERAL_AT_SHOP)) == (
+        Decimal("20"),
+        ValueSource.GENERAL_OUTLET_PRICE_BOOK,
+    )
+
+
+STEP_ENTRIES = {
+    ValueSource.GROUP_OUTLET_PRICE_BOOK: GROUP_AT_SHOP,
+    ValueSource.GROUP_PRICE_BOOK: GROUP_EVERYWHERE,
+    ValueSource.GENERAL_OUTLET_PRICE_BOOK: GENERAL_AT_SHOP,
+    ValueSource.GENERAL_PRICE_BOOK: GENERAL_EVERYWHERE,
+}
+NOISE = (
+    PriceBookValue(VIP, Decimal("91"), outlet_id=AIRPORT),  # another outlet
+    PriceBookValue(GENERAL, Decimal("92"), outlet_id=AIRPORT),
+    PriceBookValue("staff", Decimal("93")),  # another group
+    PriceBookValue("staff", Decimal("94"), outlet_id=SHOP),
+    PriceBookValue(VIP, Decimal("95"), outlet_id=SHOP, valid_to=NOW - timedelta(seconds=1)),
+    PriceBookValue(VIP, Decimal("96"), valid_from=NOW + timedelta(seconds=1)),
+    PriceBookValue(VIP, Decimal("0"), outlet_id=SHOP),  # zero: no override
+    PriceBookValue(GENERAL, None, outlet_id=SHOP),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    steps=st.sets(st.sampled_from(PRECEDENCE)),
+    noise=st.lists(st.sampled_from(NOISE), max_size=6),
+    order=st.randoms(use_true_random=False),
+)
+def test_the_first_step_present_decides_whatever_the_order_of_entries(
+    steps: set[ValueSource], noise: list[PriceBookValue], order: random.Random
+) -> None:
+    """Entries for other outlets or groups, outside their dates or worth zero never decide;
+    among the rest, the earliest step of the precedence wins, wherever it is in the book."""
+    book = [STEP_ENTRIES[step] for step in steps] + noise
+    order.shuffle(book)
+    value, source = at_outlet(tuple(book))
+    first = next((step for step in PRECEDENCE if step in steps), None)
+    if first is None:
+        assert (value, source) == (Decimal("2.00"), ValueSource.RATIO)
+    else:
+        assert (value, source) == (STEP_ENTRIES[first].loyalty_value, first)
 
 
 def test_quantity_multiplies_the_unit_value() -> None:

@@ -53,6 +53,16 @@ class LoyaltyQuoteInput:
     loyalty_payment: Decimal | None = strawberry.field(
         default=None, description="The part to be paid with loyalty: it earns nothing."
     )
+    register_id: strawberry.ID | None = strawberry.field(
+        default=None,
+        description=(
+            "The X-Series register the sale is rung up at: its outlet's own price-book "
+            "entries then apply. Without it, only entries for all outlets do."
+        ),
+    )
+
+    def register_to_service(self) -> str | None:
+        return None if self.register_id is None else check_text(str(self.register_id), "registerId")
 
 
 @strawberry.input

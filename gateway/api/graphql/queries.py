@@ -83,6 +83,7 @@ class Query:
                 customer_id=str(input.customer_id) if input.customer_id else None,
                 lines=lines_to_service(input.lines),
                 loyalty_payment=input.loyalty_payment,
+                register_id=input.register_to_service(),
             )
         except GatewayError as error:
             raise top_level(error) from None

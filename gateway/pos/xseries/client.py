@@ -116,6 +116,7 @@ class XSeriesClient:
         page: int = 1,
         page_size: int = MAX_PAGE_SIZE,
     ) -> Page[Customer]:
+        """0.9 customers, by one of ``id``, ``code`` or ``email`` (each an exact match)."""
         filters = {k: v for k, v in {"id": id, "code": code, "email": email}.items() if v}
         return await self._page("/api/customers", "customers", Customer, page, page_size, filters)
 
@@ -137,9 +138,23 @@ class XSeriesClient:
         return parse(Customer, field(response.data, "customer", POS), POS)
 
     async def search_customers(
-        self, filters: Mapping[str, str], *, offset: int = 0, page_size: int = 50
+        self,
+        *,
+        first_name: str | None = None,
+        last_name: str | None = None,
+        customer_code: str | None = None,
+        company_name: str | None = None,
+        offset: int = 0,
+        page_size: int = 50,
     ) -> list[Customer]:
-        """2.0 search: ``email``, ``first_name``, ``last_name``, ``customer_code`` ..."""
+        """2.0 search, by the only customer fields it documents: no email (``list_customers``
+        looks an email up)."""
+        filters = {
+            "first_name": first_name,
+            "last_name": last_name,
+            "customer_code": customer_code,
+            "company_name": company_name,
+        }
         params: dict[str, str | int] = {"type": "customers", "offset": offset}
         params["page_size"] = min(page_size, SEARCH_PAGE_SIZE)
         params.update({k: v for k, v in filters.items() if v})
