@@ -162,6 +162,34 @@ def test_sandbox_command_explains_bad_fixtures(tmp_path: Path) -> None:
     assert "broken.json" in out and "Traceback" not in out
 
 
+def test_sandbox_command_restricts_its_tokens_to_the_scopes_given() -> None:
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "gateway.cli", "sandbox", "xseries", "--port", str(port),
+         "--token", "t0k", "--scopes", "retailer:read customers:read"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    try:
+        assert process.stdout is not None
+        assert process.stdout.readline().strip().startswith("X-Series sandbox on")
+        headers = {"Authorization": "Bearer t0k"}
+        base = f"http://127.0.0.1:{port}"
+        assert httpx.get(f"{base}/api/config", headers=headers).status_code == 200
+        assert httpx.get(f"{base}/api/customers", headers=headers).status_code == 200
+        sales = httpx.get(f"{base}/api/register_sales", headers=headers)
+        assert (sales.status_code, sales.json()) == (403, {"error": "permission denied"})
+        assert httpx.get(f"{base}/api/config").status_code == 401
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+def test_sandbox_command_explains_unknown_scopes() -> None:
+    code, out = gateway("sandbox", "xseries", "--scopes", "customers:read loyalty:write")
+    assert code == 1
+    assert "--scopes: unknown scopes: loyalty:write" in out and "Traceback" not in out
+
+
 def test_kounta_merchant_rewards_and_the_urls_to_paste(
     env: Path, xseries: SandboxHandle, kounta: SandboxHandle, monkeypatch: pytest.MonkeyPatch
 ) -> None:
