@@ -320,6 +320,7 @@ def merchants_add(
             points_label=points_label,
             loyalty_ratio=ratio,
             verify=verify,
+            warn=lambda message: typer.echo(f"warning: {message}", err=True),
         )
 
     merchant = _run(work)
