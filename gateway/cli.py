@@ -103,11 +103,24 @@ def sandbox_xseries(
     token: Annotated[
         str | None, typer.Option(help="The only bearer token accepted (default: any).")
     ] = None,
+    scopes: Annotated[
+        str | None,
+        typer.Option(
+            help='What its tokens may do, space-separated, e.g. "customers:read sales:read" '
+            "(default: all; a route without its scope answers 403)."
+        ),
+    ] = None,
 ) -> None:
     """Lightspeed Retail X-Series (0.9 API, 2.0 search, 2026-07 loyalty adjustments)."""
     from gateway.sandbox import xseries
 
-    _run_sandbox(xseries, "X-Series", "/api", host, port, fixtures, token, latency_ms)
+    try:
+        granted = xseries.parse_scopes(scopes)
+    except ValueError as exc:
+        fail(f"--scopes: {exc}")
+    _run_sandbox(
+        xseries, "X-Series", "/api", host, port, fixtures, token, latency_ms, scopes=granted
+    )
 
 
 @sandbox_app.command("kounta")
@@ -135,13 +148,15 @@ def _run_sandbox(
     fixtures: Path | None,
     token: str | None,
     latency_ms: int,
+    **options: Any,
 ) -> None:
-    """Load the fixtures (a bad file is a clear error), serve, announce once listening."""
+    """Load the fixtures (a bad file is a clear error), serve, announce once listening.
+    ``options``: what only this sandbox's ``create_app`` takes (X-Series' scopes)."""
     try:
         data = module.load_fixtures(fixtures) if fixtures else None
     except module.FixtureError as exc:
         fail(str(exc))
-    sandbox = module.create_app(data, token=token, latency_ms=latency_ms)
+    sandbox = module.create_app(data, token=token, latency_ms=latency_ms, **options)
 
     class Server(uvicorn.Server):
         async def startup(self, sockets: list[socket.socket] | None = None) -> None:
@@ -305,6 +320,7 @@ def merchants_add(
             points_label=points_label,
             loyalty_ratio=ratio,
             verify=verify,
+            warn=lambda message: typer.echo(f"warning: {message}", err=True),
         )
 
     merchant = _run(work)

@@ -14,13 +14,14 @@ from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from gateway.pos.http import HttpLayer, HttpPolicy
 from gateway.pos.xseries import XSeriesClient
-from gateway.runtime import Runtime
+from gateway.runtime import Runtime, utc_now
 from gateway.sandbox import kounta as kounta_sandbox
 from gateway.sandbox import xseries as xseries_sandbox
 from gateway.settings import Environment, Settings
@@ -186,9 +187,14 @@ def settings(backend: Backend, tmp_path: Path) -> Settings:
     )
 
 
-async def fresh_runtime(settings: Settings, clock: ManualClock | None = None) -> Runtime:
-    """The gateway's resources on a clean, migrated store and an empty cache."""
-    runtime = Runtime(settings, clock=clock) if clock else Runtime(settings)
+async def fresh_runtime(
+    settings: Settings,
+    clock: ManualClock | None = None,
+    transport: httpx.AsyncBaseTransport | None = None,
+) -> Runtime:
+    """The gateway's resources on a clean, migrated store and an empty cache; ``transport``
+    stands in for the network (an answer no sandbox gives)."""
+    runtime = Runtime(settings, clock=clock or utc_now, transport=transport)
     if runtime.db.dialect == "postgresql":
         async with runtime.db.engine.begin() as connection:
             tables = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)

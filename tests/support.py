@@ -79,11 +79,19 @@ class SandboxHandle:
     def clear_faults(self) -> None:
         self._http.delete("/_sandbox/faults").raise_for_status()
 
+    def scopes(self, scopes: str) -> None:
+        """What the X-Series sandbox's tokens may do, space-separated, until its next reset."""
+        self._http.post("/_sandbox/scopes", json={"scopes": scopes}).raise_for_status()
+
     def stats(self) -> dict[str, Any]:
         response = self._http.get("/_sandbox/stats")
         response.raise_for_status()
         data: dict[str, Any] = response.json()
         return data
+
+    def clear_stats(self) -> None:
+        """Count from here on (the state is kept)."""
+        self._http.delete("/_sandbox/stats").raise_for_status()
 
     def count(self, route: str) -> int:
         """Requests that reached the sandbox for ``"METHOD /route/template"``."""

@@ -99,6 +99,54 @@ def test_bad_credentials_are_refused_with_a_clear_message(
     assert "Nope" not in gateway("merchants", "list")[1]
 
 
+NO_LOYALTY_WRITE = (
+    "retailer:read customers:read customers:write products:read payment_types:read "
+    "sales:read sales:write webhooks"
+)
+ADJUSTMENTS = "POST /api/2026-07/loyalty/adjustments/bulk"
+
+
+def test_adding_a_merchant_warns_when_its_xseries_token_cannot_write_loyalty(
+    env: Path, xseries: SandboxHandle
+) -> None:
+    gateway("migrate")
+    xseries.scopes(NO_LOYALTY_WRITE)
+    xseries.clear_stats()
+    result = runner.invoke(app, [
+        "merchants", "add", "--name", "No Loyalty", "--xseries-url", xseries.url,
+        "--xseries-token", XSERIES_TOKEN,
+    ])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "added merchant No Loyalty" in result.stdout and "warning" not in result.stdout
+    assert result.stderr.startswith(
+        "warning: the X-Series token cannot write loyalty (scope loyalty.transaction.write): "
+        "reconnect the store with that permission"
+    )
+    assert "No Loyalty" in gateway("merchants", "list")[1]  # added all the same
+    # Asked once, refused before anything was read: no points moved to find out.
+    assert xseries.stats()["responses"][f"{ADJUSTMENTS} 403"] == 1
+    assert xseries.count(ADJUSTMENTS) == 1
+    customers = xseries.get("/api/customers")["customers"]
+    assert [c["loyalty_balance"] for c in customers] == [
+        "50.00000", "12.00000", "0.00000", "120.00000"
+    ]  # fmt: skip
+
+
+def test_a_token_that_can_write_loyalty_adds_the_merchant_without_a_warning(
+    env: Path, xseries: SandboxHandle
+) -> None:
+    gateway("migrate")
+    xseries.clear_stats()
+    result = runner.invoke(app, [
+        "merchants", "add", "--name", "Loyal", "--xseries-url", xseries.url,
+        "--xseries-token", XSERIES_TOKEN,
+    ])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "warning" not in result.stderr
+    # The probe: an empty adjustments list, refused by validation, so nothing was applied.
+    assert xseries.stats()["responses"][f"{ADJUSTMENTS} 400"] == 1
+
+
 def test_duplicate_merchant_and_unknown_names(env: Path, xseries: SandboxHandle) -> None:
     gateway("migrate")
     args = ["--xseries-url", xseries.url, "--xseries-token", XSERIES_TOKEN]
@@ -160,6 +208,34 @@ def test_sandbox_command_explains_bad_fixtures(tmp_path: Path) -> None:
     code, out = gateway("sandbox", "xseries", "--fixtures", str(broken))
     assert code == 1
     assert "broken.json" in out and "Traceback" not in out
+
+
+def test_sandbox_command_restricts_its_tokens_to_the_scopes_given() -> None:
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "gateway.cli", "sandbox", "xseries", "--port", str(port),
+         "--token", "t0k", "--scopes", "retailer:read customers:read"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    try:
+        assert process.stdout is not None
+        assert process.stdout.readline().strip().startswith("X-Series sandbox on")
+        headers = {"Authorization": "Bearer t0k"}
+        base = f"http://127.0.0.1:{port}"
+        assert httpx.get(f"{base}/api/config", headers=headers).status_code == 200
+        assert httpx.get(f"{base}/api/customers", headers=headers).status_code == 200
+        sales = httpx.get(f"{base}/api/register_sales", headers=headers)
+        assert (sales.status_code, sales.json()) == (403, {"error": "permission denied"})
+        assert httpx.get(f"{base}/api/config").status_code == 401
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+def test_sandbox_command_explains_unknown_scopes() -> None:
+    code, out = gateway("sandbox", "xseries", "--scopes", "customers:read loyalty:write")
+    assert code == 1
+    assert "--scopes: unknown scopes: loyalty:write" in out and "Traceback" not in out
 
 
 def test_kounta_merchant_rewards_and_the_urls_to_paste(

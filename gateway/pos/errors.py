@@ -6,11 +6,15 @@ services do not handle still reaches the caller with the right code::
     UpstreamError                         a POS call without a usable answer (pos, status)
     ├── UpstreamNotFound        NotFound
     ├── UpstreamRejected        ValidationError   400/409/422: retrying cannot help
+    │   └── SessionConflict                       409 from X-Series' loyalty adjustments: a
+    │                                             session id reused with other items (ours)
+    ├── UpstreamForbidden       Unauthorized      403: the token lacks a permission; the
+    │                                             merchant must reconnect, retrying cannot help
     ├── UpstreamRateLimited     RateLimited       429, refused before anything was done
     ├── UpstreamUnavailable     Unavailable       5xx, timeouts, refused connections, open
     │   │                                         circuit: nothing was written
     │   ├── UpstreamShapeError                    a 2xx body we cannot read
-    │   └── UpstreamAuthError                     401/403 on the merchant's credentials
+    │   └── UpstreamAuthError                     401 on the merchant's credentials
     └── UpstreamOutcomeUnknown  OutcomePending    a write was sent and its answer lost:
                                                   it may land, even later
 """
@@ -22,6 +26,7 @@ from gateway.domain.errors import (
     NotFound,
     OutcomePending,
     RateLimited,
+    Unauthorized,
     Unavailable,
     ValidationError,
     whole_seconds,
@@ -56,6 +61,18 @@ class UpstreamRejected(UpstreamError, ValidationError):
     """The POS refused the request as invalid (400, 409, 422): retrying cannot help."""
 
 
+class SessionConflict(UpstreamRejected):
+    """X-Series' loyalty adjustments answered 409: this ``session_id`` was used before with
+    other items. Our session ids are derived from the operation's key, so this is a bug of
+    ours: nothing of this request was applied, and sending it again cannot help."""
+
+
+class UpstreamForbidden(UpstreamError, Unauthorized):
+    """403: the POS knows the token and refuses what it asked (a scope or permission the
+    merchant did not grant). Not transient: it stays refused until the merchant reconnects
+    the store with the permission, so it is neither retried nor waited out."""
+
+
 class UpstreamRateLimited(UpstreamError, RateLimited):
     """429: the POS refused before doing anything, so even a write can be sent again."""
 
@@ -69,7 +86,7 @@ class UpstreamShapeError(UpstreamUnavailable):
 
 
 class UpstreamAuthError(UpstreamUnavailable):
-    """The POS refused the merchant's stored credentials (401/403)."""
+    """The POS refused the merchant's stored credentials (401)."""
 
 
 class UpstreamOutcomeUnknown(UpstreamError, OutcomePending):

@@ -12,7 +12,8 @@ What it promises, whichever POS is behind it:
 - nothing waits past the request's deadline (``gateway/deadline.py``);
 - a circuit breaker per upstream stops hammering a POS that keeps failing;
 - identical GETs in flight at the same moment share one upstream call;
-- failures arrive as the typed errors of ``gateway/pos/errors.py``.
+- failures arrive as the typed errors of ``gateway/pos/errors.py``; a 403 is a permission
+  the token lacks (``UpstreamForbidden``), never retried.
 
 JSON is read with ``Decimal`` for every non-integer number and written with Decimals as
 exact number text, so money never passes through a float.
@@ -38,6 +39,7 @@ from gateway.domain.errors import MAX_RETRY_AFTER_S
 from gateway.metrics import UPSTREAM_LATENCY, UPSTREAM_REQUESTS
 from gateway.pos.errors import (
     UpstreamAuthError,
+    UpstreamForbidden,
     UpstreamNotFound,
     UpstreamOutcomeUnknown,
     UpstreamRateLimited,
@@ -393,11 +395,19 @@ class Upstream:
             return UpstreamResponse(status, response.headers, data)
         message = _error_message(data)
         where = f"{method} {path}"
-        if status in (401, 403):
+        if status == 401:
             raise UpstreamAuthError(
                 f"{self.pos} refused the merchant's credentials ({status}) for {where}",
                 pos=self.pos,
                 status=status,
+            )
+        if status == 403:
+            raise UpstreamForbidden(
+                f"{self.pos} does not permit the merchant's token to {where} (403): "
+                "reconnect the store with that permission",
+                pos=self.pos,
+                status=status,
+                upstream_message=message,
             )
         if status == 404:
             raise UpstreamNotFound(

@@ -1,10 +1,11 @@
 """Run-time controls shared by the POS sandboxes: latency, faults, a rate budget, counters.
 
 A test proves how a client copes with slowness, failures and rate limits by arming faults
-over HTTP, and proves how often the client called by reading the counters. Every API request
-therefore passes through ``ControlsMiddleware`` before the simulator sees it, in a fixed
-order: count, read the whole body, delay (latency, then the hold of a late write), injected
-status, rate budget. The ``/_sandbox/*`` routes themselves are never delayed, faulted,
+over HTTP, and proves how often the client called by reading the counters (``DELETE
+/_sandbox/stats`` zeroes them, so a test counts its own calls, not its setup's). Every API
+request therefore passes through ``ControlsMiddleware`` before the simulator sees it, in a
+fixed order: count, read the whole body, delay (latency, then the hold of a late write),
+injected status, rate budget. The ``/_sandbox/*`` routes themselves are never delayed, faulted,
 limited or counted, so a test can always reach them.
 
 Sandboxes are never kinder than the real API: a real server finishes a request whose client
@@ -273,10 +274,13 @@ class SandboxControls:
     def reset(self, fixtures: Any = None) -> None:
         self.reset_state(fixtures)
         self.faults = Faults()
+        self.clear_counters()
+        self._window_start, self._window_used = None, 0
+
+    def clear_counters(self) -> None:
         self.total = 0
         self.requests.clear()
         self.responses.clear()
-        self._window_start, self._window_used = None, 0
 
     def stats(self) -> dict[str, Any]:
         return {
@@ -291,6 +295,7 @@ class SandboxControls:
             Route("/_sandbox/faults", self._post_faults, methods=["POST"]),
             Route("/_sandbox/faults", self._delete_faults, methods=["DELETE"]),
             Route("/_sandbox/stats", self._get_stats, methods=["GET"]),
+            Route("/_sandbox/stats", self._delete_stats, methods=["DELETE"]),
             Route("/_sandbox/reset", self._post_reset, methods=["POST"]),
         ]
 
@@ -310,6 +315,11 @@ class SandboxControls:
         return JSONResponse(self.faults.to_json())
 
     async def _get_stats(self, request: Request) -> Response:
+        return JSONResponse(self.stats())
+
+    async def _delete_stats(self, request: Request) -> Response:
+        """Counters from now on, the state kept: a test counts what it does, not its setup."""
+        self.clear_counters()
         return JSONResponse(self.stats())
 
     async def _post_reset(self, request: Request) -> Response:

@@ -8,6 +8,15 @@ into both sides of the test.
 
 Money is ``Decimal`` from the request bytes to the response bytes (``parse_float=Decimal`` in,
 ``common.json_default`` out), because a float anywhere would make loyalty balances drift.
+
+Scopes. Its tokens hold the scopes it was started with (``create_app(scopes=...)``, ``gateway
+sandbox xseries --scopes "customers:read sales:write ..."``, space-separated; default: all of
+``SCOPES``). Each route needs one, named in ``ROUTE_SCOPES`` (the only table of them); without
+it the answer is 403 ``{"error": "permission denied"}``, checked after the token (a bad token
+stays 401) and before the request is read or validated, as an API's auth layer does. A test
+changes them at run time on the shared sandbox: ``POST /_sandbox/scopes`` with ``{"scopes":
+"customers:read ..."}`` (``""``: none), ``GET`` shows them, ``DELETE`` and ``POST
+/_sandbox/reset`` restore the startup scopes.
 """
 
 from __future__ import annotations
@@ -28,14 +37,14 @@ from starlette.datastructures import QueryParams
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from gateway.sandbox import common
 from gateway.sandbox.common import ZERO, ApiResponse, FixtureError, decimal_sum
 from gateway.sandbox.controls import ControlsMiddleware, RateLimit, SandboxControls
 
-__all__ = ["DEMO_FIXTURES", "FixtureError", "create_app", "load_fixtures"]
+__all__ = ["DEMO_FIXTURES", "SCOPES", "FixtureError", "create_app", "load_fixtures", "parse_scopes"]
 
 DEMO_FIXTURES = Path(__file__).parent / "fixtures" / "xseries_demo.json"
 
@@ -132,6 +141,37 @@ SEARCH_FIELDS = {
 }
 # Documented, but not played here: refused rather than ignored.
 SEARCH_NOT_SIMULATED = ("_id", "-_id", "deleted")
+ADJUSTMENTS_PATH = "/api/2026-07/loyalty/adjustments/bulk"
+# The scopes X-Series documents, and the permission its loyalty adjustments require.
+SCOPES = (
+    "retailer:read",
+    "customers:read",
+    "customers:write",
+    "products:read",
+    "payment_types:read",
+    "sales:read",
+    "sales:write",
+    "webhooks",
+    "loyalty.transaction.write",
+)
+# What each route needs of the token: (method, path) → a scope, or for the 2.0 search the
+# scope of what it searches, by its ``type`` (an unknown type needs none: validation refuses
+# it). Registers and users are account data, under retailer:read (inferred).
+ROUTE_SCOPES: dict[tuple[str, str], str | Mapping[str, str]] = {
+    ("GET", "/api/config"): "retailer:read",
+    ("GET", "/api/registers"): "retailer:read",
+    ("GET", "/api/users"): "retailer:read",
+    ("GET", "/api/products"): "products:read",
+    ("GET", "/api/products/{id}"): "products:read",
+    ("GET", "/api/customers"): "customers:read",
+    ("POST", "/api/customers"): "customers:write",
+    ("GET", "/api/payment_types"): "payment_types:read",
+    ("GET", "/api/register_sales"): "sales:read",
+    ("GET", "/api/register_sales/{id}"): "sales:read",
+    ("POST", "/api/register_sales"): "sales:write",
+    ("GET", "/api/2.0/search"): {"customers": "customers:read", "sales": "sales:read"},
+    ("POST", ADJUSTMENTS_PATH): "loyalty.transaction.write",
+}
 SEARCH_PREFIX_FIELDS = ("first_name", "last_name", "company_name")
 
 
@@ -145,6 +185,18 @@ class ApiError(Exception):
 
 def _invalid(field: str, problem: str) -> ApiError:
     return ApiError(400, f"{field} {problem}", "The request was not applied.")
+
+
+def parse_scopes(value: str | Iterable[str] | None) -> frozenset[str]:
+    """Scopes as OAuth writes them, space-separated (or already split); None: all of them.
+    A name X-Series does not document is refused: a typo must not look like a missing scope."""
+    if value is None:
+        return frozenset(SCOPES)
+    names = value.split() if isinstance(value, str) else list(value)
+    unknown = sorted(set(names) - set(SCOPES))
+    if unknown:
+        raise ValueError(f"unknown scopes: {', '.join(unknown)} (known: {' '.join(SCOPES)})")
+    return frozenset(names)
 
 
 # -- error bodies and request bodies -------------------------------------------------------------
@@ -1022,11 +1074,18 @@ class XSeriesSandbox:
     """The HTTP face of one ``XSeriesState``: auth, query parsing and the JSON envelopes."""
 
     def __init__(
-        self, fixtures: Mapping[str, Any], *, token: str | None, clock: Callable[[], float]
+        self,
+        fixtures: Mapping[str, Any],
+        *,
+        token: str | None,
+        clock: Callable[[], float],
+        scopes: frozenset[str],
     ) -> None:
         self.startup = fixtures
         self.token = token
         self.clock = clock
+        self.startup_scopes = scopes
+        self.scopes = scopes
         self.state = XSeriesState(fixtures, self.now())
 
     def now(self) -> datetime:
@@ -1034,6 +1093,7 @@ class XSeriesSandbox:
 
     def reset(self, fixtures: Any = None) -> None:
         self.state = XSeriesState(self.startup if fixtures is None else fixtures, self.now())
+        self.scopes = self.startup_scopes
 
     def default_rate_limit(self) -> RateLimit:
         """The real formula: 300 requests per register plus 50, per 5-minute window."""
@@ -1041,7 +1101,8 @@ class XSeriesSandbox:
 
     def routes(self) -> list[Route]:
         def route(path: str, handler: common.Handler, method: str = "GET") -> Route:
-            return Route(path, self._guarded(handler), methods=[method])
+            needs = ROUTE_SCOPES[(method, path)]  # a route without a scope fails here
+            return Route(path, self._guarded(handler, needs), methods=[method])
 
         return [
             route("/api/config", self.get_config),
@@ -1056,16 +1117,50 @@ class XSeriesSandbox:
             route("/api/register_sales", self.post_register_sale, "POST"),
             route("/api/register_sales/{id}", self.get_register_sale),
             route("/api/2.0/search", self.search),
-            route("/api/2026-07/loyalty/adjustments/bulk", self.post_adjustments, "POST"),
+            route(ADJUSTMENTS_PATH, self.post_adjustments, "POST"),
         ]
 
-    def _guarded(self, handler: common.Handler) -> common.Handler:
-        return common.guarded(handler, self._authorize, ApiError, _error_response)
+    def admin_routes(self) -> list[Route]:
+        return [
+            Route("/_sandbox/scopes", self._get_scopes, methods=["GET"]),
+            Route("/_sandbox/scopes", self._post_scopes, methods=["POST"]),
+            Route("/_sandbox/scopes", self._delete_scopes, methods=["DELETE"]),
+        ]
 
-    def _authorize(self, request: Request) -> None:
+    def _guarded(self, handler: common.Handler, needs: str | Mapping[str, str]) -> common.Handler:
+        return common.guarded(
+            handler, lambda request: self._authorize(request, needs), ApiError, _error_response
+        )
+
+    def _authorize(self, request: Request, needs: str | Mapping[str, str]) -> None:
         token = common.bearer_token(request)
         if token is None or (self.token is not None and not common.same_secret(token, self.token)):
             raise ApiError(401, "Access token is not valid")
+        scope = needs if isinstance(needs, str) else needs.get(request.query_params.get("type", ""))
+        if scope is not None and scope not in self.scopes:
+            raise ApiError(403, "permission denied")
+
+    def _scopes_json(self) -> JSONResponse:
+        return JSONResponse({"scopes": " ".join(s for s in SCOPES if s in self.scopes)})
+
+    async def _get_scopes(self, request: Request) -> Response:
+        return self._scopes_json()
+
+    async def _post_scopes(self, request: Request) -> Response:
+        try:
+            body = common.parse_json(await request.body())
+            if not isinstance(body, dict) or set(body) != {"scopes"}:
+                raise ValueError('the body must be {"scopes": "space-separated scopes"}')
+            if not isinstance(body["scopes"], str):
+                raise ValueError("scopes must be a string of space-separated scopes")
+            self.scopes = parse_scopes(body["scopes"])
+        except (ValueError, RecursionError) as exc:
+            return JSONResponse({"error": "Invalid scopes", "details": str(exc)}, status_code=400)
+        return self._scopes_json()
+
+    async def _delete_scopes(self, request: Request) -> Response:
+        self.scopes = self.startup_scopes
+        return self._scopes_json()
 
     async def get_config(self, request: Request) -> Response:
         return ApiResponse({"config": self.state.config})
@@ -1290,10 +1385,12 @@ def create_app(
     latency_ms: int = 0,
     clock: Callable[[], float] = time.time,
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    scopes: str | Iterable[str] | None = None,
 ) -> Starlette:
-    """The X-Series sandbox app; ``clock`` and ``sleep`` are injectable so tests never wait."""
+    """The X-Series sandbox app; ``clock`` and ``sleep`` are injectable so tests never wait.
+    ``scopes``: what its tokens may do (space-separated; None: everything)."""
     startup = load_fixtures(DEMO_FIXTURES) if fixtures is None else fixtures
-    sandbox = XSeriesSandbox(startup, token=token, clock=clock)
+    sandbox = XSeriesSandbox(startup, token=token, clock=clock, scopes=parse_scopes(scopes))
     api_routes = sandbox.routes()
     controls = SandboxControls(
         routes=api_routes,
@@ -1304,7 +1401,7 @@ def create_app(
         sleep=sleep,
     )
     app = Starlette(
-        routes=[*controls.admin_routes(), *api_routes],
+        routes=[*controls.admin_routes(), *sandbox.admin_routes(), *api_routes],
         middleware=[Middleware(ControlsMiddleware, controls=controls)],
         exception_handlers={HTTPException: _http_error, Exception: common.server_error},
     )

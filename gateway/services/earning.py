@@ -15,13 +15,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 
+import structlog
 from pydantic import TypeAdapter
 
 from gateway.domain.errors import NotFound, Unavailable
 from gateway.domain.loyalty import EarningRules, LineToQuote, Quote, quote
 from gateway.domain.merchant import PointsSource, Pos
 from gateway.domain.money import ZERO, round_money
-from gateway.pos.errors import UpstreamNotFound
+from gateway.pos.errors import UpstreamForbidden, UpstreamNotFound
 from gateway.pos.kounta.models import Order
 from gateway.services import catalog, members
 from gateway.services.context import Scope
@@ -29,6 +30,8 @@ from gateway.services.idempotency import Attempt
 from gateway.services.merchants import loyalty_profile
 from gateway.services.points import points_book
 from gateway.store.idempotency import KeyRecord
+
+log = structlog.get_logger("gateway.earning")
 
 OPERATION = "earnKountaOrder"
 KEY_SPACE = "earning"
@@ -100,9 +103,16 @@ async def earn(scope: Scope, order_id: str) -> Earning:
     points = round_money(earned)  # a fractional quantity must not credit fractions of a cent
     if points <= 0:
         return Earning(order_id, member_id, ZERO, "nothing to earn")
-    await points_book(scope).credit(
-        member_id, points, earning_key(order_id), f"Kounta order {order_id}"
-    )
+    try:
+        await points_book(scope).credit(
+            member_id, points, earning_key(order_id), f"Kounta order {order_id}"
+        )
+    except UpstreamForbidden as refused:
+        # Final, not retried (it stays refused until the store is reconnected): said loudly,
+        # since the member is owed these points.
+        log.error("earning refused by the POS", order=order_id, member=member_id,
+                  points=str(points), reason=refused.message)  # fmt: skip
+        raise
     return Earning(order_id, member_id, points, "credited")
 
 

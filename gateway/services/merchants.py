@@ -4,6 +4,7 @@ give it the default reward; register its Kounta webhook; describe its programme.
 from __future__ import annotations
 
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -16,6 +17,7 @@ from gateway.pos.errors import UpstreamError
 from gateway.pos.http import BearerToken
 from gateway.pos.kounta.client import KountaClient
 from gateway.pos.xseries import XSeriesClient
+from gateway.pos.xseries.client import LOYALTY_WRITE_FORBIDDEN
 from gateway.runtime import Runtime
 from gateway.services import catalog
 from gateway.services.context import Scope, Services
@@ -61,7 +63,10 @@ async def add_merchant(
     points_label: str = "Points",
     loyalty_ratio: Decimal | None = None,
     verify: bool = True,
+    warn: Callable[[str], None] | None = None,
 ) -> Merchant:
+    """``warn``: told what verification found that does not stop the merchant being added
+    but will stop something working (default: logged)."""
     runtime = services.runtime
     if xseries is None and kounta is None:
         raise ValidationError("a merchant needs a POS account (--xseries-url or --kounta-url)")
@@ -74,7 +79,9 @@ async def add_merchant(
         )
     if verify:
         if xseries:
-            await verify_xseries(runtime, xseries)
+            writes_loyalty = source is PointsSource.XSERIES
+            for warning in await verify_xseries(runtime, xseries, writes_loyalty=writes_loyalty):
+                (warn or _log_warning)(warning)
         if kounta:
             await verify_kounta(runtime, kounta)
     ratio = (
@@ -106,7 +113,12 @@ async def add_merchant(
     return loaded
 
 
-async def verify_xseries(runtime: Runtime, credentials: XSeriesCredentials) -> None:
+async def verify_xseries(
+    runtime: Runtime, credentials: XSeriesCredentials, *, writes_loyalty: bool = False
+) -> list[str]:
+    """Refuses credentials X-Series does not take. ``writes_loyalty`` (points source
+    XSERIES: every credit and debit is a loyalty adjustment): also asks, without moving any
+    points, whether the token may adjust balances; the warnings say what it found."""
     client = XSeriesClient(
         runtime.http.upstream(Pos.XSERIES.label, credentials.url, BearerToken(credentials.token))
     )
@@ -116,6 +128,21 @@ async def verify_xseries(runtime: Runtime, credentials: XSeriesCredentials) -> N
         raise ValidationError(
             f"cannot use these X-Series credentials at {credentials.url}: {exc.message}"
         ) from None
+    if not writes_loyalty:
+        return []
+    try:
+        if await client.can_write_loyalty():
+            return []
+    except UpstreamError as exc:
+        return [f"could not check whether the X-Series token can write loyalty: {exc.message}"]
+    return [
+        f"{LOYALTY_WRITE_FORBIDDEN}. With points source XSERIES every credit and debit "
+        "is a loyalty adjustment: until then Kounta redemptions and earnings fail"
+    ]
+
+
+def _log_warning(message: str) -> None:
+    log.warning("merchant added with a warning", warning=message)
 
 
 async def verify_kounta(runtime: Runtime, credentials: KountaCredentials) -> None:

@@ -17,16 +17,20 @@ from contextlib import AbstractAsyncContextManager
 from decimal import Decimal
 from typing import Protocol
 
+import structlog
+
 from gateway.domain import ids
 from gateway.domain.errors import InsufficientBalance, ValidationError
 from gateway.domain.ids import Kind
 from gateway.domain.merchant import PointsSource, Pos
 from gateway.faults import crash_point
-from gateway.pos.errors import UpstreamNotFound
-from gateway.pos.xseries import Adjustment
+from gateway.pos.errors import SessionConflict, UpstreamNotFound
+from gateway.pos.xseries import Adjustment, AdjustmentApplied
 from gateway.services.context import Scope
 from gateway.store import ledger
 from gateway.store.leases import Lease
+
+log = structlog.get_logger("gateway.points")
 
 
 class PointsBook(Protocol):
@@ -83,19 +87,23 @@ class XSeriesPoints:
 
     async def _adjust(self, member_id: str, amount: Decimal, key: str, reason: str) -> None:
         client = await self.scope.xseries()
+        session = session_id(self.scope.merchant.id, key)
         crash_point(f"points.before:{key.split(':', 1)[0]}")
-        result = await client.adjust_loyalty(
-            session_id(self.scope.merchant.id, key), [Adjustment(member_id, amount, reason)]
-        )
+        try:
+            outcome = await client.adjust_balance(session, Adjustment(member_id, amount, reason))
+        except SessionConflict:
+            log.error("x-series session conflict: the same key sent other adjustments",
+                      key=key, session_id=session, member=member_id)  # fmt: skip
+            raise
         crash_point(f"points.after:{key.split(':', 1)[0]}")
-        error = result.error_of(member_id)
-        if error is None:
+        if isinstance(outcome, AdjustmentApplied):
             return
-        # Its words are X-Series' own: judge by the balance, read again, not by the text.
+        # Refused for this customer. Its words are X-Series' own: judge by the balance,
+        # read again, never by the text.
         balance = await self.balance(member_id)
         if amount < 0 and balance < -amount:
             raise InsufficientBalance.of(balance, -amount, "points")
-        raise ValidationError(f"X-Series refused the loyalty adjustment: {error[:200]}")
+        raise ValidationError(f"X-Series refused the loyalty adjustment: {outcome.error[:200]}")
 
 
 class LedgerPoints:

@@ -121,12 +121,15 @@ async def take_points(
     record: RedemptionRecord,
     take: Callable[[], Awaitable[None]],
 ) -> RedemptionRecord:
-    """PENDING → DEBITED through ``take`` (idempotent). If the balance no longer covers it,
-    nothing was taken: FAILED."""
+    """PENDING → DEBITED through ``take`` (idempotent). Refused for good (the balance no
+    longer covers it, the POS refuses the token or the request): nothing was taken, FAILED,
+    so neither the caller's retry nor the worker asks again. Transient: still PENDING."""
     try:
         await take()
-    except InsufficientBalance as short:
-        await move(scope, record, Status.FAILED, error=short.message)
+    except GatewayError as refused:
+        if refused.transient:
+            raise
+        await move(scope, record, Status.FAILED, error=refused.message)
         raise
     return await move(scope, record, Status.DEBITED)
 

@@ -16,6 +16,11 @@ from gateway.runtime import Runtime
 from gateway.settings import Settings
 from tests.api.conftest import KOUNTA_COMPANY, Gateway, KountaPos, make_kounta_gateway, reward_url
 from tests.api.test_kounta_adapters import JOHN_ORDER, john, xseries_balance
+from tests.api.test_loyalty_permission import (
+    NO_LOYALTY_WRITE,
+    adjustments,
+    worker_pass_long_after,
+)
 from tests.demo_ids import JOHN_SMITH
 from tests.support import SandboxHandle, ServerThread, free_port
 
@@ -167,3 +172,17 @@ async def test_registration_at_start_up_is_idempotent_and_repairs(
     assert await ensure_kounta_webhook(services, café.merchant) == "updated"
     hooks = kounta.get(WEBHOOKS)
     assert len(hooks) == 1 and hooks[0]["headers"] == hook["headers"]
+
+
+async def test_an_earning_the_token_may_not_credit_is_final_and_never_retried(
+    café: Gateway, runtime: Runtime, kounta: SandboxHandle, xseries: SandboxHandle
+) -> None:
+    """No loyalty.transaction.write: refused for good, so the webhook is answered (Kounta
+    stops sending it) and the worker does not ask X-Series again, pass after pass."""
+    xseries.scopes(NO_LOYALTY_WRITE)
+    assert [d["status"] for d in complete(kounta, JOHN_ORDER)] == [200]
+    assert adjustments(xseries) == {"403": 1}  # the credit, refused
+    await worker_pass_long_after(runtime)
+    assert [d["status"] for d in complete(kounta, JOHN_ORDER)] == [200]  # a late redelivery
+    assert adjustments(xseries) == {"403": 1}
+    assert xseries_balance(xseries, JOHN_SMITH) == Decimal(120)

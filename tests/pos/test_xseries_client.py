@@ -4,23 +4,35 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
+import httpx
 import pytest
 
+from gateway.domain.errors import Unauthorized
+from gateway.jsonx import dumps
 from gateway.pos.errors import (
+    SessionConflict,
     UpstreamAuthError,
+    UpstreamForbidden,
     UpstreamNotFound,
     UpstreamOutcomeUnknown,
     UpstreamRateLimited,
     UpstreamRejected,
+    UpstreamShapeError,
     UpstreamUnavailable,
 )
 from gateway.pos.fields import field, parse
 from gateway.pos.http import BearerToken, HttpLayer, HttpPolicy
-from gateway.pos.xseries import Adjustment, XSeriesClient
+from gateway.pos.xseries import (
+    Adjustment,
+    AdjustmentApplied,
+    AdjustmentRefused,
+    XSeriesClient,
+)
 from gateway.pos.xseries.models import (
     LineWrite,
     NewSale,
@@ -330,12 +342,20 @@ async def test_adjustments_apply_once_per_session(
     adjustments = [Adjustment(TONY, Decimal("10"), "welcome"), Adjustment(JOHNNY, Decimal("-2"))]
     first = await xseries_client.adjust_loyalty(session, adjustments)
     again = await xseries_client.adjust_loyalty(session, adjustments)
-    assert first.balance_of(TONY) == again.balance_of(TONY) == Decimal("60")
-    assert first.balance_of(JOHNNY) == Decimal("10")
+    assert first.outcome(TONY) == again.outcome(TONY) == AdjustmentApplied(Decimal("60"))
+    assert first.outcome(JOHNNY) == AdjustmentApplied(Decimal("10"))
     assert balance(xseries, TONY) == Decimal("60") and balance(xseries, JOHNNY) == Decimal("10")
-    with pytest.raises(UpstreamRejected) as conflict:
-        await xseries_client.adjust_loyalty(session, [Adjustment(TONY, Decimal("99"))])
-    assert conflict.value.status == 409
+
+
+async def test_a_session_reused_with_other_items_is_a_session_conflict_sent_once(
+    xseries_client: XSeriesClient, xseries: SandboxHandle
+) -> None:
+    session = str(uuid.uuid4())
+    await xseries_client.adjust_balance(session, Adjustment(TONY, Decimal("10")))
+    with pytest.raises(SessionConflict) as conflict:
+        await xseries_client.adjust_balance(session, Adjustment(TONY, Decimal("99")))
+    assert conflict.value.status == 409 and not conflict.value.transient
+    assert xseries.stats()["responses"]["POST /api/2026-07/loyalty/adjustments/bulk 409"] == 1
     assert balance(xseries, TONY) == Decimal("60")
 
 
@@ -343,8 +363,138 @@ async def test_adjustment_errors_are_reported_per_customer(xseries_client: XSeri
     result = await xseries_client.adjust_loyalty(
         str(uuid.uuid4()), [Adjustment(JOHNNY, Decimal("-1000")), Adjustment(TONY, Decimal("1"))]
     )
-    assert result.error_of(JOHNNY) and result.balance_of(JOHNNY) is None
-    assert result.balance_of(TONY) == Decimal("51")
+    assert isinstance(result.outcome(JOHNNY), AdjustmentRefused)
+    assert result.outcome(TONY) == AdjustmentApplied(Decimal("51"))
+
+
+async def test_one_customer_applied_gives_the_new_balance(
+    xseries_client: XSeriesClient, xseries: SandboxHandle
+) -> None:
+    outcome = await xseries_client.adjust_balance(str(uuid.uuid4()), Adjustment(JOHNNY, Decimal(3)))
+    assert outcome == AdjustmentApplied(Decimal("15"))
+    assert balance(xseries, JOHNNY) == Decimal("15")
+
+
+async def test_a_207_for_our_customer_is_refused_for_this_customer(
+    xseries_client: XSeriesClient, xseries: SandboxHandle
+) -> None:
+    outcome = await xseries_client.adjust_balance(
+        str(uuid.uuid4()), Adjustment(JOHNNY, Decimal("-12.01"))
+    )
+    assert isinstance(outcome, AdjustmentRefused) and outcome.error
+    assert xseries.stats()["responses"] == {"POST /api/2026-07/loyalty/adjustments/bulk 207": 1}
+    assert balance(xseries, JOHNNY) == Decimal("12")
+
+
+async def test_a_400_is_a_rejection(xseries_client: XSeriesClient, xseries: SandboxHandle) -> None:
+    with pytest.raises(UpstreamRejected) as rejected:
+        await xseries_client.adjust_balance(str(uuid.uuid4()), Adjustment(TONY, Decimal(0)))
+    assert rejected.value.status == 400 and not isinstance(rejected.value, SessionConflict)
+    assert not rejected.value.transient
+    assert balance(xseries, TONY) == Decimal("50")
+
+
+async def test_a_403_is_not_permitted_at_once_and_never_resent(
+    xseries_client: XSeriesClient, xseries: SandboxHandle
+) -> None:
+    xseries.scopes("retailer:read customers:read customers:write sales:read sales:write")
+    with pytest.raises(UpstreamForbidden) as refused:
+        await xseries_client.adjust_balance(str(uuid.uuid4()), Adjustment(TONY, Decimal(5)))
+    error = refused.value
+    assert isinstance(error, Unauthorized) and not error.transient
+    assert error.status == 403
+    assert "loyalty.transaction.write" in error.message and "reconnect" in error.message
+    assert xseries.stats()["responses"] == {"POST /api/2026-07/loyalty/adjustments/bulk 403": 1}
+    assert balance(xseries, TONY) == Decimal("50")
+
+
+async def test_a_403_on_any_call_is_not_permitted_not_unavailable(
+    xseries_client: XSeriesClient, xseries: SandboxHandle
+) -> None:
+    xseries.scopes("retailer:read")
+    with pytest.raises(UpstreamForbidden) as refused:
+        await xseries_client.get_customer(TONY)
+    assert not refused.value.transient and not isinstance(refused.value, UpstreamUnavailable)
+    assert xseries.count("GET /api/customers") == 1  # a GET is retried on 5xx, never on 403
+
+
+async def test_can_write_loyalty_asks_without_moving_points(
+    xseries_client: XSeriesClient, xseries: SandboxHandle
+) -> None:
+    assert await xseries_client.can_write_loyalty() is True
+    xseries.scopes("retailer:read customers:read")
+    assert await xseries_client.can_write_loyalty() is False
+    assert xseries.stats()["responses"] == {
+        "POST /api/2026-07/loyalty/adjustments/bulk 400": 1,
+        "POST /api/2026-07/loyalty/adjustments/bulk 403": 1,
+    }
+    assert balance(xseries, TONY) == Decimal("50") and balance(xseries, JOHNNY) == Decimal("12")
+
+
+# Shapes the sandbox cannot produce, answered at the HTTP boundary.
+
+
+Answering = Callable[[int, object], XSeriesClient]
+
+
+@pytest.fixture
+async def answering() -> AsyncIterator[Answering]:
+    """A client whose POS answers every request with ``status`` and ``body``."""
+    layers: list[HttpLayer] = []
+
+    def client(status: int, body: object) -> XSeriesClient:
+        def handler(request: httpx.Request) -> httpx.Response:
+            return httpx.Response(status, content=dumps(body))
+
+        layers.append(HttpLayer(policy=TEST_POLICY, transport=httpx.MockTransport(handler)))
+        return XSeriesClient(
+            layers[-1].upstream("X-Series", "http://xseries.test", BearerToken("t"))
+        )
+
+    yield client
+    for layer in layers:
+        await layer.aclose()
+
+
+@pytest.mark.parametrize(
+    ("status", "body"),
+    [
+        (207, {"applied": [], "errors": [{"customer_id": "someone-else", "error": "no"}]}),
+        (200, {"applied": [{"customer_id": "someone-else", "balance": 1}], "errors": []}),
+        (200, {}),
+        (
+            207,
+            {
+                "applied": [{"customer_id": TONY, "balance": 55}],
+                "errors": [{"customer_id": TONY, "error": "refused"}],
+            },
+        ),
+        (201, {"applied": [{"customer_id": TONY, "balance": 55}], "errors": []}),
+        (200, {"applied": "all of them"}),
+    ],
+)
+async def test_an_answer_that_does_not_say_is_transient_never_a_guess(
+    answering: Answering, status: int, body: object
+) -> None:
+    client = answering(status, body)
+    with pytest.raises(UpstreamShapeError) as unclear:
+        await client.adjust_balance(str(uuid.uuid4()), Adjustment(TONY, Decimal(5)))
+    assert unclear.value.transient
+
+
+@pytest.mark.parametrize("words", ["insufficient loyalty balance", "", "OK", "applied"])
+async def test_a_refusal_is_told_by_its_list_not_its_words(
+    answering: Answering, words: str
+) -> None:
+    client = answering(207, {"applied": [], "errors": [{"customer_id": TONY, "error": words}]})
+    outcome = await client.adjust_balance(str(uuid.uuid4()), Adjustment(TONY, Decimal(5)))
+    assert outcome == AdjustmentRefused(words)
+
+
+async def test_an_applied_answer_without_a_balance_is_applied(answering: Answering) -> None:
+    client = answering(200, {"applied": [{"customer_id": TONY}], "errors": []})
+    outcome = await client.adjust_balance(str(uuid.uuid4()), Adjustment(TONY, Decimal(5)))
+    assert outcome == AdjustmentApplied(None)
 
 
 # --------------------------------------------------------------------------- failures

@@ -406,6 +406,21 @@ async def test_stats_count_by_route_template_including_refused_requests(
     }
 
 
+async def test_stats_can_be_zeroed_keeping_the_state_and_faults(
+    client: httpx.AsyncClient,
+) -> None:
+    body = {"session_id": "6f1c1f0e-5b7a-4d0e-9a43-2d3c8f6a9b11",
+            "adjustments": [{"customer_id": TONY, "credit": 5}]}  # fmt: skip
+    assert (await client.post("/api/2026-07/loyalty/adjustments/bulk", json=body)).is_success
+    await arm(client, status=503, fail_next=1, path="/api/config")
+    cleared = await client.delete("/_sandbox/stats")
+    assert cleared.json() == {"total": 0, "requests": {}, "responses": {}}
+    assert (await client.get("/api/config")).status_code == 503  # the fault is still armed
+    customer = (await client.get("/api/customers", params={"id": TONY})).json()["customers"][0]
+    assert customer["loyalty_balance"] == "55.00000"  # the state is kept
+    assert (await stats(client))["requests"] == {"GET /api/config": 1, "GET /api/customers": 1}
+
+
 # -- reset ---------------------------------------------------------------------------------------
 
 

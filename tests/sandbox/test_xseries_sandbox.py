@@ -12,8 +12,16 @@ import httpx
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from starlette.routing import Route
 
-from gateway.sandbox.xseries import DEMO_FIXTURES, FixtureError, create_app, load_fixtures
+from gateway.sandbox.xseries import (
+    DEMO_FIXTURES,
+    ROUTE_SCOPES,
+    SCOPES,
+    FixtureError,
+    create_app,
+    load_fixtures,
+)
 from tests.sandbox.conftest import TOKEN, FakeClock
 
 TONY = "06e35f89-3c6d-11e9-f5ed-8a1a7a7e2b01"
@@ -126,6 +134,138 @@ async def test_without_a_configured_token_any_bearer_token_is_accepted() -> None
         assert (await client.get("/api/config", headers={"Authorization": "Bearer x"})).is_success
         empty = await client.get("/api/config", headers={"Authorization": "Bearer "})
         assert empty.status_code == 401
+
+
+# -- scopes --------------------------------------------------------------------------------------
+
+
+def _requests_needing(scope: str) -> list[tuple[str, str, dict[str, str]]]:
+    """Every route the scope table gives ``scope``, as a concrete request."""
+    found = []
+    for (method, path), needs in ROUTE_SCOPES.items():
+        url = path.replace("{id}", TSHIRT if "products" in path else JOHNNY_SALE)
+        if isinstance(needs, str):
+            if needs == scope:
+                found.append((method, url, {}))
+            continue
+        found += [(method, url, {"type": kind}) for kind, need in needs.items() if need == scope]
+    return found
+
+
+SCOPED_REQUESTS = [(scope, *request) for scope in SCOPES for request in _requests_needing(scope)]
+
+
+def test_every_route_needs_a_documented_scope() -> None:
+    served = {(method, route.path) for route in create_app().routes
+              if isinstance(route, Route) and not route.path.startswith("/_sandbox/")
+              for method in route.methods or () if method != "HEAD"}  # fmt: skip
+    assert served == set(ROUTE_SCOPES)
+    named = {n for needs in ROUTE_SCOPES.values()
+             for n in ([needs] if isinstance(needs, str) else needs.values())}  # fmt: skip
+    assert named <= set(SCOPES)
+    assert {scope for scope, *_ in SCOPED_REQUESTS} == set(SCOPES) - {"webhooks"}
+
+
+@pytest.mark.parametrize(("scope", "method", "url", "params"), SCOPED_REQUESTS)
+async def test_a_route_answers_403_without_its_scope_and_passes_with_it_alone(
+    client: httpx.AsyncClient, scope: str, method: str, url: str, params: dict[str, str]
+) -> None:
+    others = " ".join(s for s in SCOPES if s != scope)
+    assert (await client.post("/_sandbox/scopes", json={"scopes": others})).status_code == 200
+    refused = await client.request(method, url, params=params, json={})
+    assert refused.status_code == 403
+    assert refused.json() == {"error": "permission denied"}
+    assert (await client.post("/_sandbox/scopes", json={"scopes": scope})).status_code == 200
+    allowed = await client.request(method, url, params=params, json={})
+    assert allowed.status_code not in (401, 403), allowed.text
+
+
+async def test_a_bad_token_is_401_before_any_scope(app: Any) -> None:
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://sandbox") as client:
+        assert (await client.post("/_sandbox/scopes", json={"scopes": ""})).status_code == 200
+        response = await client.get("/api/config", headers={"Authorization": "Bearer wrong"})
+    assert response.status_code == 401
+    assert response.json() == {"error": "Access token is not valid"}
+
+
+@pytest.mark.parametrize(
+    "content",
+    [b'{"session_id": "6f1c1f0e-5b7a-4d0e-9a43-2d3c8f6a9b10", "adjustments": []}', b"{not json"],
+)
+async def test_the_scope_is_checked_before_the_body_is_read(
+    client: httpx.AsyncClient, content: bytes
+) -> None:
+    """An empty adjustments list is how the gateway asks, moving nothing, whether it may
+    write loyalty: 403 without the scope, the validation's 400 with it."""
+    assert (await client.post(ADJUST, content=content)).status_code == 400
+    await client.post("/_sandbox/scopes", json={"scopes": "customers:read"})
+    assert (await client.post(ADJUST, content=content)).status_code == 403
+
+
+async def test_a_refused_write_changes_nothing(client: httpx.AsyncClient) -> None:
+    await client.post("/_sandbox/scopes", json={"scopes": "customers:read"})
+    credit = {"session_id": SESSION, "adjustments": [{"customer_id": TONY, "credit": 10}]}
+    assert (await client.post(ADJUST, json=credit)).status_code == 403
+    created = await client.post("/api/customers", json={"first_name": "New"})
+    assert created.status_code == 403
+    assert await balance(client, TONY) == "50.00000"
+    assert (await client.get("/api/customers")).json()["pagination"]["results"] == 4
+    await client.post(
+        "/_sandbox/scopes", json={"scopes": "customers:read loyalty.transaction.write"}
+    )
+    assert (await client.post(ADJUST, json=credit)).status_code == 200  # not a spent session
+    assert await balance(client, TONY) == "60.00000"
+
+
+async def test_scopes_are_set_shown_and_restored_at_run_time(client: httpx.AsyncClient) -> None:
+    everything = {"scopes": " ".join(SCOPES)}
+    assert (await client.get("/_sandbox/scopes")).json() == everything
+    narrowed = await client.post("/_sandbox/scopes", json={"scopes": "sales:read retailer:read"})
+    assert narrowed.json() == {"scopes": "retailer:read sales:read"}
+    assert (await client.get("/api/customers")).status_code == 403
+    assert (await client.delete("/_sandbox/scopes")).json() == everything
+    assert (await client.get("/api/customers")).status_code == 200
+    await client.post("/_sandbox/scopes", json={"scopes": ""})
+    assert (await client.post("/_sandbox/reset")).status_code == 200
+    assert (await client.get("/_sandbox/scopes")).json() == everything
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"scopes": "customers:read loyalty.write"},
+        {"scopes": ["customers:read"]},
+        {"scope": "customers:read"},
+        {},
+    ],
+)
+async def test_bad_scopes_are_refused_and_change_nothing(
+    client: httpx.AsyncClient, body: dict[str, Any]
+) -> None:
+    response = await client.post("/_sandbox/scopes", json=body)
+    assert response.status_code == 400 and response.json()["error"] == "Invalid scopes"
+    assert (await client.get("/_sandbox/scopes")).json() == {"scopes": " ".join(SCOPES)}
+
+
+async def test_scopes_given_at_startup_restrict_its_tokens() -> None:
+    app = create_app(token=TOKEN, scopes="retailer:read customers:read")
+    headers = {"Authorization": f"Bearer {TOKEN}"}
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://sandbox", headers=headers
+    ) as client:
+        assert (await client.get("/api/config")).status_code == 200
+        assert (await client.get("/api/2.0/search", params={"type": "customers"})).is_success
+        assert (await client.get("/api/2.0/search", params={"type": "sales"})).status_code == 403
+        assert (await client.get("/api/register_sales")).status_code == 403
+        await client.post("/_sandbox/scopes", json={"scopes": " ".join(SCOPES)})
+        assert (await client.post("/_sandbox/reset")).status_code == 200
+        assert (await client.get("/api/register_sales")).status_code == 403  # startup's again
+
+
+def test_unknown_startup_scopes_are_refused() -> None:
+    with pytest.raises(ValueError, match="loyalty:write"):
+        create_app(scopes="customers:read loyalty:write")
 
 
 async def test_unknown_paths_and_methods_answer_json(client: httpx.AsyncClient) -> None:

@@ -7,6 +7,7 @@ adjustments endpoint. It holds no business rules: what to post is the services' 
 from __future__ import annotations
 
 import math
+import uuid
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -15,10 +16,17 @@ from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel
 
-from gateway.pos.errors import UpstreamNotFound
+from gateway.pos.errors import (
+    SessionConflict,
+    UpstreamForbidden,
+    UpstreamNotFound,
+    UpstreamRejected,
+    UpstreamShapeError,
+)
 from gateway.pos.fields import field, parse, parse_list, segment
 from gateway.pos.http import Params, Upstream, UpstreamResponse
 from gateway.pos.xseries.models import (
+    AdjustmentOutcome,
     Customer,
     LoyaltyAdjustmentResult,
     NewSale,
@@ -37,6 +45,13 @@ from gateway.pos.xseries.models import (
 POS = "X-Series"
 MAX_PAGE_SIZE = 200
 SEARCH_PAGE_SIZE = 1000
+ADJUSTMENTS = "/api/2026-07/loyalty/adjustments/bulk"
+ADJUSTMENT_ANSWERS = frozenset({200, 207})  # the 2xx the 2026-07 specification gives
+LOYALTY_SCOPE = "loyalty.transaction.write"
+LOYALTY_WRITE_FORBIDDEN = (
+    f"the {POS} token cannot write loyalty (scope {LOYALTY_SCOPE}): "
+    "reconnect the store with that permission"
+)
 
 M = TypeVar("M", bound=BaseModel)
 T = TypeVar("T")
@@ -230,12 +245,68 @@ class XSeriesClient:
     async def adjust_loyalty(
         self, session_id: str, adjustments: Sequence[Adjustment]
     ) -> LoyaltyAdjustmentResult:
-        """Credit/debit balances; applied once per ``session_id``, so safe to retry."""
+        """Credit/debit balances; applied once per ``session_id``, so safe to retry.
+
+        Classified by status, as the 2026-07 specification defines them, never by an error's
+        words: 200/207 → the result, per customer; 400 → ``UpstreamRejected``; 403 →
+        ``UpstreamForbidden`` (the token may not write loyalty); 409 → ``SessionConflict``.
+        """
         body = {"session_id": session_id, "adjustments": [a.as_json() for a in adjustments]}
-        response = await self.upstream.post(
-            "/api/2026-07/loyalty/adjustments/bulk", body, idempotent=True
-        )
+        try:
+            response = await self.upstream.post(ADJUSTMENTS, body, idempotent=True)
+        except UpstreamForbidden as refused:
+            raise UpstreamForbidden(
+                LOYALTY_WRITE_FORBIDDEN,
+                pos=POS,
+                status=refused.status,
+                upstream_message=refused.upstream_message,
+            ) from None
+        except UpstreamRejected as rejected:
+            if rejected.status != 409:
+                raise
+            raise SessionConflict(
+                f"{POS} refused loyalty adjustment session {session_id}: it was used before "
+                "with other adjustments (a bug of the gateway's, not retried)",
+                pos=POS,
+                status=409,
+                upstream_message=rejected.upstream_message,
+            ) from None
+        if response.status_code not in ADJUSTMENT_ANSWERS:
+            raise UpstreamShapeError(
+                f"{POS} answered {response.status_code} to a loyalty adjustment, an answer "
+                "its specification does not give",
+                pos=POS,
+                status=response.status_code,
+            )
         return parse(LoyaltyAdjustmentResult, response.data, POS)
+
+    async def adjust_balance(self, session_id: str, adjustment: Adjustment) -> AdjustmentOutcome:
+        """One customer's adjustment: applied, or refused for this customer. An answer that
+        does not say which is ``UpstreamShapeError`` (transient): the same ``session_id``
+        sent again is answered as the first time, so the retry finds out."""
+        result = await self.adjust_loyalty(session_id, [adjustment])
+        outcome = result.outcome(adjustment.customer_id)
+        if outcome is None:
+            raise UpstreamShapeError(
+                f"{POS} answered a loyalty adjustment without saying whether customer "
+                f"{adjustment.customer_id} was adjusted",
+                pos=POS,
+            )
+        return outcome
+
+    async def can_write_loyalty(self) -> bool:
+        """Whether the token may adjust balances, asked without moving any: an empty
+        ``adjustments`` list, which X-Series' permission check refuses (403) before its
+        validation does (400). Inferred (docs/pos-contracts.md); a POS that took the empty
+        list (200) had nothing to apply, and let the token through."""
+        body = {"session_id": str(uuid.uuid4()), "adjustments": []}
+        try:
+            await self.upstream.post(ADJUSTMENTS, body, idempotent=True)
+        except UpstreamForbidden:
+            return False
+        except UpstreamRejected:  # past the permission check, refused by validation
+            return True
+        return True
 
     # ----------------------------------------------------------------- plumbing
 

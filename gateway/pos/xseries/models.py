@@ -22,7 +22,6 @@ from gateway.pos.fields import (
     OptionalText,
     Text,
     Timestamp,
-    decimal,
     parse_timestamp,
 )
 
@@ -192,20 +191,49 @@ class RegisterSale(XModel):
         return self.status in CLOSED_STATUSES
 
 
+class AppliedAdjustment(XModel):
+    customer_id: Text
+    balance: OptionalAmount = None
+
+
+class AdjustmentError(XModel):
+    customer_id: Text
+    error: OptionalText = None
+
+
+@dataclass(frozen=True)
+class AdjustmentApplied:
+    """X-Series applied it; ``balance`` is the customer's balance after, when it said."""
+
+    balance: Decimal | None
+
+
+@dataclass(frozen=True)
+class AdjustmentRefused:
+    """X-Series did not apply it for this customer. ``error`` is its own words, kept for a
+    person to read: nothing is decided by them (docs/pos-contracts.md)."""
+
+    error: str
+
+
+AdjustmentOutcome = AdjustmentApplied | AdjustmentRefused
+
+
 class LoyaltyAdjustmentResult(XModel):
-    applied: list[dict[str, Any]] = Field(default_factory=list)
-    errors: list[dict[str, Any]] = Field(default_factory=list)
+    """A 200 or 207 answer of the loyalty adjustments: per customer, ``applied`` (with the
+    new balance) or ``errors`` (not applied). Which list a customer is in is the answer."""
 
-    def balance_of(self, customer_id: str) -> Decimal | None:
-        for entry in self.applied:
-            if str(entry.get("customer_id")) == customer_id:
-                return decimal(entry.get("balance"))
-        return None
+    applied: list[AppliedAdjustment] = Field(default_factory=list)
+    errors: list[AdjustmentError] = Field(default_factory=list)
 
-    def error_of(self, customer_id: str) -> str | None:
-        for entry in self.errors:
-            if str(entry.get("customer_id")) == customer_id:
-                return str(entry.get("error") or "refused")
+    def outcome(self, customer_id: str) -> AdjustmentOutcome | None:
+        """None when the answer does not say: the customer in neither list, or in both."""
+        applied = [entry for entry in self.applied if entry.customer_id == customer_id]
+        refused = [entry for entry in self.errors if entry.customer_id == customer_id]
+        if applied and not refused:
+            return AdjustmentApplied(applied[-1].balance)
+        if refused and not applied:
+            return AdjustmentRefused(refused[0].error or "")
         return None
 
 
