@@ -4,10 +4,11 @@ them as strings so that every POS id has one type)."""
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import (
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     ModelWrapValidatorHandler,
@@ -15,7 +16,7 @@ from pydantic import (
     model_validator,
 )
 
-from gateway.domain.money import ZERO, round_money
+from gateway.domain.money import ZERO, round_money, to_decimal
 from gateway.pos.fields import Amount, OptionalAmount, OptionalText, Text, Timestamp
 
 OPEN_STATUSES = frozenset({"SUBMITTED", "ON_HOLD", "PENDING", "ACCEPTED"})
@@ -24,6 +25,14 @@ OPEN_STATUSES = frozenset({"SUBMITTED", "ON_HOLD", "PENDING", "ACCEPTED"})
 def kounta_id(value: str | None) -> int | str | None:
     """Kounta ids are integers on the wire; we keep them as strings everywhere else."""
     return int(value) if value and value.isdigit() else value
+
+
+def _multiplier(value: Any) -> Decimal:
+    """A ``price_variation``: none sent (or null) is 1, full price, never 0."""
+    return Decimal(1) if value is None or value == "" else to_decimal(value)
+
+
+Multiplier = Annotated[Decimal, BeforeValidator(_multiplier)]
 
 
 class KModel(BaseModel):
@@ -64,7 +73,7 @@ class Line(KModel):
     quantity: Amount
     unit_price: Amount
     unit_tax: Amount = Decimal(0)
-    price_variation: Amount = Decimal(1)
+    price_variation: Multiplier = Decimal(1)
     notes: OptionalText = None
     _as_read: dict[str, Any] = PrivateAttr(default_factory=dict)
 
@@ -125,19 +134,14 @@ class Order(KModel):
     sent_total: OptionalAmount = Field(default=None, alias="total")
     sent_total_tax: OptionalAmount = Field(default=None, alias="total_tax")
     sent_paid: OptionalAmount = Field(default=None, alias="paid")
-    sent_price_variation: OptionalAmount = Field(default=None, alias="price_variation")
+    # The order-wide multiplier: an order discount (0.9 is 10% off every line).
+    price_variation: Multiplier = Decimal(1)
     created_at: Timestamp = None
     updated_at: Timestamp = None
 
     @property
     def is_open(self) -> bool:
         return self.status in OPEN_STATUSES
-
-    @property
-    def price_variation(self) -> Decimal:
-        """The order-wide multiplier (an order discount: 0.9 is 10% off every line); 1 when
-        Kounta sends none."""
-        return Decimal(1) if self.sent_price_variation is None else self.sent_price_variation
 
     def line_amounts(self, line: Line) -> tuple[Decimal, Decimal]:
         """One unit of ``line`` as charged: price and tax with the line's and the order's
