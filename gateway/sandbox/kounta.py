@@ -6,6 +6,12 @@ strictly as the real API, so that a client bug shows up here and not in a café.
 code with the gateway's client on purpose: a misreading of the API must not be copied into both
 sides of the test.
 
+Orders look as Kounta's documentation shows them: lines with their ``id``, ``number`` and
+``modifiers``, payments with their ``id`` and ``method``. A PUT of lines must name every line
+of the order by its ``id`` and keep its ``number`` and ``modifiers``. A fixture order may
+carry an order-wide ``price_variation``, and ``omit_fields`` (``total``, ``total_tax``,
+``paid``, ``price_variation``) to be served without them, as the documentation's example is.
+
 Money is ``Decimal`` from the request bytes to the response bytes (``parse_float=Decimal`` in,
 ``common.json_default`` out), because a float anywhere would make order totals drift. Kounta's
 ids are integers, and so are ours.
