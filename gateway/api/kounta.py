@@ -1,16 +1,19 @@
 """The URLs Kounta's POS calls: customer search, reward lookup, redemption (README,
 "Kounta"; what is inferred of them: docs/pos-contracts.md).
 
-Thin: authenticate, find the merchant, call the services, shape Kounta's JSON. The three
+Thin: authenticate, find the merchant, call the services, shape Kounta's JSON. The
 details Kounta's published text leaves open are each decided in ONE place here, so a
 correction is a one-line change: the reward lookup answers the single member record
-(``member_record``), redemption accepts GET and POST (``routes``), and
-``points_required`` is a JSON number (``reward_record``).
+(``member_record``), redemption accepts GET and POST (``routes``), ``points_required`` is a
+JSON number and ``current_points`` a string, each spelt one way for one value
+(``points_required``, ``current_points``), and a member without an email address gets one
+that cannot be delivered to (``email_address``).
 """
 
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Awaitable, Callable, Mapping
 from decimal import Decimal
 from typing import Any
@@ -25,7 +28,7 @@ from gateway import jsonx
 from gateway.api.deadlines import answer_within
 from gateway.domain.errors import GatewayError, NotFound, Transient, ValidationError
 from gateway.domain.merchant import Pos
-from gateway.domain.money import parse_amount
+from gateway.domain.money import cents_within, parse_amount
 from gateway.domain.text import check_text
 from gateway.services import members, rewards
 from gateway.services.context import Scope, Services
@@ -55,6 +58,41 @@ def error(message: str, status: int) -> Response:
 # --------------------------------------------------------------------------- shapes
 
 
+# A domain that can never deliver mail (RFC 2606), for members without an address.
+NO_EMAIL_DOMAIN = "no-email.invalid"
+_MAILBOX = re.compile(r"[A-Za-z0-9._-]{1,64}")
+
+
+def points_required(points: Decimal) -> Decimal:
+    """A JSON number (Kounta's page; the obsolete spec says an integer), the same text for
+    the same value wherever it comes from: 120, 120.00 and 120.00000 are all ``120``, and
+    12.50 is ``12.5`` (docs/pos-contracts.md)."""
+    if points == points.to_integral_value():
+        return Decimal(int(points))
+    return points.normalize()
+
+
+def current_points(balance: Decimal) -> str:
+    """A string of two places (Kounta's page), rounded down as a variable reward's maximum
+    is (``Reward.offered_points``): the balance shown is what can be spent."""
+    return f"{cents_within(balance):.2f}"
+
+
+def email_address(member: members.Member) -> str:
+    """Kounta requires ``email_address``. A member without one is still a member the café
+    must find, so they get an address that names them and can never be delivered to
+    (docs/pos-contracts.md)."""
+    email = (member.customer.email or "").strip()
+    if "@" in email:
+        return email
+    mailbox = member.id if _MAILBOX.fullmatch(member.id) else _digest(member.id)
+    return f"member-{mailbox}@{NO_EMAIL_DOMAIN}"
+
+
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
 def reward_record(
     offer: rewards.RewardOffer, label: str, redeem_base: str, order_id: str
 ) -> dict[str, Any]:
@@ -63,7 +101,7 @@ def reward_record(
         "id": reward.id,
         "title": reward.title,
         "terms": reward.terms or "",
-        "points_required": offer.points_required,  # a number (inferred: docs/pos-contracts.md)
+        "points_required": points_required(offer.points_required),
         "points_label": label,
         "action_label": reward.action_label or "Redeem",
         "variable_quantity": reward.variable_quantity,
@@ -80,12 +118,12 @@ def member_record(
     order_id: str,
 ) -> dict[str, Any]:
     customer = member.customer
-    points = f"{customer.balance:.2f}"
+    points = current_points(customer.balance)
     return {
         "id": member.id,
         "first_name": customer.first_name or customer.display_name or member.id,
         "last_name": customer.last_name or "",
-        "email_address": customer.email or "",
+        "email_address": email_address(member),
         "current_points": points,
         "points_label": label,
         "intro_text": f"{customer.display_name}: {points} {label}",

@@ -4,7 +4,7 @@ reader for what a POS sends, rounding half-up."""
 from __future__ import annotations
 
 import re
-from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from decimal import ROUND_DOWN, ROUND_HALF_UP, Decimal, InvalidOperation
 
 from gateway.domain.errors import ValidationError
 
@@ -25,6 +25,12 @@ PLACES = {2: "two", 5: "five"}
 def round_money(value: Decimal) -> Decimal:
     """Round to the currency's two places, half-up (docs/architecture.md, "Loyalty rules")."""
     return value.quantize(CENT, rounding=ROUND_HALF_UP)
+
+
+def cents_within(value: Decimal) -> Decimal:
+    """The most of ``value`` that an amount a caller sends (two places, ``parse_amount``)
+    can name: rounded down to cents, so naming it never asks for more than ``value``."""
+    return value.quantize(CENT, rounding=ROUND_DOWN)
 
 
 def to_decimal(value: object) -> Decimal:

@@ -15,7 +15,7 @@ from decimal import Decimal
 from enum import StrEnum
 
 from gateway.domain.errors import InsufficientBalance, ValidationError
-from gateway.domain.money import CENT, MAX_AMOUNT, ZERO, round_money
+from gateway.domain.money import CENT, MAX_AMOUNT, ZERO, cents_within, round_money
 
 REWARD_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 PAY_WITH_POINTS = "pay-with-points"
@@ -43,12 +43,14 @@ class Reward:
         return balance >= self.points_required
 
     def offered_points(self, balance: Decimal) -> Decimal:
-        """What to show as ``points_required`` to a member: a variable reward's cap is
-        at most their balance."""
+        """What to show as ``points_required`` to a member: a variable reward's cap is at
+        most their balance, in whole cents rounded down (a balance of 12.345 offers 12.34),
+        because the POS sends that maximum back as ``quantity``, which takes two places and
+        must not exceed the balance."""
         if not self.variable_quantity:
             return self.points_required
         cap = self.points_required if self.points_required > 0 else balance
-        return max(ZERO, min(cap, balance))
+        return max(ZERO, cents_within(min(cap, balance)))
 
 
 @dataclass(frozen=True)

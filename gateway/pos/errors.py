@@ -14,7 +14,8 @@ services do not handle still reaches the caller with the right code::
     ├── UpstreamUnavailable     Unavailable       5xx, timeouts, refused connections, open
     │   │                                         circuit: nothing was written
     │   ├── UpstreamShapeError                    a 2xx body we cannot read
-    │   └── UpstreamAuthError                     401 on the merchant's credentials
+    │   ├── UpstreamAuthError                     401 on the merchant's credentials
+    │   └── UpstreamChanged                       changed since we read it: not written
     └── UpstreamOutcomeUnknown  OutcomePending    a write was sent and its answer lost:
                                                   it may land, even later
 """
@@ -87,6 +88,12 @@ class UpstreamShapeError(UpstreamUnavailable):
 
 class UpstreamAuthError(UpstreamUnavailable):
     """The POS refused the merchant's stored credentials (401)."""
+
+
+class UpstreamChanged(UpstreamUnavailable):
+    """What we meant to write back changed at the POS after we read it (the register is
+    editing the order): nothing was sent, so nothing of theirs was overwritten; reading
+    again and retrying is safe."""
 
 
 class UpstreamOutcomeUnknown(UpstreamError, OutcomePending):

@@ -6,6 +6,12 @@ strictly as the real API, so that a client bug shows up here and not in a café.
 code with the gateway's client on purpose: a misreading of the API must not be copied into both
 sides of the test.
 
+Orders look as Kounta's documentation shows them: lines with their ``id``, ``number`` and
+``modifiers``, payments with their ``id`` and ``method``. A PUT of lines must name every line
+of the order by its ``id`` and keep its ``number`` and ``modifiers``. A fixture order may
+carry an order-wide ``price_variation``, and ``omit_fields`` (``total``, ``total_tax``,
+``paid``, ``price_variation``) to be served without them, as the documentation's example is.
+
 Money is ``Decimal`` from the request bytes to the response bytes (``parse_float=Decimal`` in,
 ``common.json_default`` out), because a float anywhere would make order totals drift. Kounta's
 ids are integers, and so are ours.
@@ -70,10 +76,27 @@ CUSTOMER_WRITABLE = frozenset(
     {*CUSTOMER_TEXT, "tags", "primary_address", "shipping_address", "accepts_marketing"}
 )
 LINE_KEYS = frozenset(
-    {"product_id", "product", "quantity", "unit_price", "unit_tax", "price_variation", "notes"}
+    {
+        "product_id",
+        "product",
+        "quantity",
+        "unit_price",
+        "unit_tax",
+        "price_variation",
+        "notes",
+        "modifiers",
+    }
 )
-# What a GET gives back on a line: a client may PUT lines as it read them; these are recomputed.
+# What a GET gives back on a line: a client may PUT lines as it read them. ``id`` and
+# ``number`` name an existing line and must match it; the totals are recomputed.
 LINE_READ_ONLY = frozenset({"id", "number", "line_total_ex_tax", "line_total_tax"})
+# Fields a fixture order may leave out of what GET renders, as the order in Kounta's own
+# documentation does: a client must then work them out.
+OMITTABLE = frozenset({"total", "total_tax", "paid", "price_variation"})
+# Generated line and payment ids are of the size Kounta's documentation shows, above the
+# ids its own example uses, so that example can be a fixture beside generated ones.
+FIRST_LINE_ID = 41000000000
+FIRST_PAYMENT_ID = 21000000
 ORDER_CREATE_KEYS = frozenset({"status", "lines", "customer_id", "site_id", "notes"})
 ORDER_UPDATE_KEYS = frozenset({"status", "lines", "notes"})
 PAYMENT_KEYS = frozenset({"method_id", "amount", "ref", "tip"})
@@ -301,6 +324,8 @@ class KountaState:
         self.orders: dict[int, dict[str, Any]] = {}
         self.webhooks: dict[int, dict[str, Any]] = {}
         self.product_names: dict[int, str] = {}
+        self.line_ids: set[int] = set()
+        self.payment_ids: set[int] = set()
         self.access_tokens: dict[str, float] = {}
         self.refresh_tokens: set[str] = set()
         where = "payment_methods"
@@ -434,7 +459,12 @@ class KountaState:
         status = _string(raw.get("status"), "status")
         if status not in STATUSES:
             raise _invalid(f"status must be one of {', '.join(STATUSES)}")
-        order = self._new_order(raw["id"], raw, status, _stamp(now))
+        order = self._new_order(raw["id"], raw, status, _stamp(now), fixture=True)
+        variation = _optional_number(raw, "price_variation", "", ONE)
+        if not ZERO < variation <= MAX_VARIATION:
+            raise _invalid("price_variation must be greater than 0 and at most 10")
+        order["price_variation"] = variation
+        order["omit_fields"] = _omit_fields(raw.get("omit_fields"))
         if raw.get("register_id") is not None:
             order["register_id"] = _integer(raw["register_id"], "register_id")
         if raw.get("sale_number") is not None:
@@ -447,7 +477,7 @@ class KountaState:
             raise _invalid("payments must be an array")
         for i, item in enumerate(payments, 1):
             order["payments"].append(self._payment_from_fixture(item, i, order["created_at"]))
-        self._learn_names(order["lines"])
+        self._commit_lines(order["lines"])
         return order
 
     def _payment_from_fixture(self, item: object, number: int, stamp: str) -> dict[str, Any]:
@@ -458,7 +488,16 @@ class KountaState:
         method_id = _integer(item.get("method_id", method.get("id")), f"{where}.method_id")
         if method_id not in self.payment_methods:
             raise _invalid(f"{where}.method_id is not a known payment method")
+        payment_id = item.get("id")
+        if payment_id is not None:
+            payment_id = _integer(payment_id, f"{where}.id")
+            if payment_id <= 0 or payment_id in self.payment_ids:
+                raise _invalid(f"{where}.id must be a positive integer no other payment has")
+        else:
+            payment_id = _next_id(self.payment_ids, FIRST_PAYMENT_ID)
+        self.payment_ids.add(payment_id)
         return {
+            "id": payment_id,
             "number": number,
             "method_id": method_id,
             "amount": _required_number(item, "amount", where),
@@ -468,10 +507,19 @@ class KountaState:
         }
 
     def _new_order(
-        self, order_id: int, body: Mapping[str, Any], status: str, stamp: str
+        self,
+        order_id: int,
+        body: Mapping[str, Any],
+        status: str,
+        stamp: str,
+        *,
+        fixture: bool = False,
     ) -> dict[str, Any]:
-        """Reads the fields a create body and a fixture share."""
+        """Reads the fields a create body and a fixture share. Lines are numbered from 1; a
+        fixture may give their ids and numbers, a client may not (they get theirs when the
+        order is stored)."""
         lines = self._parse_lines(body.get("lines"))
+        _number_new_lines(body.get("lines") or [], lines, fixture=fixture, taken=self.line_ids)
         customer_id = body.get("customer_id")
         if customer_id is not None:
             customer_id = _integer(customer_id, "customer_id")
@@ -494,6 +542,8 @@ class KountaState:
             "customer_id": customer_id,
             "lines": lines,
             "payments": [],
+            "price_variation": ONE,
+            "omit_fields": [],
             "placed_at": stamp,
             "created_at": stamp,
             "updated_at": stamp,
@@ -506,7 +556,7 @@ class KountaState:
             raise _invalid(f"status must be one of {', '.join(CREATE_STATUSES)}")
         order_id = max(self.orders, default=0) + 1
         order = self._new_order(order_id, body, status, _stamp(now))
-        self._learn_names(order["lines"])
+        self._commit_lines(order["lines"])
         self.orders[order_id] = order
         return order
 
@@ -526,11 +576,12 @@ class KountaState:
             changes["notes"] = _string(body["notes"], "notes")
         if "lines" in body:
             lines = self._parse_lines(body["lines"])
-            if _total(lines) < _paid(order):
+            _keep_existing_lines(order["lines"], body["lines"], lines)
+            if _total(lines, order["price_variation"]) < _paid(order):
                 raise _invalid("Order total would be less than the amount paid")
             changes["lines"] = lines
         order.update(changes, updated_at=_stamp(now))
-        self._learn_names(order["lines"])
+        self._commit_lines(order["lines"])
 
     def complete_order(self, order_id: int, now: float) -> dict[str, Any]:
         """The POS finishing an order; completing a completed order changes nothing."""
@@ -569,6 +620,9 @@ class KountaState:
         if not ZERO < variation <= MAX_VARIATION:
             raise _invalid(f"{where}.price_variation must be greater than 0 and at most 10")
         return {
+            "id": None,
+            "number": None,
+            "modifiers": _modifiers(item.get("modifiers"), f"{where}.modifiers"),
             "product_id": product_id,
             "name": name or self.product_names.get(product_id, ""),
             "quantity": quantity,
@@ -578,9 +632,13 @@ class KountaState:
             "notes": _string(item.get("notes"), f"{where}.notes"),
         }
 
-    def _learn_names(self, lines: list[dict[str, Any]]) -> None:
-        """Kounta knows its products; we know the names the lines told us, for later lines."""
+    def _commit_lines(self, lines: list[dict[str, Any]]) -> None:
+        """Once stored: new lines get their ids, and Kounta, which knows its products, learns
+        the names the lines told it, for later lines."""
         for line in lines:
+            if line["id"] is None:
+                line["id"] = _next_id(self.line_ids, FIRST_LINE_ID)
+            self.line_ids.add(line["id"])
             if line["name"]:
                 self.product_names[line["product_id"]] = line["name"]
 
@@ -599,14 +657,17 @@ class KountaState:
         ref = _string(body.get("ref"), "ref")
         tip = _tip(body)
         paid = _paid(order)
-        if amount > _total(order["lines"]) - paid:
+        if amount > _total(order["lines"], order["price_variation"]) - paid:
             raise _invalid("Payment exceeds the amount owing")
         if -amount > paid:
             raise _invalid("Refund exceeds the amount paid")
         number = len(order["payments"]) + 1
         stamp = _stamp(now)
+        payment_id = _next_id(self.payment_ids, FIRST_PAYMENT_ID)
+        self.payment_ids.add(payment_id)
         order["payments"].append(
             {
+                "id": payment_id,
                 "number": number,
                 "method_id": method_id,
                 "amount": amount,
@@ -679,11 +740,12 @@ class KountaState:
     # -- rendering --
 
     def render_order(self, order: Mapping[str, Any]) -> dict[str, Any]:
-        lines = [_render_line(number, line) for number, line in enumerate(order["lines"], 1)]
+        variation = order["price_variation"]
+        lines = [_render_line(line, variation) for line in order["lines"]]
         total_tax = decimal_sum(line["line_total_tax"] for line in lines)
         customer_id = order["customer_id"]
         customer = self.customers.get(customer_id) if customer_id is not None else None
-        return {
+        rendered = {
             "id": order["id"],
             "company_id": self.company["id"],
             "status": order["status"],
@@ -697,7 +759,7 @@ class KountaState:
             else {k: customer[k] for k in ("id", "first_name", "last_name", "email")},
             "lines": lines,
             "payments": [self.render_payment(p) for p in order["payments"]],
-            "price_variation": ONE,
+            "price_variation": variation,
             "total": decimal_sum(line["line_total_ex_tax"] for line in lines) + total_tax,
             "total_tax": total_tax,
             "paid": _paid(order),
@@ -705,13 +767,15 @@ class KountaState:
             "created_at": order["created_at"],
             "updated_at": order["updated_at"],
         }
+        return {k: v for k, v in rendered.items() if k not in order["omit_fields"]}
 
     def render_payment(self, payment: Mapping[str, Any]) -> dict[str, Any]:
+        """As Kounta's documentation shows a payment: its ``id`` and ``method``; the number
+        (which only the payment's Location carries) and ``method_id`` are not shown."""
         method = self.payment_methods.get(payment["method_id"], {})
         return {
-            "number": payment["number"],
+            "id": payment["id"],
             "method": {"id": payment["method_id"], "name": method.get("name", "")},
-            "method_id": payment["method_id"],
             "amount": payment["amount"],
             "ref": payment["ref"],
             "tip": payment["tip"],
@@ -795,35 +859,132 @@ def _require_open(order: Mapping[str, Any]) -> None:
         raise _invalid(message)
 
 
-def _line_totals(line: Mapping[str, Any]) -> tuple[Decimal, Decimal]:
-    """Each line rounds half-up to cents on its own, so the totals are sums of what is shown."""
-    factor = line["quantity"] * line["price_variation"]
+def _line_totals(line: Mapping[str, Any], order_variation: Decimal) -> tuple[Decimal, Decimal]:
+    """Each line rounds half-up to cents on its own, so the totals are sums of what is shown;
+    the order's ``price_variation`` multiplies every line's."""
+    factor = line["quantity"] * line["price_variation"] * order_variation
     return _cents(line["unit_price"] * factor), _cents(line["unit_tax"] * factor)
 
 
-def _total(lines: Iterable[Mapping[str, Any]]) -> Decimal:
+def _total(lines: Iterable[Mapping[str, Any]], order_variation: Decimal) -> Decimal:
     """The tax-inclusive total."""
-    return decimal_sum(ex_tax + tax for ex_tax, tax in map(_line_totals, lines))
+    totals = (_line_totals(line, order_variation) for line in lines)
+    return decimal_sum(ex_tax + tax for ex_tax, tax in totals)
 
 
 def _paid(order: Mapping[str, Any]) -> Decimal:
     return decimal_sum(payment["amount"] for payment in order["payments"])
 
 
-def _render_line(number: int, line: Mapping[str, Any]) -> dict[str, Any]:
-    ex_tax, tax = _line_totals(line)
+def _render_line(line: Mapping[str, Any], order_variation: Decimal) -> dict[str, Any]:
+    """As Kounta's documentation shows a line: ``id``, ``number``, ``product``, and the
+    ``modifiers`` (modifier product ids) it was written with."""
+    ex_tax, tax = _line_totals(line, order_variation)
     return {
-        "number": number,
+        "id": line["id"],
+        "number": line["number"],
         "product": {"id": line["product_id"], "name": line["name"]},
-        "product_id": line["product_id"],
         "quantity": line["quantity"],
         "unit_price": line["unit_price"],
         "unit_tax": line["unit_tax"],
         "price_variation": line["price_variation"],
         "notes": line["notes"],
+        "modifiers": list(line["modifiers"]),
         "line_total_ex_tax": ex_tax,
         "line_total_tax": tax,
     }
+
+
+def _next_id(taken: set[int], first: int) -> int:
+    return max(taken, default=first) + 1
+
+
+def _modifiers(value: object, field: str) -> list[int]:
+    """Modifier product ids; Kounta's own example writes a negative one (``[-67]``)."""
+    if value is None:
+        return []
+    if not isinstance(value, list) or not all(_is_int(m) and m != 0 for m in value):
+        raise _invalid(f"{field} must be an array of modifier ids (non-zero integers)")
+    return list(value)
+
+
+def _omit_fields(value: object) -> list[str]:
+    if value is None:
+        return []
+    if not isinstance(value, list) or not all(isinstance(f, str) for f in value):
+        raise _invalid("omit_fields must be an array of field names")
+    unknown = sorted(set(value) - OMITTABLE)
+    if unknown:
+        raise _invalid(f"omit_fields may name only {', '.join(sorted(OMITTABLE))}")
+    return list(value)
+
+
+def _number_new_lines(
+    items: object, lines: list[dict[str, Any]], *, fixture: bool, taken: set[int]
+) -> None:
+    """Lines of a new order are numbered from 1. A fixture may give each its ``id`` and
+    ``number`` (unique); a client's are read-only there and ignored."""
+    raw = items if isinstance(items, list) else []
+    numbers: set[int] = set()
+    for i, (item, line) in enumerate(zip(raw, lines, strict=True)):
+        line["number"] = i + 1
+        if not fixture:
+            continue
+        if item.get("id") is not None:
+            line_id = _integer(item["id"], f"lines[{i}].id")
+            if line_id <= 0 or line_id in taken or any(line_id == x["id"] for x in lines[:i]):
+                raise _invalid(f"lines[{i}].id must be a positive integer no other line has")
+            line["id"] = line_id
+        if item.get("number") is not None:
+            line["number"] = _integer(item["number"], f"lines[{i}].number")
+        if line["number"] <= 0 or line["number"] in numbers:
+            raise _invalid(f"lines[{i}].number must be a positive integer unique in the order")
+        numbers.add(line["number"])
+
+
+def _keep_existing_lines(
+    existing: list[dict[str, Any]], items: list[Any], lines: list[dict[str, Any]]
+) -> None:
+    """A PUT of ``lines`` must carry every line the order has, named by its ``id``, with its
+    ``number`` and ``modifiers`` as they are; lines without an ``id`` are new ones, numbered
+    after the rest. A client that rewrote lines from a few fields would silently delete the
+    register's lines, renumber them and drop their modifiers: that is refused, naming the
+    field."""
+    by_id = {line["id"]: line for line in existing}
+    kept: set[int] = set()
+    next_number = max((line["number"] for line in existing), default=0) + 1
+    for i, (item, line) in enumerate(zip(items, lines, strict=True)):
+        where = f"lines[{i}]"
+        if item.get("id") is None:
+            line["number"] = next_number
+            next_number += 1
+            continue
+        line_id = _integer(item["id"], f"{where}.id")
+        old = by_id.get(line_id)
+        if old is None:
+            raise _invalid(f"{where}.id {line_id} is not a line of this order")
+        if line_id in kept:
+            raise _invalid(f"{where}.id {line_id} appears twice")
+        kept.add(line_id)
+        if item.get("number", old["number"]) != old["number"]:
+            raise _invalid(f"{where}.number cannot change: line {line_id} is {old['number']}")
+        if "modifiers" not in item and old["modifiers"]:
+            raise _invalid(
+                f"{where}.modifiers left out: line {line_id} has {old['modifiers']}, "
+                "which a line written back must keep"
+            )
+        if line["modifiers"] != old["modifiers"]:
+            raise _invalid(
+                f"{where}.modifiers cannot change: line {line_id} has {old['modifiers']}"
+            )
+        line["id"], line["number"] = line_id, old["number"]
+    missing = [line for line in existing if line["id"] not in kept]
+    if missing:
+        gone = missing[0]
+        raise _invalid(
+            f"lines must keep every line of the order: line id {gone['id']} "
+            f"(number {gone['number']}) is missing"
+        )
 
 
 # -- HTTP ----------------------------------------------------------------------------------------

@@ -136,12 +136,7 @@ async def order_earning(scope: Scope, order: Order, member_enabled: bool) -> Quo
         (p.amount for p in order.payments if method_id and p.method_id == method_id), ZERO
     )
     lines = [
-        LineToQuote(
-            line.product_id or "",
-            line.quantity,
-            line.unit_price * line.price_variation,
-            line.unit_tax * line.price_variation,
-        )
+        LineToQuote(line.product_id or "", line.quantity, *order.line_amounts(line))
         for line in order.lines
     ]
     return quote(lines, rules, paid_with_points)

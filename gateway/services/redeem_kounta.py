@@ -3,8 +3,13 @@
 PENDING: recorded, under the member's balance lease, after the checks → DEBITED: the points
 taken from the balance of record → the reward applied to the order, under the order's lease,
 through the journal (PAYMENT: an order payment whose ``ref`` is the redemption id;
-PERCENT_DISCOUNT: the lines' ``price_variation``, with the redemption id marked in the
-order's notes) → COMPLETED.
+PERCENT_DISCOUNT: the lines' ``price_variation``, every line written back as it was read,
+with the redemption id marked in the order's notes) → COMPLETED.
+
+If the register changed the order between our read and our write, nothing is written
+(``UpstreamChanged``, transient): the redemption stays DEBITED, and the same redeem URL
+called again reads the order afresh; if it is not called again, the worker gives the points
+back.
 
 If the order cannot take it for good (gone, complete, refused) the points come back:
 COMPENSATING → FAILED. If the write's answer is lost it is unsettled: the redemption stays
@@ -228,10 +233,10 @@ def _discount_mark(redemption_id: str) -> str:
 
 
 def _discount_given(order: Order, percent: Decimal) -> Decimal:
-    """What a discount already applied took off (read back on a retry)."""
+    """What a discount already applied took off (read back on a retry), as ``_write``
+    reckons it: the order's total (tax included) before it, less the total now."""
     factor = discount_variation(percent)
-    now = sum((line.unit_price * line.quantity * line.price_variation for line in order.lines),
-              ZERO)  # fmt: skip
+    now = order.total
     return round_money(now / factor - now) if factor else ZERO
 
 

@@ -36,6 +36,9 @@ JOHN, LUCY, TONY = 3842, 3843, 3844
 JOHN_ORDER, TONY_ORDER, LUCY_ORDER = 93824701, 93824702, 93824703
 CASH, CARD, POINTS = 1, 7, 12
 LATTE, SALMON = 7302, 5312
+# The ids the sandbox gives the demo orders' lines and payments, in fixture order.
+JOHN_LATTE_LINE, JOHN_SALMON_LINE, TONY_LINE, LUCY_LINE = range(41000000001, 41000000005)
+LUCY_PAYMENT = 21000001
 JOHN_REF = "06e35f89-3c6d-11e9-f5ed-8a1a7a7e2b04"
 TONY_REF = "06e35f89-3c6d-11e9-f5ed-8a1a7a7e2b01"
 DEMO_ACCESS, DEMO_REFRESH = "demo-kounta-access", "demo-kounta-refresh"
@@ -762,23 +765,23 @@ async def test_a_completed_order_in_kounta_shape(client: httpx.AsyncClient) -> N
         },
         "lines": [
             {
+                "id": LUCY_LINE,
                 "number": 1,
                 "product": {"id": SALMON, "name": "Salmon Sandwich"},
-                "product_id": SALMON,
                 "quantity": 1,
                 "unit_price": 9,
                 "unit_tax": Decimal("1.35"),
                 "price_variation": 1,
                 "notes": "",
+                "modifiers": [],
                 "line_total_ex_tax": 9,
                 "line_total_tax": Decimal("1.35"),
             }
         ],
         "payments": [
             {
-                "number": 1,
+                "id": LUCY_PAYMENT,
                 "method": {"id": CASH, "name": "Cash"},
-                "method_id": CASH,
                 "amount": Decimal("10.35"),
                 "ref": "",
                 "tip": 0,
@@ -897,7 +900,8 @@ async def test_an_order_without_a_customer(client: httpx.AsyncClient) -> None:
         ({"status": "PENDING", "lines": [line(unit_price=-1)]}, "lines[0].unit_price"),
         ({"status": "PENDING", "lines": [line(unit_price="4")]}, "lines[0].unit_price must be a"),
         ({"status": "PENDING", "lines": [{"quantity": 1, "unit_price": 1}]}, "product_id is req"),
-        ({"status": "PENDING", "lines": [line(modifiers=[1])]}, "lines[0].modifiers"),
+        ({"status": "PENDING", "lines": [line(modifiers="shot")]}, "lines[0].modifiers must be"),
+        ({"status": "PENDING", "lines": [line(modifiers=[0])]}, "lines[0].modifiers must be"),
         ({"status": "PENDING", "lines": [line()], "customer_id": 1}, "customer_id is not a known"),
         ({"status": "PENDING", "lines": [line()], "customer_id": "3842"}, "customer_id must be"),
         ({"status": "PENDING", "lines": [line()], "site_id": 1}, "site_id is not a known site"),
@@ -913,28 +917,31 @@ async def test_create_order_checks_the_body(
     assert len((await client.get(f"{BASE}/orders")).json()) == 3
 
 
-async def test_put_lines_replaces_and_renumbers_them(
+async def test_put_lines_keeps_ids_and_numbers_and_numbers_new_lines_after(
     client: httpx.AsyncClient, clock: FakeClock
 ) -> None:
     clock.advance(30)
     lines = [
-        line(SALMON, 2, price_variation=0.9),
-        {"product_id": LATTE, "quantity": 1, "unit_price": 4},
+        line(SALMON, 2, id=JOHN_SALMON_LINE, price_variation=0.9),
+        {"id": JOHN_LATTE_LINE, "product_id": LATTE, "quantity": 1, "unit_price": 4},
+        line(LATTE, 1, modifiers=[-67, 12]),
     ]
     response = await put_lines(client, JOHN_ORDER, lines)
-    assert response.status_code == 200
+    assert response.status_code == 200, response.text
     order = data(response)
-    assert [(ln["number"], ln["product"]["name"]) for ln in order["lines"]] == [
-        (1, "Salmon Sandwich"),
-        (2, "Caffé Latte"),
+    assert [(ln["id"], ln["number"], ln["product"]["name"]) for ln in order["lines"]] == [
+        (JOHN_SALMON_LINE, 2, "Salmon Sandwich"),
+        (JOHN_LATTE_LINE, 1, "Caffé Latte"),
+        (LUCY_LINE + 1, 3, "Caffé Latte"),
     ]
+    assert order["lines"][2]["modifiers"] == [-67, 12]
     salmon = order["lines"][0]
     assert (salmon["price_variation"], salmon["line_total_ex_tax"], salmon["line_total_tax"]) == (
         Decimal("0.9"),
         Decimal("16.2"),
         Decimal("2.43"),
     )
-    assert (order["total"], order["total_tax"]) == (Decimal("22.63"), Decimal("2.43"))
+    assert (order["total"], order["total_tax"]) == (Decimal("27.23"), Decimal("3.03"))
     assert order["updated_at"] == "2026-11-21T10:00:30+00:00"
     assert order["notes"] == "Take away, gold member"
     assert await get_order(client, JOHN_ORDER) == order
@@ -953,6 +960,161 @@ async def test_lines_can_be_put_back_as_they_were_read(client: httpx.AsyncClient
     assert updated["total"] == Decimal("34.16")
 
 
+DOC_ORDER = 93824799
+
+
+def documented_order() -> dict[str, Any]:
+    """An order shaped like the one in Kounta's own documentation: lines with ids, numbers
+    and modifiers, payments with ids, and no total, tax total or paid."""
+    return {
+        "id": DOC_ORDER,
+        "status": "ON_HOLD",
+        "notes": "Take away, gold member",
+        "customer_id": LUCY,
+        "lines": [
+            {"id": 37864193203, "number": 1, "product": {"id": LATTE, "name": "Caffé Latte"},
+             "quantity": 6, "notes": "Extra sugar please", "unit_price": Decimal("1.36"),
+             "unit_tax": Decimal("0.14"), "modifiers": [-67, 4410]},
+            {"id": 37864193204, "number": 2, "product": {"id": SALMON, "name": "Salmon Sandwich"},
+             "quantity": 1, "price_variation": Decimal("0.9"), "unit_price": Decimal("9.09"),
+             "unit_tax": Decimal("0.91")},
+        ],
+        "payments": [
+            {"id": 19230990, "method": {"id": CASH, "name": "Cash"}, "amount": Decimal("5.5")},
+        ],
+        "omit_fields": ["total", "total_tax", "paid"],
+    }  # fmt: skip
+
+
+def with_documented_order(**changes: Any) -> dict[str, Any]:
+    fixtures = demo()
+    fixtures["orders"].append({**documented_order(), **changes})
+    return fixtures
+
+
+def as_json(body: Any) -> str:
+    """Decimals as the JSON numbers they spell (a float's repr is its shortest decimal)."""
+    return json.dumps(body, default=float)
+
+
+async def reset_to(client: httpx.AsyncClient, fixtures: dict[str, Any]) -> httpx.Response:
+    return await client.post("/_sandbox/reset", content=as_json(fixtures))
+
+
+async def put_back(client: httpx.AsyncClient, order_id: int, lines: list[Any]) -> httpx.Response:
+    """PUT lines as a client writing back what it read sends them."""
+    headers = {"Content-Type": "application/json"}
+    content = as_json({"lines": lines})
+    return await client.put(f"{BASE}/orders/{order_id}", content=content, headers=headers)
+
+
+async def test_an_order_as_documented_keeps_line_ids_numbers_and_modifiers(
+    client: httpx.AsyncClient,
+) -> None:
+    reset = await reset_to(client, with_documented_order())
+    assert reset.status_code == 200, reset.text
+    order = await get_order(client, DOC_ORDER)
+    assert "total" not in order and "paid" not in order and "total_tax" not in order
+    assert [(ln["id"], ln["number"], ln["modifiers"]) for ln in order["lines"]] == [
+        (37864193203, 1, [-67, 4410]),
+        (37864193204, 2, []),
+    ]
+    assert order["payments"][0]["id"] == 19230990
+    for item in order["lines"]:
+        item["price_variation"] = Decimal("0.9")
+    response = await put_back(client, DOC_ORDER, order["lines"])
+    assert response.status_code == 200, response.text
+    after = await get_order(client, DOC_ORDER)
+    assert [(ln["id"], ln["number"], ln["modifiers"]) for ln in after["lines"]] == [
+        (37864193203, 1, [-67, 4410]),
+        (37864193204, 2, []),
+    ]
+    assert [ln["price_variation"] for ln in after["lines"]] == [Decimal("0.9")] * 2
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ("leave out the second line", "lines must keep every line of the order: line id 3786419"),
+        ("drop the ids", "lines must keep every line of the order"),
+        ("drop the modifiers", "lines[0].modifiers left out"),
+        ("alter the modifiers", "lines[0].modifiers cannot change"),
+        ("empty the modifiers", "lines[0].modifiers cannot change"),
+        ("renumber", "lines[0].number cannot change"),
+        ("a foreign id", "lines[0].id 1 is not a line of this order"),
+        ("the same id twice", "lines[1].id 37864193203 appears twice"),
+    ],
+)
+async def test_a_put_that_would_lose_a_line_its_id_or_its_modifiers_is_refused(
+    client: httpx.AsyncClient, change: str, message: str
+) -> None:
+    assert (await reset_to(client, with_documented_order())).status_code == 200
+    before = await get_order(client, DOC_ORDER)
+    lines = copy.deepcopy(before["lines"])
+    first = lines[0]
+    if change == "leave out the second line":
+        del lines[1]
+    elif change == "drop the ids":
+        lines = [{k: v for k, v in ln.items() if k not in ("id", "number")} for ln in lines]
+    elif change == "drop the modifiers":
+        del first["modifiers"]
+    elif change == "alter the modifiers":
+        first["modifiers"] = [-67]
+    elif change == "empty the modifiers":
+        first["modifiers"] = []
+    elif change == "renumber":
+        first["number"] = 3
+    elif change == "a foreign id":
+        first["id"] = 1
+    elif change == "the same id twice":
+        lines[1]["id"] = first["id"]
+    response = await put_back(client, DOC_ORDER, lines)
+    assert response.status_code == 400
+    assert message in response.json()["error"]
+    assert await get_order(client, DOC_ORDER) == before
+
+
+async def test_an_order_wide_price_variation_discounts_every_line(
+    client: httpx.AsyncClient,
+) -> None:
+    fixtures = demo()
+    fixtures["orders"][0]["price_variation"] = Decimal("0.9")
+    assert (await reset_to(client, fixtures)).status_code == 200
+    order = await get_order(client, JOHN_ORDER)
+    assert order["price_variation"] == Decimal("0.9")
+    assert [(ln["line_total_ex_tax"], ln["line_total_tax"]) for ln in order["lines"]] == [
+        (Decimal("21.6"), Decimal("3.24")),
+        (Decimal("8.1"), Decimal("1.22")),
+    ]
+    assert (order["total"], order["total_tax"]) == (Decimal("34.16"), Decimal("4.46"))
+    over = await pay(client, JOHN_ORDER, 34.17)
+    assert over.json() == {"error": "Payment exceeds the amount owing"}
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"omit_fields": ["lines"]}, "omit_fields may name only"),
+        ({"omit_fields": "total"}, "omit_fields must be an array"),
+        ({"price_variation": 0}, "price_variation must be greater than 0"),
+        ({"lines": [{"product_id": 1, "quantity": 1, "unit_price": 1, "modifiers": [1.5]}]},
+         "lines[0].modifiers must be"),
+        ({"lines": [{"id": 7, "product_id": 1, "quantity": 1, "unit_price": 1},
+                    {"id": 7, "product_id": 1, "quantity": 1, "unit_price": 1}]},
+         "lines[1].id must be a positive integer no other line has"),
+        ({"lines": [{"number": 2, "product_id": 1, "quantity": 1, "unit_price": 1},
+                    {"number": 2, "product_id": 1, "quantity": 1, "unit_price": 1}]},
+         "lines[1].number must be a positive integer unique"),
+    ],
+)  # fmt: skip
+async def test_fixture_orders_are_checked_too(
+    client: httpx.AsyncClient, changes: dict[str, Any], message: str
+) -> None:
+    response = await reset_to(client, with_documented_order(**changes))
+    assert response.status_code == 400
+    assert message in response.json()["details"]
+
+
 async def test_line_totals_round_half_up_to_cents(client: httpx.AsyncClient) -> None:
     lines = [
         {"product_id": 1, "quantity": 1, "unit_price": 1.005, "unit_tax": 0.125},
@@ -965,7 +1127,7 @@ async def test_line_totals_round_half_up_to_cents(client: httpx.AsyncClient) -> 
         },
         {"product_id": 3, "quantity": 0.5, "unit_price": 2.675},
     ]
-    order = data(await put_lines(client, TONY_ORDER, lines))
+    order = data(await client.post(f"{BASE}/orders", json={"status": "PENDING", "lines": lines}))
     totals = [(ln["line_total_ex_tax"], ln["line_total_tax"]) for ln in order["lines"]]
     assert totals == [
         (Decimal("1.01"), Decimal("0.13")),
@@ -982,7 +1144,7 @@ async def test_line_totals_round_half_up_to_cents(client: httpx.AsyncClient) -> 
 async def test_price_variation_is_a_multiplier_up_to_10(
     client: httpx.AsyncClient, variation: float, status: int
 ) -> None:
-    response = await put_lines(client, TONY_ORDER, [line(price_variation=variation)])
+    response = await put_lines(client, TONY_ORDER, [line(id=TONY_LINE, price_variation=variation)])
     assert response.status_code == status
     if status == 400:
         assert "price_variation" in response.json()["error"]
@@ -1021,7 +1183,7 @@ async def test_put_order_checks_the_body(
 
 async def test_a_product_id_inside_product_is_enough(client: httpx.AsyncClient) -> None:
     lines = [{"product": {"id": SALMON}, "quantity": 1, "unit_price": 9}]
-    order = (await put_lines(client, TONY_ORDER, lines)).json()
+    order = (await client.post(f"{BASE}/orders", json={"status": "PENDING", "lines": lines})).json()
     assert order["lines"][0]["product"] == {"id": SALMON, "name": "Salmon Sandwich"}
 
 
@@ -1035,12 +1197,12 @@ async def test_closed_orders_cannot_change(client: httpx.AsyncClient) -> None:
 
 async def test_lines_cannot_total_less_than_was_paid(client: httpx.AsyncClient) -> None:
     assert (await pay(client, JOHN_ORDER, 30)).status_code == 201
-    response = await put_lines(client, JOHN_ORDER, [line(LATTE, 1)])
+    salmon = line(SALMON, 1, id=JOHN_SALMON_LINE)  # 10.35
+    response = await put_lines(client, JOHN_ORDER, [line(LATTE, 1, id=JOHN_LATTE_LINE), salmon])
     assert response.status_code == 400
     assert response.json() == {"error": "Order total would be less than the amount paid"}
-    exact = await put_lines(
-        client, JOHN_ORDER, [{"product_id": 1, "quantity": 1, "unit_price": 30}]
-    )
+    latte = line(LATTE, 1, id=JOHN_LATTE_LINE, unit_price=19.65, unit_tax=0)
+    exact = await put_lines(client, JOHN_ORDER, [latte, salmon])
     assert exact.status_code == 200
 
 
@@ -1057,9 +1219,8 @@ async def test_a_payment_is_201_with_an_empty_body_and_a_location(
     order = await get_order(client, JOHN_ORDER)
     assert order["payments"] == [
         {
-            "number": 1,
+            "id": LUCY_PAYMENT + 1,
             "method": {"id": POINTS, "name": "Loyalty Points"},
-            "method_id": POINTS,
             "amount": Decimal("5.25"),
             "ref": "redemption-1",
             "tip": 0,
@@ -1134,9 +1295,8 @@ async def test_put_a_payment_sets_ref_and_tip(client: httpx.AsyncClient) -> None
     response = await client.put(location, json={"ref": "INV2-8M9F", "tip": 1.5})
     assert response.status_code == 200
     assert data(response) == {
-        "number": 1,
+        "id": LUCY_PAYMENT + 1,
         "method": {"id": CASH, "name": "Cash"},
-        "method_id": CASH,
         "amount": 10,
         "ref": "INV2-8M9F",
         "tip": Decimal("1.5"),

@@ -9,7 +9,7 @@ from typing import TypeVar
 
 from pydantic import BaseModel
 
-from gateway.pos.errors import UpstreamNotFound, UpstreamShapeError
+from gateway.pos.errors import UpstreamChanged, UpstreamNotFound, UpstreamShapeError
 from gateway.pos.fields import parse, parse_list, segment
 from gateway.pos.http import Upstream, UpstreamResponse
 from gateway.pos.kounta.models import (
@@ -65,8 +65,18 @@ class KountaClient:
 
     async def discount_order(self, order: Order, factor: Decimal, mark: str) -> Order:
         """Multiply every line's ``price_variation`` by ``factor`` and append ``mark`` to the
-        notes (how a later read recognises it). The lines are replaced wholesale, so this is
-        not idempotent: sent twice, it discounts twice; never retried."""
+        notes (how a later read recognises it). Kounta replaces the lines wholesale, so each
+        goes back with every field it was read with (its ``id``, ``number``, ``modifiers``),
+        and only if the order is still as ``order`` read it: otherwise the register is
+        editing it, and writing would undo its change (``UpstreamChanged``, nothing sent).
+        Not idempotent: sent twice, it discounts twice; never retried."""
+        current = await self.get_order(order.id, fresh=True)
+        if current.edit_state() != order.edit_state():
+            raise UpstreamChanged(
+                "the order changed at the register while the reward was being applied; "
+                "nothing was changed: redeem again",
+                pos=POS,
+            )
         body = {
             "lines": [line.write(line.price_variation * factor) for line in order.lines],
             "notes": f"{order.notes or ''} {mark}".strip(),
@@ -75,7 +85,9 @@ class KountaClient:
         return parse(Order, (await self.upstream.put(path, body, idempotent=False)).data, POS)
 
     async def add_payment(self, order_id: str, method_id: str, amount: Decimal, ref: str) -> str:
-        """POST a payment (never retried: Kounta does not deduplicate); its number."""
+        """POST a payment (never retried: Kounta does not deduplicate). What the answer's
+        ``Location`` ends with: the payment's number, only good for updating it; a payment
+        is found again on the order by its ``ref``."""
         path = f"{self._company}/orders/{segment(order_id)}/payments"
         body = {"method_id": kounta_id(method_id), "amount": amount, "ref": ref}
         return _created_id(await self.upstream.post(path, body))

@@ -22,24 +22,27 @@ def to_customer(customer: Customer, *, balance: Decimal, member: bool) -> custom
 
 
 def to_sale(order: Order, loyalty_method_id: str | None, earned: Decimal | None) -> sales.Sale:
-    """A Kounta order as a sale; line prices include the line's ``price_variation``."""
-    lines = tuple(
-        sales.SaleLine(
-            product_id=line.product_id or "",
-            quantity=line.quantity,
-            price=line.unit_price * line.price_variation,
-            tax=line.unit_tax * line.price_variation,
-            loyalty_value=Decimal(0),
-            name=line.product.name if line.product else None,
+    """A Kounta order as a sale; line prices include the line's and the order's
+    ``price_variation``."""
+    lines = []
+    for line in order.lines:
+        price, tax = order.line_amounts(line)
+        lines.append(
+            sales.SaleLine(
+                product_id=line.product_id or "",
+                quantity=line.quantity,
+                price=price,
+                tax=tax,
+                loyalty_value=Decimal(0),
+                name=line.product.name if line.product else None,
+            )
         )
-        for line in order.lines
-    )
     payments = tuple(
         sales.Payment(
             name=payment.method.name if payment.method else "Payment",
             amount=payment.amount,
             is_loyalty=bool(loyalty_method_id) and payment.method_id == loyalty_method_id,
-            id=payment.ref or (str(payment.number) if payment.number else None),
+            id=payment.ref or payment.id,
         )
         for payment in order.payments
     )
@@ -48,7 +51,7 @@ def to_sale(order: Order, loyalty_method_id: str | None, earned: Decimal | None)
         pos_id=order.id,
         status=order.status,
         customer_pos_id=order.customer_ref,
-        lines=lines,
+        lines=tuple(lines),
         payments=payments,
         total_price=order.total - order.total_tax,
         total_tax=order.total_tax,
