@@ -36,18 +36,11 @@ def resolve(path: str) -> Path | None:
 
 
 def defined(text: str, name: str) -> bool:
-    """``name`` (or a dotted ``Class.member``) is defined or at least written in ``text``."""
+    """``name`` (or each part of a dotted ``Class.member``) is written in ``text`` as a
+    word: a definition, a key, a literal the code relies on."""
     parts = name.split(".")
     if all(part.isidentifier() for part in parts):
-        return all(
-            re.search(
-                rf"(def|class)\s+{re.escape(part)}\b|^\s*{re.escape(part)}\s*[:=]|"
-                rf"\b{re.escape(part)}\b",
-                text,
-                re.M,
-            )  # fmt: skip
-            for part in parts
-        )
+        return all(re.search(rf"\b{re.escape(part)}\b", text) for part in parts)
     return name in text
 
 
