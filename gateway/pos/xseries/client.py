@@ -15,9 +15,10 @@ from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel
 
+from gateway.pos.budget import RateRule
 from gateway.pos.errors import UpstreamNotFound
 from gateway.pos.fields import field, parse, parse_list, segment
-from gateway.pos.http import Params, Upstream, UpstreamResponse
+from gateway.pos.http import Auth, HttpLayer, Params, Upstream, UpstreamResponse
 from gateway.pos.xseries.models import (
     Customer,
     LoyaltyAdjustmentResult,
@@ -37,6 +38,10 @@ from gateway.pos.xseries.models import (
 POS = "X-Series"
 MAX_PAGE_SIZE = 200
 SEARCH_PAGE_SIZE = 1000
+# X-Series allows 300 requests per register plus 50 per 300 s window, per store and
+# application. Its answers say the store's own limit; where one does not, a store with
+# one register (the fewest) is assumed (docs/pos-contracts.md).
+RATE_RULE = RateRule(limit=300 * 1 + 50, window_s=300)
 
 M = TypeVar("M", bound=BaseModel)
 T = TypeVar("T")
@@ -71,6 +76,11 @@ class Adjustment:
 class XSeriesClient:
     def __init__(self, upstream: Upstream) -> None:
         self.upstream = upstream
+
+    @classmethod
+    def connect(cls, layer: HttpLayer, base_url: str, auth: Auth) -> XSeriesClient:
+        """The client of one store, kept under the store's rate limit."""
+        return cls(layer.upstream(POS, base_url, auth, rate=RATE_RULE))
 
     # ----------------------------------------------------------------- account
 
