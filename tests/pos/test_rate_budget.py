@@ -77,6 +77,24 @@ async def test_a_get_shared_by_its_waiters_spends_one_unit(
     assert await read_someone(xseries_client) == "refused"
 
 
+async def test_a_caller_never_shares_a_get_with_background_work(
+    xseries_client: XSeriesClient, xseries: SandboxHandle
+) -> None:
+    """With less than the reserve left, background work is refused: a caller asking for
+    the same thing at the same moment must not be refused with it."""
+    xseries.faults(rate_limit={"limit": 2, "window_s": 60}, latency_ms=300)
+    first = asyncio.ensure_future(xseries_client.get_config())  # the window's first call
+    await until(lambda: xseries.count("GET /api/config") == 1, what="the first call sent")
+    with priority.background():  # the task keeps the mark
+        worker = asyncio.ensure_future(xseries_client.list_payment_types())
+    caller = asyncio.ensure_future(xseries_client.list_payment_types())
+    results = await asyncio.gather(worker, caller, first, return_exceptions=True)
+    assert isinstance(results[0], UpstreamRateLimited)  # 1 of 2 left: the reserve
+    assert isinstance(results[1], list) and results[1]
+    assert xseries.count("GET /api/payment_types") == 1
+    assert refused_by_the_pos(xseries) == 0
+
+
 async def test_each_retry_spends_a_unit(
     xseries_client: XSeriesClient, xseries: SandboxHandle
 ) -> None:
