@@ -4,6 +4,10 @@ Only upstream reference data is cached (account config, payment types, products)
 a balance a decision depends on. Values are pydantic-typed and cross the wire as JSON, so
 Redis never holds pickles. Misses are single-flight within a process: concurrent callers
 for one key share one load.
+
+It also holds what the gateway's processes must agree on about each POS's rate limit
+(``gateway/pos/budget.py``): short texts, marks, and counters that change atomically
+(a script on Redis; one lock on the memory backend, which serves one process).
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar, cast
 from urllib.parse import urlsplit
 
+import redis.asyncio as redis
 from aiocache import Cache as AioCache
 from aiocache.serializers import NullSerializer, StringSerializer
 from pydantic import TypeAdapter
@@ -21,6 +26,9 @@ from pydantic import TypeAdapter
 from gateway.metrics import CACHE_LOOKUPS
 
 T = TypeVar("T")
+
+REDIS_CONNECTIONS = 100  # per process
+REDIS_WAIT_S = 5.0  # for a free connection; aiocache gives up on any call after 5 s too
 
 
 class Cache:
@@ -33,9 +41,16 @@ class Cache:
             self.backend_name = "redis"
             self._backend = AioCache.from_url(url)
             self._backend.serializer = StringSerializer()
+            # A burst of calls to one POS is a burst of rate-budget counts: they wait for
+            # a free connection, where aiocache's pool would refuse beyond its size.
+            pool = redis.BlockingConnectionPool.from_url(
+                url, max_connections=REDIS_CONNECTIONS, timeout=REDIS_WAIT_S
+            )
+            self._backend.client = redis.Redis.from_pool(pool)
         else:
             raise ValueError(f"GATEWAY_CACHE_URL must be memory:// or redis://..., not {url!r}")
         self._loading: dict[str, asyncio.Future[Any]] = {}
+        self._counting = asyncio.Lock()  # memory backend: one counter change at a time
 
     async def get_or_load(
         self,
@@ -81,6 +96,51 @@ class Cache:
     async def delete(self, namespace: str, key: str) -> None:
         await self._backend.delete(f"{namespace}:{key}")
 
+    # -- texts, marks and counters shared by every process (the POS rate budget) --
+
+    async def peek(self, namespace: str, key: str) -> str | None:
+        value = await self._backend.get(f"{namespace}:{key}")
+        return None if value is None else str(value)
+
+    async def put(
+        self, namespace: str, key: str, value: str, *, ttl_s: float, only_new: bool = False
+    ) -> bool:
+        """Store ``value``; with ``only_new``, only if the key is absent (a claim). True
+        when stored."""
+        full_key, ttl = f"{namespace}:{key}", _ttl(ttl_s)
+        if not only_new:
+            await self._backend.set(full_key, value, ttl=ttl)
+            return True
+        try:
+            await self._backend.add(full_key, value, ttl=ttl)
+        except ValueError:  # aiocache's way of saying the key exists
+            return False
+        return True
+
+    async def take(self, namespace: str, key: str, *, up_to: int, ttl_s: float) -> bool:
+        """Add one to a counter unless it has reached ``up_to``; True when added."""
+        full_key, ttl = f"{namespace}:{key}", _ttl(ttl_s)
+        if self.backend_name == "redis":
+            taken = await self._backend.raw("eval", _TAKE, 1, full_key, up_to, _ms(ttl))
+            return bool(taken)
+        async with self._counting:
+            used = int(await self._backend.get(full_key) or 0)
+            if used >= up_to:
+                return False
+            await self._backend.set(full_key, str(used + 1), ttl=ttl)
+            return True
+
+    async def raise_to(self, namespace: str, key: str, value: int, *, ttl_s: float) -> None:
+        """Make a counter at least ``value`` (another party counted more than we did)."""
+        full_key, ttl = f"{namespace}:{key}", _ttl(ttl_s)
+        if self.backend_name == "redis":
+            await self._backend.raw("eval", _RAISE, 1, full_key, value, _ms(ttl))
+            return
+        async with self._counting:
+            current = await self._backend.get(full_key)
+            if current is None or int(current) < value:
+                await self._backend.set(full_key, str(value), ttl=ttl)
+
     async def ping(self) -> None:
         """Raise when the backend cannot be reached (readiness)."""
         await self._backend.exists("gateway:ping")
@@ -98,6 +158,30 @@ class Cache:
         if self.backend_name == "memory":
             return cast(T, raw)
         return adapter.validate_json(raw)
+
+
+def _ttl(seconds: float) -> float:
+    """aiocache reads a float TTL as seconds with milliseconds; never zero (no expiry)."""
+    return max(0.001, float(seconds))
+
+
+def _ms(seconds: float) -> int:
+    return max(1, round(seconds * 1000))
+
+
+# One round trip each, atomic on the Redis server: read, decide, write with the expiry.
+_TAKE = """
+local used = tonumber(redis.call('GET', KEYS[1]) or '0')
+if used >= tonumber(ARGV[1]) then return 0 end
+redis.call('SET', KEYS[1], used + 1, 'PX', ARGV[2])
+return 1
+"""
+_RAISE = """
+local current = redis.call('GET', KEYS[1])
+if current and tonumber(current) >= tonumber(ARGV[1]) then return 0 end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return 1
+"""
 
 
 class Memo:

@@ -42,3 +42,10 @@ REDEMPTIONS = Counter(
     ["pos", "status"],
     registry=REGISTRY,
 )
+UPSTREAM_BUDGET_REFUSALS = Counter(
+    "gateway_upstream_budget_refusals_total",
+    "POS calls the gateway did not send because the account's rate budget was spent, by "
+    "POS and priority (caller or background).",
+    ["pos", "priority"],
+    registry=REGISTRY,
+)

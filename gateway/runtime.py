@@ -50,12 +50,15 @@ class Runtime:
         # The time the settle window is measured in (tests move it instead of waiting).
         self.clock = clock
         self.db = Database(settings.database_url)
+        self.cache = Cache(settings.cache_url)
+        # The POS rate budgets live in the cache, so every process spends from one count.
         self.http = HttpLayer(
             policy=http_policy(settings),
             max_connections=settings.upstream_max_connections,
             transport=transport,
+            cache=self.cache,
+            budget_reserve=settings.upstream_budget_reserve,
         )
-        self.cache = Cache(settings.cache_url)
 
     @cached_property
     def cipher(self) -> TokenCipher:

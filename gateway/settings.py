@@ -45,6 +45,9 @@ class Settings(BaseSettings):
     upstream_breaker_failures: int = Field(default=5, ge=1)
     upstream_breaker_reset_s: float = Field(default=15.0, gt=0)
     upstream_max_connections: int = Field(default=100, ge=1)
+    # The share of each POS rate window (pos/budget.py) kept for calls a caller waits on:
+    # background work (the worker, webhook registration, earnings) stops when less is left.
+    upstream_budget_reserve: float = Field(default=0.2, ge=0, lt=1)
 
     # Exactly once (docs/architecture.md, "Settling" and "Leases"). A write whose answer
     # was lost is read back only once this long has passed since it was sent: real POS

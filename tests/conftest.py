@@ -106,7 +106,7 @@ async def http_layer() -> AsyncIterator[HttpLayer]:
 def xseries_client(http_layer: HttpLayer, xseries: SandboxHandle) -> XSeriesClient:
     from gateway.pos.http import BearerToken
 
-    return XSeriesClient(http_layer.upstream("X-Series", xseries.url, BearerToken(XSERIES_TOKEN)))
+    return XSeriesClient.connect(http_layer, xseries.url, BearerToken(XSERIES_TOKEN))
 
 
 # --------------------------------------------------------------------------- backends

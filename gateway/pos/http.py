@@ -4,14 +4,19 @@ What it promises, whichever POS is behind it:
 - explicit connect/read timeouts and a pooled ``httpx.AsyncClient`` shared by all merchants;
 - safe requests (GET, or a write the caller marks idempotent) are retried a bounded number
   of times with full-jitter exponential backoff on timeouts, connection errors and 5xx;
-- a 429 is waited out until its ``Retry-After`` (HTTP date or seconds) when that is within
-  ``max_retry_after_s`` and the request is safe, else surfaced as ``RATE_LIMITED``; an unsafe
-  request is never sent twice, except when the connection was refused before it left;
+- a POS that publishes a rate limit (X-Series) is kept under it: each attempt first spends
+  a unit of the account's budget, shared by all processes (``gateway/pos/budget.py``), and
+  a spent budget is a ``RATE_LIMITED`` the POS never sees;
+- a 429, or a spent budget, is waited out until its ``Retry-After`` (HTTP date or seconds)
+  when that is within ``max_retry_after_s`` and the request is safe, else surfaced as
+  ``RATE_LIMITED``; an unsafe request is never sent twice, except when the connection was
+  refused before it left;
 - an unsafe request whose answer was lost after it left (a read timeout, a dropped
   connection, a 5xx) raises ``UpstreamOutcomeUnknown``: it may still land;
 - nothing waits past the request's deadline (``gateway/deadline.py``);
 - a circuit breaker per upstream stops hammering a POS that keeps failing;
-- identical GETs in flight at the same moment share one upstream call;
+- identical GETs in flight at the same moment share one upstream call (and one unit of the
+  budget), though a caller never shares one started by background work;
 - failures arrive as the typed errors of ``gateway/pos/errors.py``; a 403 is a permission
   the token lacks (``UpstreamForbidden``), never retried.
 
@@ -24,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import email.utils
 import hashlib
+import math
 import random
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -34,9 +40,11 @@ from urllib.parse import urlencode
 import httpx
 import structlog
 
-from gateway import deadline, jsonx
+from gateway import deadline, jsonx, priority
+from gateway.cache import Cache
 from gateway.domain.errors import MAX_RETRY_AFTER_S
 from gateway.metrics import UPSTREAM_LATENCY, UPSTREAM_REQUESTS
+from gateway.pos.budget import Account, RateBudget, RateRule, Spend
 from gateway.pos.errors import (
     UpstreamAuthError,
     UpstreamForbidden,
@@ -158,15 +166,20 @@ class CircuitBreaker:
 
 @dataclass
 class HttpLayer:
-    """Process-wide: the pooled client, breakers per upstream host, in-flight GETs."""
+    """Process-wide: the pooled client, breakers per upstream host, in-flight GETs, and the
+    rate budgets, kept in ``cache`` (shared by every process when it is Redis; a memory
+    cache of its own when none is given)."""
 
     policy: HttpPolicy = field(default_factory=HttpPolicy)
     max_connections: int = 100
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
     rng: random.Random = field(default_factory=random.Random)
     transport: httpx.AsyncBaseTransport | None = None
+    cache: Cache | None = None
+    budget_reserve: float = 0.2
 
     def __post_init__(self) -> None:
+        self.budget = RateBudget(self.cache or Cache(), reserve=self.budget_reserve)
         self.client = httpx.AsyncClient(
             timeout=self.policy.timeout,
             limits=httpx.Limits(
@@ -183,9 +196,19 @@ class HttpLayer:
         await self.client.aclose()
 
     def upstream(
-        self, pos: str, base_url: str, auth: Auth, *, policy: HttpPolicy | None = None
+        self,
+        pos: str,
+        base_url: str,
+        auth: Auth,
+        *,
+        policy: HttpPolicy | None = None,
+        rate: RateRule | None = None,
     ) -> Upstream:
-        return Upstream(self, pos, base_url.rstrip("/"), auth, policy or self.policy)
+        """``rate``: the POS publishes a rate limit, and this is what it is assumed to be
+        until its answers say; None: its 429s are only reacted to."""
+        base_url = base_url.rstrip("/")
+        account = Account(pos, base_url, rate) if rate is not None else None
+        return Upstream(self, pos, base_url, auth, policy or self.policy, account)
 
     def forget(self, key: tuple[str, ...], task: asyncio.Task[UpstreamResponse]) -> None:
         self.in_flight.pop(key, None)
@@ -204,13 +227,20 @@ class Upstream:
     """One POS account as seen through the layer: a base URL and its credentials."""
 
     def __init__(
-        self, layer: HttpLayer, pos: str, base_url: str, auth: Auth, policy: HttpPolicy
+        self,
+        layer: HttpLayer,
+        pos: str,
+        base_url: str,
+        auth: Auth,
+        policy: HttpPolicy,
+        account: Account | None = None,
     ) -> None:
         self.layer = layer
         self.pos = pos
         self.base_url = base_url
         self.auth = auth
         self.policy = policy
+        self.account = account
 
     async def get(
         self,
@@ -225,7 +255,9 @@ class Upstream:
             return await self.request("GET", path, params=params, extra_headers=headers)
         auth = await self.auth.headers()
         extra = repr(sorted((headers or {}).items()))
-        key = (self.base_url, path, _canonical(params), extra, _identity(auth))
+        # A caller never shares a call with background work: it may be refused the budget.
+        who = "background" if priority.is_background() else "caller"
+        key = (self.base_url, path, _canonical(params), extra, _identity(auth), who)
         task = self.layer.in_flight.get(key)
         if task is None:
             task = asyncio.ensure_future(
@@ -258,6 +290,7 @@ class Upstream:
         token endpoints); ``authenticated=False`` sends no credentials (the same)."""
         safe = method in SAFE_METHODS or idempotent
         policy = self.policy
+        account = self.account  # None: no published rate limit to keep under
         breaker = self.layer.breaker(self.base_url, policy)
         content: bytes | None = None
         content_type = None
@@ -269,14 +302,28 @@ class Upstream:
         renewed = False
         attempt = 0
         while True:
-            timeout = self._timeout(policy, method, path)
+            self._timeout(policy, method, path)  # no time left: not even the breaker is asked
             trial = breaker.admit()
             if trial is None:
                 raise UpstreamUnavailable(
                     f"{self.pos} is failing repeatedly; calls are paused for a few seconds",
                     pos=self.pos,
                 )
+            spend: Spend | None = None
             try:
+                if account is not None:
+                    spend = await self.layer.budget.spend(account, probe_ttl_s=_ttl(policy))
+                    wait = spend.refused_for
+                    if wait is not None:
+                        if (
+                            safe
+                            and _within(wait, policy)
+                            and await self._may_retry(policy, attempt, at_least=wait)
+                        ):
+                            attempt += 1
+                            continue
+                        raise self._rate_limited(wait, sent=False)
+                timeout = self._timeout(policy, method, path)  # the wait for a unit counts
                 headers = await self.auth.headers() if authenticated else {}
                 if content_type is not None:
                     headers["Content-Type"] = content_type
@@ -314,6 +361,13 @@ class Upstream:
                     ) from None
                 self._observe(method, path, str(response.status_code), started)
                 status = response.status_code
+                wait = None
+                if status == 429:
+                    wait = retry_after_seconds(response.headers.get("Retry-After"), time.time())
+                if account is not None:
+                    await self.layer.budget.learn(
+                        account, status, response.headers, retry_after_s=wait
+                    )
 
                 if status == 401 and authenticated and not renewed:
                     renewed = True
@@ -323,7 +377,6 @@ class Upstream:
                 if status == 429:
                     # Throttling says nothing about the POS's health: the breaker ignores it.
                     breaker.record_success()
-                    wait = retry_after_seconds(response.headers.get("Retry-After"), time.time())
                     if (
                         safe
                         and _within(wait, policy)
@@ -331,13 +384,7 @@ class Upstream:
                     ):
                         attempt += 1
                         continue
-                    raise UpstreamRateLimited(
-                        f"{self.pos} rate limit reached; try again"
-                        + (f" in {wait:.0f} s" if wait is not None else " later"),
-                        pos=self.pos,
-                        status=429,
-                        retry_after_s=wait,
-                    )
+                    raise self._rate_limited(wait, sent=True)
                 if status in RETRYABLE_STATUS:
                     breaker.record_failure()
                     if safe and await self._may_retry(policy, attempt):
@@ -359,8 +406,20 @@ class Upstream:
                 breaker.record_success()
                 return self._result(method, path, response, safe=safe)
             finally:
+                if account is not None and spend is not None:
+                    await self.layer.budget.done(account, spend)
                 if trial:  # however the attempt ended, the trial slot is free again
                     breaker.end_trial()
+
+    def _rate_limited(self, wait: float | None, *, sent: bool) -> UpstreamRateLimited:
+        """``sent``: the POS answered 429; else the budget was spent and nothing was sent."""
+        when = f" in {math.ceil(wait)} s" if wait is not None else " later"
+        return UpstreamRateLimited(
+            f"{self.pos} rate limit reached; try again{when}",
+            pos=self.pos,
+            status=429 if sent else None,
+            retry_after_s=wait,
+        )
 
     def _timeout(self, policy: HttpPolicy, method: str, path: str) -> httpx.Timeout:
         """The policy's timeouts, cut short by the request's deadline."""
@@ -461,6 +520,11 @@ def retry_after_seconds(value: str | None, now: float) -> float | None:
     except (TypeError, ValueError, IndexError, OverflowError):
         return None
     return max(0.0, min(when.timestamp() - now, float(MAX_RETRY_AFTER_S)))
+
+
+def _ttl(policy: HttpPolicy) -> float:
+    """At most how long one attempt can take."""
+    return policy.connect_timeout_s + policy.read_timeout_s + 1.0
 
 
 def _within(wait: float | None, policy: HttpPolicy) -> bool:

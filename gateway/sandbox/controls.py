@@ -158,8 +158,13 @@ def _error(status: int, error: str, details: str) -> JSONResponse:
 
 
 def _too_many(retry_at: float) -> JSONResponse:
-    """The real X-Series 429: an HTTP-date, rounded up so that waiting until it is enough."""
-    headers = {"Retry-After": formatdate(math.ceil(retry_at), usegmt=True)}
+    """The real X-Series 429: an HTTP-date, rounded up so that waiting until it is enough.
+    Nothing is left until then, and the window starts afresh then."""
+    headers = {
+        "Retry-After": formatdate(math.ceil(retry_at), usegmt=True),
+        "X-RateLimit-Remaining": "0",
+        "X-RateLimit-Reset": str(math.ceil(retry_at)),
+    }
     return JSONResponse(_TOO_MANY, status_code=429, headers=headers)
 
 
@@ -237,9 +242,7 @@ class SandboxControls:
         if faults.fail_next is not None:
             self.faults = replace(faults, fail_next=faults.fail_next - 1)
         if faults.status == 429:
-            response = _too_many(self.clock() + faults.retry_after_s)
-            response.headers["X-RateLimit-Remaining"] = "0"
-            return response
+            return _too_many(self.clock() + faults.retry_after_s)
         phrase = HTTPStatus(faults.status).phrase
         return _error(faults.status, phrase, "Injected by POST /_sandbox/faults")
 
@@ -263,6 +266,16 @@ class SandboxControls:
         if start is None or self.clock() >= start + budget.window_s:
             return budget.limit
         return max(0, budget.limit - self._window_used)
+
+    def reset_at(self) -> int:
+        """``X-RateLimit-Reset``: the epoch second (rounded up) when the window ends; with
+        no window open, when one opened now would (docs/pos-contracts.md: inferred)."""
+        budget = self.rate_limit()
+        start = self._window_start
+        now = self.clock()
+        if start is None or now >= start + budget.window_s:
+            start = now
+        return math.ceil(start + budget.window_s)
 
     # -- state changes driven by the /_sandbox routes --
 
@@ -362,6 +375,7 @@ class ControlsMiddleware:
                 headers = MutableHeaders(scope=message)
                 headers.setdefault("X-RateLimit-Limit", str(controls.rate_limit().limit))
                 headers.setdefault("X-RateLimit-Remaining", str(controls.remaining()))
+                headers.setdefault("X-RateLimit-Reset", str(controls.reset_at()))
                 controls.count_response(key, message["status"])
             await send(message)
 

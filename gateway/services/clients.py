@@ -45,6 +45,9 @@ class StoredTokens:
 
 
 class PosClients:
+    """X-Series clients spend their store's rate budget (``gateway/pos/budget.py``); Kounta
+    publishes no limit, so its clients only react to a 429 (docs/pos-contracts.md)."""
+
     def __init__(self, runtime: Runtime, leases: Leases) -> None:
         self.runtime = runtime
         self.leases = leases
@@ -60,10 +63,8 @@ class PosClients:
             return cached[2]
         async with self.runtime.db.read() as session:
             tokens = await load_tokens(session, self.runtime.cipher, merchant.id, Pos.XSERIES)
-        client = XSeriesClient(
-            self.runtime.http.upstream(
-                Pos.XSERIES.label, account.base_url, BearerToken(tokens.access_token)
-            )
+        client = XSeriesClient.connect(
+            self.runtime.http, account.base_url, BearerToken(tokens.access_token)
         )
         self._xseries[merchant.id] = (now + CLIENT_TTL_S, account.base_url, client)
         return client

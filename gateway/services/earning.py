@@ -18,6 +18,7 @@ from decimal import Decimal
 import structlog
 from pydantic import TypeAdapter
 
+from gateway import priority
 from gateway.domain.errors import NotFound, Unavailable
 from gateway.domain.loyalty import EarningRules, LineToQuote, Quote, quote
 from gateway.domain.merchant import PointsSource, Pos
@@ -53,18 +54,22 @@ def earning_key(order_id: str) -> str:
 
 
 async def earn_from_order(scope: Scope, order_id: str) -> Earning:
+    """From the webhook. No cashier waits on it, and Kounta sends it again after a 503, so
+    it spends the POS rate budget as background work (``gateway/priority.py``)."""
+
     async def execute(attempt: Attempt) -> Earning:
         return await earn(scope, order_id)
 
-    return await scope.services.idempotency.run_once(
-        merchant_id=scope.merchant.id,
-        key=order_id,
-        operation=OPERATION,
-        request={"order": order_id},
-        execute=execute,
-        adapter=EARNING,
-        key_space=KEY_SPACE,
-    )
+    with priority.background():
+        return await scope.services.idempotency.run_once(
+            merchant_id=scope.merchant.id,
+            key=order_id,
+            operation=OPERATION,
+            request={"order": order_id},
+            execute=execute,
+            adapter=EARNING,
+            key_space=KEY_SPACE,
+        )
 
 
 async def recover(scope: Scope, record: KeyRecord) -> Earning | None:

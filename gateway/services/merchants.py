@@ -10,6 +10,7 @@ from decimal import Decimal
 
 import structlog
 
+from gateway import priority
 from gateway.domain.errors import GatewayError, ValidationError
 from gateway.domain.merchant import Merchant, PointsSource, Pos, PosAccount
 from gateway.domain.rewards import default_rewards
@@ -119,9 +120,7 @@ async def verify_xseries(
     """Refuses credentials X-Series does not take. ``writes_loyalty`` (points source
     XSERIES: every credit and debit is a loyalty adjustment): also asks, without moving any
     points, whether the token may adjust balances; the warnings say what it found."""
-    client = XSeriesClient(
-        runtime.http.upstream(Pos.XSERIES.label, credentials.url, BearerToken(credentials.token))
-    )
+    client = XSeriesClient.connect(runtime.http, credentials.url, BearerToken(credentials.token))
     try:
         await client.get_config()
     except UpstreamError as exc:
@@ -210,7 +209,12 @@ async def ensure_kounta_webhook(services: Services, merchant: Merchant) -> str:
 
 async def ensure_all_kounta_webhooks(services: Services) -> None:
     """At start-up: every Kounta merchant's webhook, best effort (a POS outage must not
-    keep the gateway from starting)."""
+    keep the gateway from starting), as background work (``gateway/priority.py``)."""
+    with priority.background():
+        await _ensure_all_kounta_webhooks(services)
+
+
+async def _ensure_all_kounta_webhooks(services: Services) -> None:
     async with services.runtime.db.read() as session:
         merchants = await store.list_merchants(session)
     for merchant in merchants:

@@ -24,6 +24,7 @@ from datetime import UTC, datetime, timedelta
 
 import structlog
 
+from gateway import priority
 from gateway.domain.errors import GatewayError
 from gateway.services import create_sale, earning, pay_with_loyalty, redeem
 from gateway.services.context import Scope, Services
@@ -51,6 +52,12 @@ class Recovery:
 
 
 async def recover_once(services: Services) -> Recovery:
+    # Nobody waits on the worker: callers keep the last of each POS rate window.
+    with priority.background():
+        return await _one_pass(services)
+
+
+async def _one_pass(services: Services) -> Recovery:
     runtime = services.runtime
     settings = runtime.settings
     lease_ago = datetime.now(UTC) - timedelta(seconds=settings.lease_s)

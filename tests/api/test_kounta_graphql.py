@@ -191,8 +191,9 @@ async def test_customers_search_spans_both_pos_each_person_once(both: Gateway) -
 async def test_search_takes_as_long_as_the_slower_pos_not_the_sum(
     both: Gateway, xseries: SandboxHandle, kounta: SandboxHandle
 ) -> None:
-    await both.data('{ customers(search: "Stark") { id } }')  # warm: auth, config
-    await both.runtime.cache.clear()
+    # Warm: auth, config, and X-Series' rate window (until a first answer has told it,
+    # calls to one store go one at a time: gateway/pos/budget.py).
+    await both.data('{ customers(search: "Stark") { id } }')
     xseries.faults(latency_ms=600)
     kounta.faults(latency_ms=600)
     started = time.perf_counter()

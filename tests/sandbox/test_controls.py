@@ -353,6 +353,36 @@ async def test_over_budget_is_429_until_the_window_renews(
     assert renewed.headers["X-RateLimit-Remaining"] == "2"
 
 
+async def test_every_answer_says_when_the_window_renews(
+    client: httpx.AsyncClient, clock: FakeClock
+) -> None:
+    """``X-RateLimit-Reset``: the epoch second, rounded up, at which the window ends (as
+    X-Series' token endpoint says it); a 429 says the same second as its Retry-After."""
+    clock.advance(0.25)
+    await arm(client, rate_limit={"limit": 2, "window_s": 60})
+    first = await client.get("/api/config")
+    assert first.headers["X-RateLimit-Reset"] == str(int(START + 61))
+    clock.advance(10)
+    assert (await client.get("/api/none")).headers["X-RateLimit-Reset"] == str(int(START + 61))
+    limited = await client.get("/api/config")
+    assert limited.status_code == 429
+    assert limited.headers["X-RateLimit-Reset"] == str(int(START + 61))
+    retry_at = parsedate_to_datetime(limited.headers["Retry-After"]).timestamp()
+    assert retry_at == START + 61
+    clock.now = START + 61
+    renewed = await client.get("/api/config")
+    assert renewed.headers["X-RateLimit-Reset"] == str(int(START + 121))
+
+
+async def test_a_429_fault_says_the_window_renews_when_it_says_to_retry(
+    client: httpx.AsyncClient,
+) -> None:
+    await arm(client, status=429, fail_next=1, retry_after_s=30)
+    response = await client.get("/api/config")
+    retry_at = parsedate_to_datetime(response.headers["Retry-After"]).timestamp()
+    assert response.headers["X-RateLimit-Reset"] == str(int(retry_at))
+
+
 async def test_clearing_the_rate_limit_fault_restores_the_default_budget(
     client: httpx.AsyncClient,
 ) -> None:

@@ -243,6 +243,34 @@ async def test_a_failed_load_is_not_cached(runtime: Runtime) -> None:
     assert await runtime.cache.get_or_load("ns", "flaky", flaky, ttl=60, adapter=INT) == 3
 
 
+async def test_a_counter_takes_up_to_its_ceiling_however_many_ask_at_once(
+    runtime: Runtime,
+) -> None:
+    """The rate budget's count (gateway/pos/budget.py): atomic on either backend."""
+    takes = [runtime.cache.take("ns", "count", up_to=20, ttl_s=60) for _ in range(60)]
+    assert sum(await asyncio.gather(*takes)) == 20
+    assert await runtime.cache.peek("ns", "count") == "20"
+    assert await runtime.cache.take("ns", "count", up_to=21, ttl_s=60)
+
+
+async def test_a_counter_is_raised_never_lowered(runtime: Runtime) -> None:
+    await runtime.cache.raise_to("ns", "seen", 5, ttl_s=60)
+    await runtime.cache.raise_to("ns", "seen", 3, ttl_s=60)
+    assert await runtime.cache.peek("ns", "seen") == "5"
+    assert not await runtime.cache.take("ns", "seen", up_to=5, ttl_s=60)
+    assert await runtime.cache.take("ns", "seen", up_to=6, ttl_s=60)
+    await runtime.cache.raise_to("ns", "seen", 6, ttl_s=60)
+    assert await runtime.cache.peek("ns", "seen") == "6"
+
+
+async def test_a_claim_has_one_holder_until_it_is_let_go(runtime: Runtime) -> None:
+    claims = [runtime.cache.put("ns", "probe", "1", ttl_s=60, only_new=True) for _ in range(10)]
+    assert sum(await asyncio.gather(*claims)) == 1
+    await runtime.cache.delete("ns", "probe")
+    assert await runtime.cache.put("ns", "probe", "2", ttl_s=60, only_new=True)
+    assert await runtime.cache.peek("ns", "probe") == "2"
+
+
 async def test_reads_do_not_wait_for_a_writer(runtime: Runtime) -> None:
     from sqlalchemy import func, select
 

@@ -16,6 +16,7 @@ from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel
 
+from gateway.pos.budget import RateRule
 from gateway.pos.errors import (
     SessionConflict,
     UpstreamForbidden,
@@ -24,7 +25,7 @@ from gateway.pos.errors import (
     UpstreamShapeError,
 )
 from gateway.pos.fields import field, parse, parse_list, segment
-from gateway.pos.http import Params, Upstream, UpstreamResponse
+from gateway.pos.http import Auth, HttpLayer, Params, Upstream, UpstreamResponse
 from gateway.pos.xseries.models import (
     AdjustmentOutcome,
     Customer,
@@ -52,6 +53,10 @@ LOYALTY_WRITE_FORBIDDEN = (
     f"the {POS} token cannot write loyalty (scope {LOYALTY_SCOPE}): "
     "reconnect the store with that permission"
 )
+# X-Series allows 300 requests per register plus 50 per 300 s window, per store and
+# application. Its answers say the store's own limit; where one does not, a store with
+# one register (the fewest) is assumed (docs/pos-contracts.md).
+RATE_RULE = RateRule(limit=300 * 1 + 50, window_s=300)
 
 M = TypeVar("M", bound=BaseModel)
 T = TypeVar("T")
@@ -86,6 +91,11 @@ class Adjustment:
 class XSeriesClient:
     def __init__(self, upstream: Upstream) -> None:
         self.upstream = upstream
+
+    @classmethod
+    def connect(cls, layer: HttpLayer, base_url: str, auth: Auth) -> XSeriesClient:
+        """The client of one store, kept under the store's rate limit."""
+        return cls(layer.upstream(POS, base_url, auth, rate=RATE_RULE))
 
     # ----------------------------------------------------------------- account
 
