@@ -30,8 +30,20 @@ class Settings(BaseSettings):
     secret_key_file: Path | None = None
     public_url: str | None = None
     kounta_addon_token: SecretStr | None = None
+    # The gateway's OAuth apps at each POS (defaults: the sandboxes' development app).
     kounta_client_id: str = "gateway-sandbox"
     kounta_client_secret: SecretStr = SecretStr("gateway-sandbox-secret")
+    kounta_authorize_url: str = "https://my.kounta.com/authorize"
+    kounta_api_url: str = "https://api.kounta.com"
+    xseries_client_id: str = "gateway-sandbox"
+    xseries_client_secret: SecretStr = SecretStr("gateway-sandbox-secret")
+    xseries_connect_url: str = "https://secure.retail.lightspeed.app/connect"
+    # A store's API: {domain_prefix} is the store's, from the consent's callback; an address
+    # without it is used as it is (a sandbox).
+    xseries_api_url: str = "https://{domain_prefix}.retail.lightspeed.app"
+    # How long a connect link (``gateway merchants invite``) and an OAuth state stay good.
+    invite_ttl_s: int = Field(default=7 * 24 * 3600, gt=0)
+    oauth_state_ttl_s: int = Field(default=15 * 60, gt=0)
     log_level: str = "INFO"
     log_json: bool = True
 

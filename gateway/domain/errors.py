@@ -17,8 +17,10 @@ looking its code up in a table, and services catch the classes they can act on::
     └── Transient                     nothing was decided: retry with the same key
         ├── RateLimited               RATE_LIMITED (details: retry_after_s)
         ├── Unavailable               UPSTREAM_UNAVAILABLE: the POS (or we) could not answer
-        └── OutcomePending            OUTCOME_PENDING: a write's answer was lost; it is
-                                      settled by reading the POS back (details: retry_after_s)
+        ├── OutcomePending            OUTCOME_PENDING: a write's answer was lost; it is
+        │                             settled by reading the POS back (details: retry_after_s)
+        └── PosDisconnected           POS_DISCONNECTED: the merchant's POS is not connected
+                                      (or must be reconnected); work resumes once it is
 
 The POS layer's own failures (``gateway/pos/errors.py``) subclass these, so an
 ``UpstreamNotFound`` is also a ``NotFound``.
@@ -48,6 +50,7 @@ class ErrorCode(StrEnum):
     RATE_LIMITED = "RATE_LIMITED"
     UPSTREAM_UNAVAILABLE = "UPSTREAM_UNAVAILABLE"
     OUTCOME_PENDING = "OUTCOME_PENDING"
+    POS_DISCONNECTED = "POS_DISCONNECTED"
 
 
 class GatewayError(Exception):
@@ -167,6 +170,13 @@ class OutcomePending(Transient):
     code = ErrorCode.OUTCOME_PENDING
 
 
+class PosDisconnected(Transient):
+    """The merchant's POS is not connected, or its connection must be renewed by the
+    merchant: nothing was done there; the same request succeeds once it is connected."""
+
+    code = ErrorCode.POS_DISCONNECTED
+
+
 def whole_seconds(seconds: float) -> int:
     """A wait as whole seconds a caller can act on: rounded up, never negative, capped."""
     if math.isnan(seconds):
@@ -189,6 +199,7 @@ BY_CODE: dict[ErrorCode, type[GatewayError]] = {
         RateLimited,
         Unavailable,
         OutcomePending,
+        PosDisconnected,
     )
 }
 

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
 
-from gateway.domain.errors import NotFound
+from gateway.domain.errors import PosDisconnected
 
 
 class Pos(StrEnum):
@@ -24,14 +25,25 @@ class PointsSource(StrEnum):
     LEDGER = "LEDGER"
 
 
+class ConnectionStatus(StrEnum):
+    CONNECTED = "CONNECTED"
+    # The merchant must connect again: a refresh refused, a token revoked, a scope missing.
+    RECONNECT_NEEDED = "RECONNECT_NEEDED"
+    DISCONNECTED = "DISCONNECTED"
+
+
 @dataclass(frozen=True)
 class PosAccount:
-    """A POS account's address and non-secret settings (tokens live encrypted in the store)."""
+    """A POS account's address, non-secret settings and the state of its connection
+    (tokens live encrypted in the store)."""
 
     pos: Pos
     base_url: str
     account_id: str | None = None
     settings: Mapping[str, str] = field(default_factory=dict)
+    status: ConnectionStatus = ConnectionStatus.CONNECTED
+    status_reason: str | None = None
+    expires_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -46,13 +58,26 @@ class Merchant:
 
     @property
     def pos_systems(self) -> list[Pos]:
-        return [pos for pos in Pos if pos in self.accounts]
+        """The POS the merchant uses, connected or waiting to be reconnected."""
+        return [
+            pos
+            for pos in Pos
+            if pos in self.accounts
+            and self.accounts[pos].status is not ConnectionStatus.DISCONNECTED
+        ]
 
     def has(self, pos: Pos) -> bool:
-        return pos in self.accounts
+        """Whether the gateway can work with that POS now."""
+        return pos in self.accounts and self.accounts[pos].status is ConnectionStatus.CONNECTED
 
     def account(self, pos: Pos) -> PosAccount:
-        try:
-            return self.accounts[pos]
-        except KeyError:
-            raise NotFound(f"this merchant has no {pos.label} account connected") from None
+        """The connected account; anything else is POS_DISCONNECTED, saying what to do."""
+        account = self.accounts.get(pos)
+        if account is None or account.status is ConnectionStatus.DISCONNECTED:
+            raise PosDisconnected(f"this merchant's {pos.label} is not connected")
+        if account.status is ConnectionStatus.RECONNECT_NEEDED:
+            why = f" ({account.status_reason})" if account.status_reason else ""
+            raise PosDisconnected(
+                f"this merchant's {pos.label} must be connected again{why}: use the connect page"
+            )
+        return account

@@ -13,8 +13,8 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from gateway.domain.errors import ValidationError
-from gateway.domain.merchant import Merchant, PointsSource, Pos, PosAccount
+from gateway.domain.errors import PosDisconnected, ValidationError
+from gateway.domain.merchant import ConnectionStatus, Merchant, PointsSource, Pos, PosAccount
 from gateway.store.crypto import TokenCipher
 from gateway.store.models import MerchantRow, PosCredentialRow
 
@@ -61,7 +61,25 @@ async def connect_pos(
     account: PosAccount,
     tokens: Tokens,
 ) -> None:
-    """Attach (or replace) a merchant's account on one POS."""
+    """Attach (or replace, or reconnect) a merchant's account on one POS: CONNECTED. An
+    account another merchant holds is refused: two merchants on one Kounta company would
+    overwrite each other's webhook."""
+    if account.account_id:
+        holder = await session.scalar(
+            select(MerchantRow.name)
+            .join(PosCredentialRow, PosCredentialRow.merchant_id == MerchantRow.id)
+            .where(
+                PosCredentialRow.pos == account.pos.value,
+                PosCredentialRow.account_id == account.account_id,
+                PosCredentialRow.merchant_id != merchant_id,
+                PosCredentialRow.status != ConnectionStatus.DISCONNECTED.value,
+            )
+        )
+        if holder is not None:
+            raise ValidationError(
+                f"that {account.pos.label} account ({account.account_id}) is connected to "
+                f"another merchant ({holder}): disconnect it there first"
+            )
     row = await session.scalar(
         select(PosCredentialRow).where(
             PosCredentialRow.merchant_id == merchant_id, PosCredentialRow.pos == account.pos.value
@@ -73,11 +91,41 @@ async def connect_pos(
     row.base_url = account.base_url.rstrip("/")
     row.account_id = account.account_id
     row.settings_json = json.dumps(dict(account.settings), sort_keys=True)
+    row.status = ConnectionStatus.CONNECTED.value
+    row.status_reason = None
     _write_tokens(row, cipher, tokens)
     try:
         await session.flush()
     except IntegrityError:
         raise ValidationError(f"that {account.pos.label} account is already connected") from None
+
+
+async def set_status(
+    session: AsyncSession,
+    merchant_id: str,
+    pos: Pos,
+    status: ConnectionStatus,
+    reason: str | None = None,
+) -> None:
+    """A connection's new state; DISCONNECTED also forgets its tokens (its history stays)."""
+    row = await _credential(session, merchant_id, pos)
+    row.status = status.value
+    row.status_reason = reason
+    if status is ConnectionStatus.DISCONNECTED:
+        row.access_token = None
+        row.refresh_token = None
+        row.expires_at = None
+    row.updated_at = datetime.now(UTC)
+    await session.flush()
+
+
+async def update_settings(
+    session: AsyncSession, merchant_id: str, pos: Pos, settings: Mapping[str, str]
+) -> None:
+    row = await _credential(session, merchant_id, pos)
+    row.settings_json = json.dumps({**json.loads(row.settings_json or "{}"), **settings},
+                                   sort_keys=True)  # fmt: skip
+    await session.flush()
 
 
 async def get_merchant(session: AsyncSession, merchant_id: str) -> Merchant | None:
@@ -95,7 +143,9 @@ async def find_merchant_by_account(
 ) -> Merchant | None:
     merchant_id = await session.scalar(
         select(PosCredentialRow.merchant_id).where(
-            PosCredentialRow.pos == pos.value, PosCredentialRow.account_id == account_id
+            PosCredentialRow.pos == pos.value,
+            PosCredentialRow.account_id == account_id,
+            PosCredentialRow.status != ConnectionStatus.DISCONNECTED.value,
         )
     )
     return None if merchant_id is None else await get_merchant(session, merchant_id)
@@ -110,6 +160,8 @@ async def load_tokens(
     session: AsyncSession, cipher: TokenCipher, merchant_id: str, pos: Pos
 ) -> Tokens:
     row = await _credential(session, merchant_id, pos)
+    if row.access_token is None:
+        raise PosDisconnected(f"this merchant's {pos.label} is not connected")
     return Tokens(
         access_token=cipher.decrypt(row.access_token),
         refresh_token=cipher.decrypt(row.refresh_token) if row.refresh_token else None,
@@ -168,6 +220,9 @@ async def _load(session: AsyncSession, row: MerchantRow) -> Merchant:
             base_url=c.base_url,
             account_id=c.account_id,
             settings=json.loads(c.settings_json or "{}"),
+            status=ConnectionStatus(c.status or ConnectionStatus.CONNECTED.value),
+            status_reason=c.status_reason,
+            expires_at=c.expires_at,
         )
         for c in credentials
     }

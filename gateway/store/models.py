@@ -97,15 +97,46 @@ class PosCredentialRow(Base):
     merchant_id: Mapped[str] = mapped_column(ForeignKey("merchants.id", ondelete="CASCADE"))
     pos: Mapped[str] = mapped_column(String(16))
     base_url: Mapped[str] = mapped_column(String(500))
-    access_token: Mapped[bytes] = mapped_column(LargeBinary)
+    # None once disconnected: the tokens are forgotten, the connection's history kept.
+    access_token: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
     refresh_token: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
     expires_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+    # CONNECTED, RECONNECT_NEEDED (refresh refused, token revoked, scope missing) or
+    # DISCONNECTED, and why, in words an operator can act on.
+    status: Mapped[str] = mapped_column(String(24), default="CONNECTED", server_default="CONNECTED")
+    status_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
     # POS-specific settings that are not secret (Kounta company id, payment method id ...).
     account_id: Mapped[str | None] = mapped_column(String(100), nullable=True, index=True)
     settings_json: Mapped[str] = mapped_column(Text, default="{}")
     # The Authorization header the POS sends with its webhooks (encrypted).
     webhook_secret: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+class InviteRow(Base):
+    """A one-time link a merchant connects its POS with (``/connect/{invite}``)."""
+
+    __tablename__ = "invites"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    merchant_id: Mapped[str] = mapped_column(ForeignKey("merchants.id", ondelete="CASCADE"))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    expires_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    finished_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+
+
+class OAuthStateRow(Base):
+    """An OAuth ``state`` handed to a POS's consent page: single use, expiring, bound to
+    the invite it was started from."""
+
+    __tablename__ = "oauth_states"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    invite_id: Mapped[str] = mapped_column(ForeignKey("invites.id", ondelete="CASCADE"))
+    pos: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    expires_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    used_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
 
 
 class ApiKeyRow(Base):

@@ -237,8 +237,12 @@ async def test_a_refused_refresh_token_says_reconnect(both: Gateway, kounta: San
     assert (await both.data(query, variables))["sale"]  # refreshed: we now hold a new pair
     kounta.reset()  # the sandbox forgets that pair, as if the app had been disconnected
     body = (await both.post(query, variables)).json()
-    assert body["errors"][0]["extensions"]["code"] == "UPSTREAM_UNAVAILABLE"
-    assert "reconnect" in body["errors"][0]["message"]
+    assert body["errors"][0]["extensions"]["code"] == "POS_DISCONNECTED"
+    assert "connected again" in body["errors"][0]["message"]
+    merchant = (await both.data("{ merchant { posSystems } }"))["merchant"]
+    assert merchant["posSystems"] == ["XSERIES", "KOUNTA"]  # still used, waiting to reconnect
+    again = (await both.post(query, variables)).json()  # no POS call: it says so at once
+    assert again["errors"][0]["extensions"]["code"] == "POS_DISCONNECTED"
 
 
 @pytest.mark.parametrize("company", [KOUNTA_COMPANY])
