@@ -20,9 +20,8 @@ from gateway.api.graphql.view import GraphQLEndpoint, GraphQLView
 from gateway.api.middleware import BodyLimit, RequestContext
 from gateway.observability import configure_logging
 from gateway.runtime import Runtime
-from gateway.services import recovery
+from gateway.services import recovery, subscriptions
 from gateway.services.context import Services
-from gateway.services.merchants import ensure_all_kounta_webhooks
 from gateway.settings import Environment, Settings
 
 
@@ -37,8 +36,8 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        # Re-register Kounta webhooks idempotently, without holding up start-up.
-        background = [asyncio.create_task(ensure_all_kounta_webhooks(services))]
+        # Check every POS's webhooks idempotently, without holding up start-up.
+        background = [asyncio.create_task(subscriptions.ensure_all(services))]
         stop = asyncio.Event()
         if settings.worker_in_process:  # off when a separate `gateway worker` runs
             background.append(

@@ -209,3 +209,7 @@ class Memo:
 
     def forget(self, namespace: str, key: str) -> None:
         self._entries.pop((namespace, key), None)
+
+    def clear(self) -> None:
+        """Everything, after a change that touches much (a POS connected or disconnected)."""
+        self._entries.clear()

@@ -3,8 +3,6 @@ nothing in a payload is trusted for money; the order is read back from the POS."
 
 from __future__ import annotations
 
-from urllib.parse import urlsplit
-
 import structlog
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -14,11 +12,11 @@ from gateway import jsonx
 from gateway.domain.errors import GatewayError, ValidationError
 from gateway.domain.merchant import Merchant, Pos
 from gateway.domain.text import check_text
-from gateway.services import catalog
-from gateway.services.context import Services
+from gateway.services import catalog, pay_with_loyalty
+from gateway.services.context import Scope, Services
 from gateway.services.earning import earn_from_order
 from gateway.store.crypto import same_secret
-from gateway.store.merchants import find_merchant_by_account, list_merchants, webhook_secret
+from gateway.store.merchants import find_merchant_by_account, get_merchant, webhook_secret
 
 log = structlog.get_logger("gateway.webhooks")
 
@@ -61,10 +59,16 @@ async def kounta(request: Request) -> Response:
 
 
 async def xseries(request: Request) -> Response:
-    """``product.update`` and friends (form field ``payload``, a JSON string): forget what
-    the cache holds about the object, so the next quote reads the POS again. Nothing here
-    moves money, so a forged call can only cost a cache miss."""
+    """``sale.update``, ``customer.update``, ``product.update`` (form field ``payload``, a
+    JSON string) at the merchant's secret address: X-Series signs nothing, so the secret in
+    the path is what says it comes from the store the gateway registered it with. Forget
+    what the cache holds about the object, so the next read asks the POS again; a sale the
+    gateway paid part of with loyalty is looked at at once (rule 5 when it closes). Nothing
+    here moves money on the payload's word."""
     services: Services = request.app.state.services
+    merchant = await _by_secret(services, request.path_params["secret"])
+    if merchant is None:
+        return JSONResponse({"error": "unknown webhook address"}, status_code=401)
     form = await request.form()
     raw = form.get("payload")
     try:
@@ -75,33 +79,38 @@ async def xseries(request: Request) -> Response:
     if not isinstance(payload, dict):
         return _refused("expected a form field 'payload' with an object")
     try:
-        product_id = _id(payload, "id")
-        prefix = form.get("domain_prefix") or payload.get("domain_prefix") or ""
-        prefix = check_text(str(prefix), "domain_prefix")
+        object_id = _id(payload, "id")
     except ValidationError as bad:
         return _refused(f"the form field 'payload': {bad.message}")
-    forgotten = 0
-    for merchant in await xseries_merchants(services, prefix):
-        scope = services.scope(merchant)
-        if any(key in payload for key in PRODUCT_FIELDS):
-            await catalog.forget_product(scope, product_id)
-        await catalog.forget_account(scope)  # cheap to reload; settings may have moved
-        forgotten += 1
-    return JSONResponse({"merchants": forgotten})
+    scope = services.scope(merchant)
+    kind = str(form.get("type") or "")
+    if kind == "product.update" or any(key in payload for key in PRODUCT_FIELDS):
+        await catalog.forget_product(scope, object_id)
+    await catalog.forget_account(scope)  # cheap to reload; settings may have moved
+    if kind == "sale.update" or "register_sale_products" in payload:
+        await _follow_up_sale(scope, object_id)
+    return JSONResponse({"received": kind or "update"})
 
 
 PRODUCT_FIELDS = ("sku", "handle", "price_book_entries", "supply_price")
 
 
-async def xseries_merchants(services: Services, domain_prefix: str) -> list[Merchant]:
-    """The merchants the webhook can concern: by the account's domain prefix when X-Series
-    says it (it is not guaranteed), else every merchant on X-Series."""
+async def _by_secret(services: Services, secret: str) -> Merchant | None:
+    """The merchant whose secret address this is (its id, then the secret part)."""
+    merchant_id, _, _ = secret[:200].partition(".")
     async with services.runtime.db.read() as session:
-        everyone = await list_merchants(session)
-    found = [m for m in everyone if m.has(Pos.XSERIES)]
-    if domain_prefix:
-        found = [m for m in found if _host(m).startswith(f"{domain_prefix}.")] or found
-    return found
+        merchant = await get_merchant(session, merchant_id) if merchant_id else None
+        if merchant is None or not merchant.has(Pos.XSERIES):
+            return None
+        stored = await webhook_secret(session, services.runtime.cipher, merchant.id, Pos.XSERIES)
+    return merchant if stored and same_secret(secret, stored) else None
+
+
+async def _follow_up_sale(scope: Scope, sale_id: str) -> None:
+    try:
+        await pay_with_loyalty.follow_up_sale(scope, sale_id)
+    except GatewayError as failed:  # the worker looks again later
+        log.info("sale follow-up left to the worker", sale=sale_id, reason=failed.message)
 
 
 def _refused(message: str) -> Response:
@@ -116,11 +125,7 @@ def _id(payload: dict[str, object], name: str) -> str:
     return check_text(str(value), name)
 
 
-def _host(merchant: Merchant) -> str:
-    return urlsplit(merchant.account(Pos.XSERIES).base_url).hostname or ""
-
-
 routes = [
     Route("/webhooks/kounta", kounta, methods=["POST"]),
-    Route("/webhooks/xseries", xseries, methods=["POST"]),
+    Route("/webhooks/xseries/{secret}", xseries, methods=["POST"]),
 ]

@@ -10,8 +10,7 @@ from decimal import Decimal
 
 import structlog
 
-from gateway import priority
-from gateway.domain.errors import GatewayError, ValidationError
+from gateway.domain.errors import ValidationError
 from gateway.domain.merchant import Merchant, PointsSource, Pos, PosAccount
 from gateway.domain.rewards import default_rewards
 from gateway.pos.errors import UpstreamError
@@ -20,7 +19,7 @@ from gateway.pos.kounta.client import KountaClient
 from gateway.pos.xseries import XSeriesClient
 from gateway.pos.xseries.client import LOYALTY_WRITE_FORBIDDEN
 from gateway.runtime import Runtime
-from gateway.services import catalog
+from gateway.services import catalog, subscriptions
 from gateway.services.context import Scope, Services
 from gateway.store import merchants as store
 from gateway.store import rewards as reward_store
@@ -28,8 +27,6 @@ from gateway.store.merchants import Tokens
 
 log = structlog.get_logger("gateway.merchants")
 
-KOUNTA_WEBHOOK_PATH = "/webhooks/kounta"
-KOUNTA_TOPIC = "orders/completed"
 DEFAULT_LEDGER_RATIO = Decimal("0.1")
 
 
@@ -110,7 +107,7 @@ async def add_merchant(
         loaded = await store.get_merchant(session, merchant.id)
     assert loaded is not None
     if kounta:
-        await ensure_kounta_webhook(services, loaded)
+        await subscriptions.ensure_kounta(services, loaded)
     return loaded
 
 
@@ -176,56 +173,6 @@ async def by_kounta_company(services: Services, company_id: str) -> Merchant | N
             return await store.find_merchant_by_account(session, Pos.KOUNTA, company_id)
 
     return await services.memo.get_or_load("kounta-company", company_id, load)
-
-
-def kounta_webhook_address(services: Services) -> str | None:
-    base = services.runtime.settings.public_url
-    return f"{base}{KOUNTA_WEBHOOK_PATH}" if base else None
-
-
-async def ensure_kounta_webhook(services: Services, merchant: Merchant) -> str:
-    """Register (or correct) the ``orders/completed`` webhook; safe to repeat. Returns
-    what it did: created, updated, unchanged, or skipped (no GATEWAY_PUBLIC_URL)."""
-    address = kounta_webhook_address(services)
-    if address is None:
-        log.warning("kounta webhook not registered: GATEWAY_PUBLIC_URL is not set",
-                    merchant=merchant.name)  # fmt: skip
-        return "skipped"
-    async with services.runtime.db.read() as session:
-        secret = await store.webhook_secret(
-            session, services.runtime.cipher, merchant.id, Pos.KOUNTA
-        )
-    headers = {"Authorization": secret or ""}
-    client = services.clients.kounta(merchant)
-    for hook in await client.list_webhooks():
-        if hook.topic == KOUNTA_TOPIC and hook.address == address:
-            if hook.headers.get("Authorization") == headers["Authorization"]:
-                return "unchanged"
-            await client.update_webhook(hook.id, headers)
-            return "updated"
-    await client.create_webhook(KOUNTA_TOPIC, address, headers)
-    return "created"
-
-
-async def ensure_all_kounta_webhooks(services: Services) -> None:
-    """At start-up: every Kounta merchant's webhook, best effort (a POS outage must not
-    keep the gateway from starting), as background work (``gateway/priority.py``)."""
-    with priority.background():
-        await _ensure_all_kounta_webhooks(services)
-
-
-async def _ensure_all_kounta_webhooks(services: Services) -> None:
-    async with services.runtime.db.read() as session:
-        merchants = await store.list_merchants(session)
-    for merchant in merchants:
-        if not merchant.has(Pos.KOUNTA):
-            continue
-        try:
-            outcome = await ensure_kounta_webhook(services, merchant)
-        except GatewayError as error:
-            log.warning("kounta webhook check failed", merchant=merchant.name, error=error.message)
-        else:
-            log.info("kounta webhook", merchant=merchant.name, outcome=outcome)
 
 
 @dataclass(frozen=True)

@@ -262,10 +262,19 @@ async def _take_back_loyalty_paid_part(
 
 async def follow_up(scope: Scope, write: WriteRecord) -> None:
     """The worker: a sale the gateway paid part of with loyalty, still open when last seen."""
+    await follow_up_sale(scope, write.intent["sale_id"])
+
+
+async def follow_up_sale(scope: Scope, sale_id: str) -> None:
+    """A sale that may have changed (the worker's turn, or X-Series' ``sale.update``): if
+    the gateway paid part of it with loyalty, rule 5 is kept once it is closed."""
+    target = writes.xseries_sale(scope, sale_id)
+    if not await writes.has_follow_up(scope, target, KIND):
+        return  # nothing of the gateway's to look after on this sale
     try:
-        sale = await (await scope.xseries()).get_sale(write.intent["sale_id"], fresh=True)
+        sale = await (await scope.xseries()).get_sale(sale_id, fresh=True)
     except UpstreamNotFound:
-        await writes.follow_up(scope, write.target, KIND, None)
+        await writes.follow_up(scope, target, KIND, None)
         return
     await _no_loyalty_on_loyalty_paid(scope, sale)
 

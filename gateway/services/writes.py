@@ -90,6 +90,11 @@ async def follow_up(
         await store.follow_up(session, target, kind, what, at)
 
 
+async def has_follow_up(scope: Scope, target: str, kind: str) -> bool:
+    async with scope.runtime.db.read() as session:
+        return await store.follow_up_of(session, target, kind) is not None
+
+
 async def follow_up_attempt(scope: Scope, target: str, kind: str, what: str) -> int:
     """How many tries at ``what`` were refused for ``target`` ("rule5:2" → 2)."""
     async with scope.runtime.db.read() as session:

@@ -54,6 +54,12 @@ class Gateway:
     def id(self, kind: Kind, local_id: str, pos: Pos = Pos.XSERIES) -> str:
         return ids.encode(kind, pos, self.merchant.id, local_id)
 
+    async def xseries_hook(self) -> str:
+        """The merchant's secret X-Series webhook path (made on first use)."""
+        from gateway.services.subscriptions import XSERIES_PATH, xseries_secret
+
+        return f"{XSERIES_PATH}/{await xseries_secret(Services(self.runtime), self.merchant)}"
+
 
 async def make_gateway(runtime: Runtime, xseries: SandboxHandle, name: str) -> Gateway:
     merchant = await add_merchant(

@@ -195,10 +195,15 @@ async def test_a_product_webhook_refreshes_its_loyalty_value(
             entry["loyalty_value"] = 9
     xseries.reset(changed)
     assert (await quote(gateway, JOHNNY, watch))["lines"][0]["unitLoyaltyValue"] == "7.00"  # cached
-    hook = await gateway.client.post(
-        "/webhooks/xseries", data={"payload": stdjson.dumps(product, default=str)}
+    address = await gateway.xseries_hook()
+    forged = await gateway.client.post(
+        address[:-3] + "xyz", data={"payload": stdjson.dumps(product, default=str)}
     )
-    assert hook.status_code == 200 and hook.json() == {"merchants": 1}
+    assert forged.status_code == 401  # X-Series signs nothing: the secret address is the proof
+    assert (await quote(gateway, JOHNNY, watch))["lines"][0]["unitLoyaltyValue"] == "7.00"
+    body = {"payload": stdjson.dumps(product, default=str), "type": "product.update"}
+    hook = await gateway.client.post(address, data=body)
+    assert hook.status_code == 200 and hook.json() == {"received": "product.update"}
     assert (await quote(gateway, JOHNNY, watch))["lines"][0]["unitLoyaltyValue"] == "9.00"
-    bad = await gateway.client.post("/webhooks/xseries", data={"payload": "not json"})
+    bad = await gateway.client.post(address, data={"payload": "not json"})
     assert bad.status_code == 400

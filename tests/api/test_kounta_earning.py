@@ -159,17 +159,17 @@ async def test_registration_at_start_up_is_idempotent_and_repairs(
     café: Gateway, runtime: Runtime, kounta: SandboxHandle
 ) -> None:
     from gateway.services.context import Services
-    from gateway.services.merchants import ensure_kounta_webhook
+    from gateway.services.subscriptions import ensure_kounta
 
     services = Services(runtime)
-    assert await ensure_kounta_webhook(services, café.merchant) == "unchanged"
+    assert await ensure_kounta(services, café.merchant) == "unchanged"
     hook = kounta.get(WEBHOOKS)[0]
     kounta._http.put(
         f"{WEBHOOKS}/{hook['id']}",
         json={"headers": {"Authorization": "stale"}},
         headers={"Authorization": f"Bearer {kounta.token}"},
     ).raise_for_status()
-    assert await ensure_kounta_webhook(services, café.merchant) == "updated"
+    assert await ensure_kounta(services, café.merchant) == "updated"
     hooks = kounta.get(WEBHOOKS)
     assert len(hooks) == 1 and hooks[0]["headers"] == hook["headers"]
 

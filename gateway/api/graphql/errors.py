@@ -94,6 +94,14 @@ class OutcomePendingError(Error):
     )
 
 
+@strawberry.type(
+    description="The merchant's POS is not connected, or must be connected again: nothing was "
+    "done there. The same request, with the same key, succeeds once it is."
+)
+class PosDisconnectedError(Error):
+    pass
+
+
 def _decimal(error: GatewayError, key: str) -> Decimal | None:
     try:
         return Decimal(error.details[key]) if key in error.details else None
@@ -167,6 +175,10 @@ BY_CODE: dict[ErrorCode, tuple[type[Error], Build]] = {
         lambda e, c: OutcomePendingError(
             code=c, message=e.message, retry_after_seconds=_retry_after(e)
         ),
+    ),
+    ErrorCode.POS_DISCONNECTED: (
+        PosDisconnectedError,
+        lambda e, c: PosDisconnectedError(code=c, message=e.message),
     ),
 }
 

@@ -14,11 +14,13 @@ from gateway.api.graphql.types import (
     Info,
     LoyaltyQuote,
     Merchant,
+    PosConnection,
     QuoteLine,
     Reward,
     Sale,
 )
-from gateway.domain.errors import GatewayError, NotFound
+from gateway.domain.errors import GatewayError, NotFound, PosDisconnected
+from gateway.domain.merchant import Pos
 from gateway.services import customers, loyalty, merchants, sales
 from gateway.services import rewards as reward_service
 
@@ -32,9 +34,16 @@ class Query:
         scope = info.context.scope
         try:
             profile = await merchants.loyalty_profile(scope)
+        except PosDisconnected:  # the merchant, and its connections, are still shown
+            profile = merchants.LoyaltyProfile(enabled=False, ratio=None)
         except GatewayError as error:
             raise top_level(error) from None
         m = scope.merchant
+        connections = [
+            PosConnection(pos=pos, status=account.status, expires_at=account.expires_at,
+                          reason=account.status_reason)
+            for pos, account in m.accounts.items()
+        ]  # fmt: skip
         return Merchant(
             id=strawberry.ID(m.id),
             name=m.name,
@@ -43,6 +52,7 @@ class Query:
             points_label=m.points_label,
             loyalty_enabled=profile.enabled,
             loyalty_ratio=profile.ratio,
+            connections=sorted(connections, key=lambda c: list(Pos).index(c.pos)),
         )
 
     @strawberry.field(description="Customers matching a name or an email, on every POS.")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from decimal import Decimal
 
 import strawberry
@@ -10,7 +11,7 @@ from gateway.api.graphql.context import Context
 from gateway.domain import customers, ids, loyalty, rewards, sales
 from gateway.domain.errors import ValidationError
 from gateway.domain.ids import Kind
-from gateway.domain.merchant import PointsSource, Pos
+from gateway.domain.merchant import ConnectionStatus, PointsSource, Pos
 from gateway.domain.rewards import RewardKind
 from gateway.domain.sales import SaleState
 from gateway.services import customers as customer_service
@@ -21,7 +22,24 @@ strawberry.enum(Pos, name="Pos")
 strawberry.enum(PointsSource, name="PointsSource")
 strawberry.enum(SaleState, name="SaleState")
 strawberry.enum(RewardKind, name="RewardKind")
+strawberry.enum(
+    ConnectionStatus,
+    name="ConnectionStatus",
+    description="CONNECTED; RECONNECT_NEEDED: the merchant must connect it again (a refresh "
+    "refused, a token revoked, a permission missing); DISCONNECTED.",
+)
 Info = strawberry.Info[Context, None]
+
+
+@strawberry.type
+class PosConnection:
+    pos: Pos
+    status: ConnectionStatus
+    expires_at: datetime | None = strawberry.field(
+        description="When the access token expires (it is refreshed before): null when it "
+        "does not (a personal token) or when not connected."
+    )
+    reason: str | None = strawberry.field(description="Why it is not connected, if it is not.")
 
 
 @strawberry.type
@@ -31,8 +49,13 @@ class Merchant:
     pos_systems: list[Pos]
     points_source: PointsSource
     points_label: str
-    loyalty_enabled: bool
+    loyalty_enabled: bool = strawberry.field(
+        description="False too while the POS that keeps the balance is not connected."
+    )
     loyalty_ratio: Decimal | None
+    connections: list[PosConnection] = strawberry.field(
+        description="Each POS the merchant has connected, and the state of that connection."
+    )
 
 
 @strawberry.type

@@ -111,6 +111,10 @@ class KountaClient:
         response = await self.upstream.put(path, {"headers": dict(headers)})
         return parse(Webhook, response.data, POS)
 
+    async def delete_webhook(self, webhook_id: str) -> None:
+        path = f"{self._company}/webhooks/{segment(webhook_id)}"
+        await self.upstream.request("DELETE", path, idempotent=True)
+
     # ----------------------------------------------------------------- plumbing
 
     async def _iterate(self, path: str, model: type[M]) -> AsyncIterator[M]:

@@ -6,6 +6,7 @@ adjustments endpoint. It holds no business rules: what to post is the services' 
 
 from __future__ import annotations
 
+import json
 import math
 import uuid
 from collections.abc import AsyncIterator, Mapping, Sequence
@@ -39,6 +40,7 @@ from gateway.pos.xseries.models import (
     RegisterSale,
     RetailerConfig,
     User,
+    Webhook,
     payment_added,
     timestamp,
 )
@@ -249,6 +251,22 @@ class XSeriesClient:
         }
         data = await self._get("/api/2.0/search", params)
         return parse_list(RegisterSale, field(data, "data", POS), POS)
+
+    # ----------------------------------------------------------------- webhooks
+
+    async def list_webhooks(self) -> list[Webhook]:
+        return parse_list(Webhook, await self._get("/api/webhooks"), POS)
+
+    async def create_webhook(self, type_: str, url: str) -> Webhook:
+        """0.9 takes a form field ``data`` holding the webhook as JSON."""
+        data = json.dumps({"url": url, "active": True, "type": type_})
+        response = await self.upstream.request("POST", "/api/webhooks", form={"data": data})
+        return parse(Webhook, response.data, POS)
+
+    async def delete_webhook(self, webhook_id: str) -> None:
+        await self.upstream.request(
+            "DELETE", f"/api/webhooks/{segment(webhook_id)}", idempotent=True
+        )
 
     # ----------------------------------------------------------------- loyalty
 

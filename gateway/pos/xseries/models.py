@@ -219,6 +219,13 @@ class AdjustmentRefused:
 AdjustmentOutcome = AdjustmentApplied | AdjustmentRefused
 
 
+class Webhook(XModel):
+    id: Text
+    url: Text = ""
+    active: Flag = True
+    type: Text = ""
+
+
 class LoyaltyAdjustmentResult(XModel):
     """A 200 or 207 answer of the loyalty adjustments: per customer, ``applied`` (with the
     new balance) or ``errors`` (not applied). Which list a customer is in is the answer."""
