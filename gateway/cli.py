@@ -17,7 +17,7 @@ import typer
 import uvicorn
 
 from gateway.domain.errors import GatewayError
-from gateway.domain.merchant import Merchant, PointsSource, Pos
+from gateway.domain.merchant import ConnectionStatus, Merchant, PointsSource, Pos
 from gateway.observability import configure_logging
 from gateway.runtime import Runtime
 from gateway.settings import MissingSecretKey, Settings
@@ -43,6 +43,11 @@ def _setup() -> None:
     """Logs for every command: JSON on stderr at GATEWAY_LOG_LEVEL (secrets redacted)."""
     settings = Settings()
     configure_logging(settings.log_level, json=settings.log_json)
+
+
+class PosChoice(StrEnum):
+    XSERIES = "xseries"
+    KOUNTA = "kounta"
 
 
 class RewardChoice(StrEnum):
@@ -358,21 +363,67 @@ def merchants_show(name: Annotated[str, typer.Argument(help="Merchant name.")]) 
     for pos, account in merchant.accounts.items():
         detail = f"  company {account.account_id}" if account.account_id else ""
         typer.echo(f"{pos.label:<14} {account.base_url}{detail}")
+        state = account.status.value
+        if account.status_reason and account.status is not ConnectionStatus.CONNECTED:
+            state += f" ({account.status_reason})"
+        elif account.expires_at:
+            state += f", token refreshed before {account.expires_at:%Y-%m-%d %H:%M} UTC"
+        typer.echo(f"{'':<14} {state}")
     if merchant.has(Pos.KOUNTA):
-        for label, url in kounta_urls(settings).items():
+        from gateway.services.connect import kounta_urls
+
+        urls = kounta_urls(settings)
+        if not urls:
+            fail("GATEWAY_KOUNTA_ADDON_TOKEN is not set: the Kounta URLs need it")
+        for label, url in urls.items():
             typer.echo(f"{label:<14} {url}")
 
 
-def kounta_urls(settings: Settings) -> dict[str, str]:
-    """The add-on's Loyalty tab URLs: they carry the add-on token, so print, never log."""
-    base = settings.public_url or "http://127.0.0.1:8000"
-    token = settings.kounta_addon_token.get_secret_value() if settings.kounta_addon_token else ""
-    if not token:
-        raise CliError("GATEWAY_KOUNTA_ADDON_TOKEN is not set: the Kounta URLs need it")
-    return {
-        "Kounta search": f"{base}/kounta/{token}/customer-search",
-        "Kounta rewards": f"{base}/kounta/{token}/reward-lookup",
-    }
+@merchants_app.command("invite")
+def merchants_invite(
+    name: Annotated[str, typer.Option(help="The merchant's name (created if new).")],
+    points_source: Annotated[
+        PointsSource,
+        typer.Option(help="Balance of record: XSERIES, or LEDGER for a Kounta-only shop."),
+    ] = PointsSource.XSERIES,
+    points_label: Annotated[str, typer.Option(help="What points are called.")] = "Points",
+) -> None:
+    """A one-time link the merchant connects its POS with (printed alone on the last line)."""
+    from gateway.services import connect
+    from gateway.services.context import Services
+
+    async def work(runtime: Runtime) -> str:
+        invitation = await connect.invite(
+            Services(runtime), name, points_source=points_source, points_label=points_label
+        )
+        return connect.link(runtime.settings, invitation)
+
+    url = _run(work)
+    if not Settings().public_url:
+        typer.echo("note: GATEWAY_PUBLIC_URL is not set; the link assumes http://127.0.0.1:8000",
+                   err=True)  # fmt: skip
+    typer.echo(f"connect link for {name} (send it to the merchant; it expires, and ends when "
+               "they finish):")  # fmt: skip
+    typer.echo(url)
+
+
+@merchants_app.command("disconnect")
+def merchants_disconnect(
+    name: Annotated[str, typer.Argument(help="Merchant name.")],
+    pos: Annotated[PosChoice, typer.Option(help="Which POS: xseries or kounta.")],
+) -> None:
+    """Remove the gateway's webhooks at that POS and forget its tokens (history kept)."""
+    from gateway.services import connect
+    from gateway.services.context import Services
+
+    chosen = Pos.XSERIES if pos is PosChoice.XSERIES else Pos.KOUNTA
+
+    async def work(runtime: Runtime) -> None:
+        merchant = await _merchant(runtime, name)
+        await connect.disconnect(Services(runtime), merchant, chosen)
+
+    _run(work)
+    typer.echo(f"disconnected {chosen.label} from {name}")
 
 
 # --------------------------------------------------------------------------- rewards

@@ -318,3 +318,62 @@ def test_kounta_sandbox_command(tmp_path: Path) -> None:
     finally:
         process.terminate()
         process.wait(timeout=30)
+
+
+def test_invite_prints_a_connect_link_alone_on_its_last_line(
+    env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    gateway("migrate")
+    monkeypatch.setenv("GATEWAY_PUBLIC_URL", "https://gw.example")
+    code, out = gateway("merchants", "invite", "--name", "Corner Café",
+                        "--points-source", "LEDGER")  # fmt: skip
+    assert code == 0, out
+    link = out.strip().splitlines()[-1]
+    assert link.startswith("https://gw.example/connect/") and " " not in link
+    again = gateway("merchants", "invite", "--name", "Corner Café")[1].strip().splitlines()[-1]
+    assert again != link  # a new link for the same merchant, created once
+    listed = gateway("merchants", "list")[1]
+    assert listed.count("Corner Café") == 1 and "points=LEDGER" in listed
+    assert "not connected" not in gateway("merchants", "show", "Corner Café")[1]
+
+
+def test_disconnect_removes_the_webhook_forgets_the_tokens_and_shows_it(
+    env: Path, kounta: SandboxHandle, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    gateway("migrate")
+    monkeypatch.setenv("GATEWAY_PUBLIC_URL", "https://gw.example")
+    monkeypatch.setenv("GATEWAY_KOUNTA_ADDON_TOKEN", "addon-secret")
+    code, out = gateway(
+        "merchants", "add", "--name", "Café", "--kounta-url", kounta.url,
+        "--kounta-company-id", "5678", "--kounta-access-token", "demo-kounta-access",
+        "--kounta-refresh-token", "demo-kounta-refresh", "--kounta-payment-method-id", "12",
+    )  # fmt: skip
+    assert code == 0, out
+    assert "CONNECTED" in gateway("merchants", "show", "Café")[1]
+    assert len(kounta.get("/v1/companies/5678/webhooks")) == 1
+    code, out = gateway("merchants", "disconnect", "Café", "--pos", "kounta")
+    assert code == 0 and "disconnected Kounta" in out, out
+    assert kounta.get("/v1/companies/5678/webhooks") == []
+    shown = gateway("merchants", "show", "Café")[1]
+    assert "DISCONNECTED (disconnected by the merchant)" in shown
+    assert "Kounta search" not in shown
+    assert gateway("merchants", "disconnect", "Nobody", "--pos", "kounta")[0] == 1
+
+
+def test_a_kounta_company_another_merchant_holds_is_refused(
+    env: Path, kounta: SandboxHandle, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    gateway("migrate")
+    monkeypatch.setenv("GATEWAY_PUBLIC_URL", "https://gw.example")
+    kounta_args = ["--kounta-url", kounta.url, "--kounta-company-id", "5678",
+                   "--kounta-access-token", "demo-kounta-access",
+                   "--kounta-payment-method-id", "12"]  # fmt: skip
+    assert gateway("merchants", "add", "--name", "First", *kounta_args)[0] == 0
+    hook = kounta.get("/v1/companies/5678/webhooks")[0]
+    code, out = gateway("merchants", "add", "--name", "Second", *kounta_args)
+    assert code == 1 and "connected to another merchant (First)" in out, out
+    assert kounta.get("/v1/companies/5678/webhooks") == [hook]  # the first one's, untouched
+    assert "Second" not in gateway("merchants", "list")[1]
+    code, out = gateway("merchants", "disconnect", "First", "--pos", "kounta")
+    assert code == 0
+    assert gateway("merchants", "add", "--name", "Second", *kounta_args)[0] == 0

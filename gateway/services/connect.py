@@ -63,6 +63,16 @@ def public_url(settings: Settings, fallback: str) -> str:
     return (settings.public_url or fallback).rstrip("/")
 
 
+def kounta_urls(settings: Settings, fallback: str = "http://127.0.0.1:8000") -> dict[str, str]:
+    """The two URLs for the Kounta add-on's Loyalty tab; empty without the add-on token.
+    They carry that token: show them, never log them."""
+    token = settings.kounta_addon_token.get_secret_value() if settings.kounta_addon_token else ""
+    if not token:
+        return {}
+    base = f"{public_url(settings, fallback)}/kounta/{token}"
+    return {"Kounta search": f"{base}/customer-search", "Kounta rewards": f"{base}/reward-lookup"}
+
+
 def link(
     settings: Settings, invitation: Invitation, fallback: str = "http://127.0.0.1:8000"
 ) -> str:
