@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 REGISTRY = CollectorRegistry(auto_describe=True)
 
@@ -47,5 +47,12 @@ UPSTREAM_BUDGET_REFUSALS = Counter(
     "POS calls the gateway did not send because the account's rate budget was spent, by "
     "POS and priority (caller or background).",
     ["pos", "priority"],
+    registry=REGISTRY,
+)
+POS_CONNECTIONS = Gauge(
+    "gateway_pos_connections",
+    "Merchants' POS connections by POS and state (CONNECTED, RECONNECT_NEEDED, "
+    "DISCONNECTED), as the recovery worker last counted them: alert on RECONNECT_NEEDED.",
+    ["pos", "status"],
     registry=REGISTRY,
 )

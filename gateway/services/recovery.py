@@ -26,12 +26,14 @@ import structlog
 
 from gateway import priority
 from gateway.domain.errors import GatewayError
+from gateway.domain.merchant import ConnectionStatus, Pos
+from gateway.metrics import POS_CONNECTIONS
 from gateway.services import create_sale, earning, pay_with_loyalty, redeem
 from gateway.services.context import Scope, Services
 from gateway.services.idempotency import LeftForRetry
 from gateway.store import redemptions, writes
 from gateway.store.idempotency import KeyRecord
-from gateway.store.merchants import get_merchant
+from gateway.store.merchants import get_merchant, list_merchants
 
 log = structlog.get_logger("gateway.worker")
 
@@ -80,6 +82,7 @@ async def _one_pass(services: Services) -> Recovery:
     for record in died:
         due[(record.merchant_id, record.key)] = None
     report = Recovery()
+    await _count_connections(services)
     await _follow_ups(services, report)
     for merchant_id, key in due:
         current = await store.get(merchant_id, key)
@@ -113,6 +116,18 @@ async def _recover(services: Services, record: KeyRecord, report: Recovery) -> N
             return
         log.info("finished", work=label)
     report.finished.append(label)
+
+
+async def _count_connections(services: Services) -> None:
+    """The connections' states, for /metrics (a RECONNECT_NEEDED waits for the merchant)."""
+    async with services.runtime.db.read() as session:
+        merchants = await list_merchants(session)
+    counts = {(pos, status): 0 for pos in Pos for status in ConnectionStatus}
+    for merchant in merchants:
+        for pos, account in merchant.accounts.items():
+            counts[(pos, account.status)] += 1
+    for (pos, status), count in counts.items():
+        POS_CONNECTIONS.labels(pos=pos.value, status=status.value).set(count)
 
 
 async def _follow_ups(services: Services, report: Recovery) -> None:
