@@ -20,6 +20,7 @@ from gateway.domain.errors import GatewayError
 from gateway.domain.merchant import ConnectionStatus, Merchant, PointsSource, Pos
 from gateway.observability import configure_logging
 from gateway.runtime import Runtime
+from gateway.sandbox.oauth import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET
 from gateway.settings import MissingSecretKey, Settings
 from gateway.store import api_keys as key_store
 from gateway.store import merchants as merchant_store
@@ -97,6 +98,39 @@ def _run(work: Callable[[Runtime], Awaitable[T]], *, migrated: bool = True) -> T
 
 Fixtures = Annotated[Path | None, typer.Option(help="JSON fixtures in the API's own shapes.")]
 Latency = Annotated[int, typer.Option(help="Delay added to every API response.")]
+ClientId = Annotated[
+    str, typer.Option(help="The OAuth app it knows (default: the gateway's development one).")
+]
+ClientSecret = Annotated[str, typer.Option(help="That app's client secret.")]
+TokenLifetime = Annotated[
+    int | None,
+    typer.Option(
+        min=0,
+        help="Seconds the access tokens it issues live (default: X-Series 86400, Kounta 3600).",
+    ),
+]
+RedirectUris = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--redirect-uri",
+        help="A redirect URI the app registered; repeat for more (default: any absolute URL).",
+    ),
+]
+
+
+def _oauth_options(
+    client_id: str, client_secret: str, lifetime_s: int | None, redirect_uris: list[str] | None
+) -> dict[str, Any]:
+    """The OAuth app a sandbox knows, for its ``create_app``; a lifetime left out keeps the
+    sandbox's own default."""
+    options: dict[str, Any] = {
+        "client_id": client_id,
+        "client_secret": client_secret,
+        "redirect_uris": redirect_uris or None,
+    }
+    if lifetime_s is not None:
+        options["token_lifetime_s"] = lifetime_s
+    return options
 
 
 @sandbox_app.command("xseries")
@@ -106,26 +140,38 @@ def sandbox_xseries(
     fixtures: Fixtures = None,
     latency_ms: Latency = 0,
     token: Annotated[
-        str | None, typer.Option(help="The only bearer token accepted (default: any).")
+        str | None,
+        typer.Option(
+            help="A static (personal) token; then only it and the tokens issued through OAuth "
+            "are accepted (default: any token it did not issue)."
+        ),
     ] = None,
     scopes: Annotated[
         str | None,
         typer.Option(
-            help='What its tokens may do, space-separated, e.g. "customers:read sales:read" '
-            "(default: all; a route without its scope answers 403)."
+            help="What the personal token may do, and the most any token may, space-separated, "
+            'e.g. "customers:read sales:read" (default: all; a route without its scope '
+            "answers 403)."
         ),
     ] = None,
+    client_id: ClientId = DEFAULT_CLIENT_ID,
+    client_secret: ClientSecret = DEFAULT_CLIENT_SECRET,
+    token_lifetime_s: TokenLifetime = None,
+    redirect_uri: RedirectUris = None,
 ) -> None:
-    """Lightspeed Retail X-Series (0.9 API, 2.0 search, 2026-07 loyalty adjustments)."""
+    """Lightspeed Retail X-Series (0.9 API and webhooks, 2.0 search, 2026-07 loyalty
+    adjustments, OAuth at /connect and /api/1.0/token)."""
     from gateway.sandbox import xseries
 
     try:
         granted = xseries.parse_scopes(scopes)
     except ValueError as exc:
         fail(f"--scopes: {exc}")
+    oauth = _oauth_options(client_id, client_secret, token_lifetime_s, redirect_uri)
     _run_sandbox(
-        xseries, "X-Series", "/api", host, port, fixtures, token, latency_ms, scopes=granted
-    )
+        xseries, "X-Series", "/api", host, port, fixtures, token, latency_ms, scopes=granted,
+        **oauth,
+    )  # fmt: skip
 
 
 @sandbox_app.command("kounta")
@@ -137,11 +183,17 @@ def sandbox_kounta(
     token: Annotated[
         str | None, typer.Option(help="A static access token that is always valid.")
     ] = None,
+    client_id: ClientId = DEFAULT_CLIENT_ID,
+    client_secret: ClientSecret = DEFAULT_CLIENT_SECRET,
+    token_lifetime_s: TokenLifetime = None,
+    redirect_uri: RedirectUris = None,
 ) -> None:
-    """Kounta (https://api.kounta.com/v1): OAuth2, customers, orders, payments, webhooks."""
+    """Kounta (https://api.kounta.com/v1): OAuth2 (consent at /authorize, /v1/token),
+    customers, orders, payments, webhooks."""
     from gateway.sandbox import kounta
 
-    _run_sandbox(kounta, "Kounta", "/v1", host, port, fixtures, token, latency_ms)
+    oauth = _oauth_options(client_id, client_secret, token_lifetime_s, redirect_uri)
+    _run_sandbox(kounta, "Kounta", "/v1", host, port, fixtures, token, latency_ms, **oauth)
 
 
 def _run_sandbox(
@@ -156,12 +208,15 @@ def _run_sandbox(
     **options: Any,
 ) -> None:
     """Load the fixtures (a bad file is a clear error), serve, announce once listening.
-    ``options``: what only this sandbox's ``create_app`` takes (X-Series' scopes)."""
+    ``options``: the rest of the sandbox's ``create_app`` (its OAuth app, X-Series' scopes)."""
     try:
         data = module.load_fixtures(fixtures) if fixtures else None
     except module.FixtureError as exc:
         fail(str(exc))
-    sandbox = module.create_app(data, token=token, latency_ms=latency_ms, **options)
+    try:
+        sandbox = module.create_app(data, token=token, latency_ms=latency_ms, **options)
+    except ValueError as exc:  # a redirect URI that is not an absolute URL
+        fail(str(exc))
 
     class Server(uvicorn.Server):
         async def startup(self, sockets: list[socket.socket] | None = None) -> None:

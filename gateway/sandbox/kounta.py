@@ -1,7 +1,8 @@
 """A stateful simulator of the Kounta REST API (``https://api.kounta.com/v1``).
 
 It plays the POS for our own Kounta client: it keeps one company's customers, orders, payments
-and webhooks, speaks OAuth2 with single-use refresh tokens, and validates requests at least as
+and webhooks, speaks OAuth2 (a consent page at ``/authorize``, codes and single-use refresh
+tokens at ``/v1/token``: ``gateway.sandbox.oauth``), and validates requests at least as
 strictly as the real API, so that a client bug shows up here and not in a café. It shares no
 code with the gateway's client on purpose: a misreading of the API must not be copied into both
 sides of the test.
@@ -22,16 +23,14 @@ from __future__ import annotations
 import asyncio
 import math
 import re
-import secrets
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 from typing import Any, TypeGuard
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import urlsplit
 
-import httpx
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
@@ -43,6 +42,13 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from gateway.sandbox import common
 from gateway.sandbox.common import ZERO, ApiResponse, FixtureError, decimal_sum
 from gateway.sandbox.controls import ControlsMiddleware, RateLimit, SandboxControls
+from gateway.sandbox.deliveries import Deliver, deliver_over_http
+from gateway.sandbox.oauth import (
+    DEFAULT_CLIENT_ID,
+    DEFAULT_CLIENT_SECRET,
+    AuthorizationServer,
+    Issued,
+)
 
 __all__ = [
     "DEMO_FIXTURES",
@@ -57,6 +63,8 @@ DEMO_FIXTURES = Path(__file__).parent / "fixtures" / "kounta_demo.json"
 
 # Kounta publishes no limit; this is generous enough for tests and still catches a runaway loop.
 DEFAULT_RATE_LIMIT = RateLimit(300, 60)
+# An access token's life: the token answer in client code says 3600 (inferred).
+TOKEN_LIFETIME_S = 3600
 PAGE_SIZE = 25
 FIXTURE_KEYS = frozenset(
     {"company", "sites", "customers", "orders", "payment_methods", "webhooks", "tokens"}
@@ -113,8 +121,6 @@ MAX_VARIATION = Decimal(10)
 MAX_NUMBER = Decimal(1_000_000_000)
 
 Clock = Callable[[], float]
-Deliver = Callable[[str, Mapping[str, str], bytes], Awaitable[int]]
-"""Sends one webhook: (address, headers, body) -> the receiver's HTTP status; raises on failure."""
 
 
 class ApiError(Exception):
@@ -298,13 +304,6 @@ def _paginated(request: Request, items: list[Any]) -> Response:
     return ApiResponse(chunk, headers={"X-Pages": str(pages), "X-Page": str(page)})
 
 
-async def deliver_over_http(address: str, headers: Mapping[str, str], body: bytes) -> int:
-    """The default webhook sender: one POST with a 10 s timeout; a failure raises."""
-    async with httpx.AsyncClient(timeout=10.0) as client:
-        response = await client.post(address, headers=dict(headers), content=body)
-    return response.status_code
-
-
 # -- the state -----------------------------------------------------------------------------------
 
 
@@ -326,8 +325,7 @@ class KountaState:
         self.product_names: dict[int, str] = {}
         self.line_ids: set[int] = set()
         self.payment_ids: set[int] = set()
-        self.access_tokens: dict[str, float] = {}
-        self.refresh_tokens: set[str] = set()
+        self.fixture_tokens: list[tuple[str, str, float]] = []
         where = "payment_methods"
         try:
             for method in self.payment_methods.values():
@@ -350,23 +348,8 @@ class KountaState:
 
     # -- tokens --
 
-    def issue(self, now: float, expires_in: int) -> dict[str, Any]:
-        access, refresh = secrets.token_urlsafe(24), secrets.token_urlsafe(24)
-        self.access_tokens[access] = now + expires_in
-        self.refresh_tokens.add(refresh)
-        return {
-            "access_token": access,
-            "refresh_token": refresh,
-            "expires_in": expires_in,
-            "token_type": "Bearer",
-        }
-
-    def expire_tokens(self, now: float) -> int:
-        for token, expires_at in self.access_tokens.items():
-            self.access_tokens[token] = min(expires_at, now)
-        return len(self.access_tokens)
-
     def _tokens_from_fixture(self, tokens: object, now: float) -> None:
+        """The pairs the fixtures hand out, for the authorization server to know."""
         if tokens is None:
             return
         if not isinstance(tokens, list):
@@ -380,10 +363,9 @@ class KountaState:
             if not isinstance(refresh, str) or not refresh:
                 raise _invalid(f"[{i}].refresh_token must be a non-empty string")
             expires_in = _integer(item.get("expires_in"), f"[{i}].expires_in")
-            if access in self.access_tokens or refresh in self.refresh_tokens:
+            if any({access, refresh} & {a, r} for a, r, _ in self.fixture_tokens):
                 raise _invalid(f"[{i}] repeats a token")
-            self.access_tokens[access] = now + expires_in
-            self.refresh_tokens.add(refresh)
+            self.fixture_tokens.append((access, refresh, now + expires_in))
 
     # -- customers --
 
@@ -998,24 +980,22 @@ class KountaSandbox:
         fixtures: Mapping[str, Any],
         *,
         token: str | None,
-        token_ttl_s: int,
-        client_id: str | None,
-        client_secret: str | None,
+        oauth: AuthorizationServer,
         clock: Clock,
         deliver: Deliver,
     ) -> None:
         self.startup = fixtures
         self.token = token
-        self.token_ttl_s = token_ttl_s
-        self.client_id = client_id
-        self.client_secret = client_secret
+        self.oauth = oauth
         self.clock = clock
         self.deliver = deliver
         self.state = KountaState(fixtures, clock())
+        oauth.reset(self.state.fixture_tokens)
 
     def reset(self, fixtures: Any = None) -> None:
         """Everything comes back from fixtures: issued tokens and added webhooks are forgotten."""
         self.state = KountaState(self.startup if fixtures is None else fixtures, self.clock())
+        self.oauth.reset(self.state.fixture_tokens)
 
     def routes(self) -> list[Route]:
         def route(path: str, handler: common.Handler, method: str = "GET") -> Route:
@@ -1024,7 +1004,7 @@ class KountaSandbox:
         company = "/v1/companies/{company_id}"
         order = f"{company}/orders/{{order_id}}"
         return [
-            Route("/v1/token", self._guarded(self.post_token, auth=False), methods=["POST"]),
+            *self.oauth.routes(guard=lambda handler: self._guarded(handler, auth=False)),
             route("/v1/companies/me", self.get_company),
             route(company, self.get_company),
             route(f"{company}/sites", self.list_sites),
@@ -1048,8 +1028,7 @@ class KountaSandbox:
 
     def admin_routes(self) -> list[Route]:
         return [
-            Route("/_sandbox/oauth/issue", self.issue_token, methods=["POST"]),
-            Route("/_sandbox/oauth/expire", self.expire_tokens, methods=["POST"]),
+            *self.oauth.admin_routes(),
             Route("/_sandbox/orders/{order_id}/complete", self.complete_order, methods=["POST"]),
         ]
 
@@ -1077,60 +1056,16 @@ class KountaSandbox:
             raise _unauthorized("invalid_token")
         if self.token is not None and common.same_secret(token, self.token):
             return
-        expires_at = self.state.access_tokens.get(token)
-        if expires_at is None:
+        access = self.oauth.tokens.lookup(token)
+        if access is None:
             raise _unauthorized("invalid_token")
-        if expires_at <= self.clock():
+        if access.expired(self.clock()):
             raise _unauthorized(EXPIRED)
 
     def _check_company(self, request: Request) -> None:
         raw = request.path_params.get("company_id")
         if raw is not None and _path_id(raw) != self.state.company["id"]:
             raise ApiError(404, "Company not found")
-
-    # -- OAuth --
-
-    async def post_token(self, request: Request) -> Response:
-        """Refresh only: the authorization-code step happens in a browser, not in our client."""
-        if _media_type(request.headers.get("content-type", "")) != (
-            "application/x-www-form-urlencoded"
-        ):
-            raise ApiError(400, "invalid_request", "The body must be form-encoded")
-        try:
-            form = dict(parse_qsl((await request.body()).decode(), keep_blank_values=True))
-        except (UnicodeDecodeError, ValueError):
-            raise ApiError(400, "invalid_request", "The body is not valid form data") from None
-        grant_type = form.get("grant_type")
-        if not grant_type:
-            raise ApiError(400, "invalid_request", "grant_type is required")
-        if grant_type != "refresh_token":
-            raise ApiError(400, "unsupported_grant_type")
-        if not (
-            _matches(form.get("client_id"), self.client_id)
-            and _matches(form.get("client_secret"), self.client_secret)
-        ):
-            raise ApiError(401, "invalid_client")
-        refresh = form.get("refresh_token")
-        if not refresh:
-            raise ApiError(400, "invalid_request", "refresh_token is required")
-        if refresh not in self.state.refresh_tokens:
-            raise ApiError(400, "invalid_grant", "refresh token is invalid or already used")
-        self.state.refresh_tokens.discard(refresh)
-        return _token_response(self.state.issue(self.clock(), self.token_ttl_s))
-
-    async def issue_token(self, request: Request) -> Response:
-        try:
-            body = await _json_body(request, optional=True)
-            _reject_unknown(body, ("expires_in",))
-            expires_in = _integer(body.get("expires_in", self.token_ttl_s), "expires_in")
-            if expires_in < 0:
-                raise _invalid("expires_in must be 0 or more")
-        except ApiError as exc:
-            return _error_response(exc)
-        return _token_response(self.state.issue(self.clock(), expires_in))
-
-    async def expire_tokens(self, request: Request) -> Response:
-        return ApiResponse({"expired": self.state.expire_tokens(self.clock())})
 
     # -- company, sites, payment methods --
 
@@ -1293,15 +1228,14 @@ class KountaSandbox:
         return {**result, "status": status, "error": None}
 
 
-def _matches(given: str | None, expected: str | None) -> bool:
-    """A configured client credential must match exactly; an unconfigured one accepts anything."""
-    if expected is None:
-        return True
-    return given is not None and common.same_secret(given, expected)
-
-
-def _token_response(content: dict[str, Any]) -> Response:
-    return ApiResponse(content, headers={"Cache-Control": "no-store", "Pragma": "no-cache"})
+def _token_answer(issued: Issued) -> dict[str, Any]:
+    """Kounta's token answer (client code shows these four fields)."""
+    return {
+        "access_token": issued.access_token,
+        "refresh_token": issued.refresh_token,
+        "expires_in": issued.expires_in,
+        "token_type": "Bearer",
+    }
 
 
 def _same_person(customer: Mapping[str, Any], params: Mapping[str, str]) -> bool:
@@ -1344,25 +1278,32 @@ def create_app(
     *,
     token: str | None = None,
     latency_ms: int = 0,
-    token_ttl_s: int = 3600,
-    client_id: str | None = None,
-    client_secret: str | None = None,
+    token_lifetime_s: int = TOKEN_LIFETIME_S,
+    client_id: str = DEFAULT_CLIENT_ID,
+    client_secret: str = DEFAULT_CLIENT_SECRET,
+    redirect_uris: Iterable[str] | None = None,
     clock: Clock = time.time,
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     deliver: Deliver = deliver_over_http,
 ) -> Starlette:
     """The Kounta sandbox app; ``clock``, ``sleep`` and ``deliver`` are injectable so tests
-    never wait and can capture webhooks without a server."""
+    never wait and can capture webhooks without a server. ``client_id`` and
+    ``client_secret``: the OAuth app it knows; ``token_lifetime_s``: how long the access
+    tokens it issues live; ``redirect_uris``: the app's registered ones (None: any absolute
+    http(s) URL); ``token``: a static access token that is always valid, for scripts."""
     startup = load_fixtures(DEMO_FIXTURES) if fixtures is None else fixtures
-    sandbox = KountaSandbox(
-        startup,
-        token=token,
-        token_ttl_s=token_ttl_s,
+    oauth = AuthorizationServer(
+        name="Kounta",
+        consent_path="/authorize",
+        exchange_path="/v1/token",
         client_id=client_id,
         client_secret=client_secret,
+        lifetime_s=token_lifetime_s,
         clock=clock,
-        deliver=deliver,
+        answer=_token_answer,
+        redirect_uris=redirect_uris,
     )
+    sandbox = KountaSandbox(startup, token=token, oauth=oauth, clock=clock, deliver=deliver)
     api_routes = sandbox.routes()
     controls = SandboxControls(
         routes=api_routes,

@@ -9,14 +9,25 @@ into both sides of the test.
 Money is ``Decimal`` from the request bytes to the response bytes (``parse_float=Decimal`` in,
 ``common.json_default`` out), because a float anywhere would make loyalty balances drift.
 
-Scopes. Its tokens hold the scopes it was started with (``create_app(scopes=...)``, ``gateway
-sandbox xseries --scopes "customers:read sales:write ..."``, space-separated; default: all of
-``SCOPES``). Each route needs one, named in ``ROUTE_SCOPES`` (the only table of them); without
-it the answer is 403 ``{"error": "permission denied"}``, checked after the token (a bad token
-stays 401) and before the request is read or validated, as an API's auth layer does. A test
-changes them at run time on the shared sandbox: ``POST /_sandbox/scopes`` with ``{"scopes":
-"customers:read ..."}`` (``""``: none), ``GET`` shows them, ``DELETE`` and ``POST
-/_sandbox/reset`` restore the startup scopes.
+Tokens. An app gets its tokens through OAuth (``gateway.sandbox.oauth``): the consent page at
+``/connect``, where ``scope`` is required, then ``POST /api/1.0/token``; each refresh rotates
+the refresh token. A static ``token`` (``--token``) stands for a personal token; without one,
+any bearer token the sandbox did not issue is taken as a personal token (one it issued is
+held to its expiry).
+
+Scopes. Each route needs one, named in ``ROUTE_SCOPES`` (the only table of them); without it
+the answer is 403 ``{"error": "permission denied"}``, checked after the token (a bad token
+stays 401) and before the request is read or validated, as an API's auth layer does. A token
+issued through OAuth holds the scopes its consent asked for; the sandbox-wide scopes
+(``create_app(scopes=...)``, ``gateway sandbox xseries --scopes "customers:read ..."``,
+space-separated; default: all of ``SCOPES``) are what a personal token holds and the ceiling
+of every token: what the store lets apps do now. A test changes them at run time on the
+shared sandbox: ``POST /_sandbox/scopes`` with ``{"scopes": "customers:read ..."}`` (``""``:
+none), ``GET`` shows them, ``DELETE`` and ``POST /_sandbox/reset`` restore the startup scopes.
+
+Webhooks (``/api/webhooks``, 0.9's form-encoded ``data``) are delivered in the background
+(``gateway.sandbox.deliveries``) when a sale, a customer (a loyalty balance too) or a
+product changes; ``POST /_sandbox/products/{id}`` changes a product, as the back office would.
 """
 
 from __future__ import annotations
@@ -31,6 +42,7 @@ from datetime import UTC, datetime
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 from typing import Any, TypeGuard
+from urllib.parse import urlencode, urlsplit
 
 from starlette.applications import Starlette
 from starlette.datastructures import QueryParams
@@ -43,8 +55,26 @@ from starlette.routing import Route
 from gateway.sandbox import common
 from gateway.sandbox.common import ZERO, ApiResponse, FixtureError, decimal_sum
 from gateway.sandbox.controls import ControlsMiddleware, RateLimit, SandboxControls
+from gateway.sandbox.deliveries import Deliver, Outbox, deliver_over_http
+from gateway.sandbox.oauth import (
+    DEFAULT_CLIENT_ID,
+    DEFAULT_CLIENT_SECRET,
+    AuthorizationServer,
+    Issued,
+    OAuthError,
+    form_pairs,
+)
 
-__all__ = ["DEMO_FIXTURES", "SCOPES", "FixtureError", "create_app", "load_fixtures", "parse_scopes"]
+__all__ = [
+    "DEMO_FIXTURES",
+    "ROUTE_SCOPES",
+    "SCOPES",
+    "UNSCOPED_ROUTES",
+    "FixtureError",
+    "create_app",
+    "load_fixtures",
+    "parse_scopes",
+]
 
 DEMO_FIXTURES = Path(__file__).parent / "fixtures" / "xseries_demo.json"
 
@@ -171,7 +201,38 @@ ROUTE_SCOPES: dict[tuple[str, str], str | Mapping[str, str]] = {
     ("POST", "/api/register_sales"): "sales:write",
     ("GET", "/api/2.0/search"): {"customers": "customers:read", "sales": "sales:read"},
     ("POST", ADJUSTMENTS_PATH): "loyalty.transaction.write",
+    ("GET", "/api/webhooks"): "webhooks",
+    ("POST", "/api/webhooks"): "webhooks",
+    ("GET", "/api/webhooks/{id}"): "webhooks",
+    ("PUT", "/api/webhooks/{id}"): "webhooks",
+    ("DELETE", "/api/webhooks/{id}"): "webhooks",
 }
+# OAuth's own routes: the consent page (on secure.retail.lightspeed.app for real) and the
+# token endpoint, which no access token reaches.
+CONSENT_PATH = "/connect"
+EXCHANGE_PATH = "/api/1.0/token"
+UNSCOPED_ROUTES = frozenset(
+    {("GET", CONSENT_PATH), ("POST", CONSENT_PATH), ("POST", EXCHANGE_PATH)}
+)
+# An access token's life. Not documented: the 2025-03 changelog's example says 604800, a
+# third-party summary 86400; the shorter is played (a client must refresh either way).
+TOKEN_LIFETIME_S = 86400
+# The 0.9 spec's webhook types (the dated API has more); the sandbox sends the first three.
+WEBHOOK_TYPES = (
+    "sale.update",
+    "customer.update",
+    "product.update",
+    "inventory.update",
+    "consignment.receive",
+)
+WEBHOOK_FIELDS = frozenset({"url", "active", "type"})
+FORM = "application/x-www-form-urlencoded"
+# X-Series wants a 2xx within 5 s (else it retries, which the sandbox does not).
+DELIVERY_TIMEOUT_S = 5.0
+# What the redirect, the token answer and the webhooks say when the fixtures' config has no
+# domain_prefix.
+DEFAULT_DOMAIN_PREFIX = "sandbox"
+NOT_VALID = "Access token is not valid"
 SEARCH_PREFIX_FIELDS = ("first_name", "last_name", "company_name")
 
 
@@ -356,7 +417,8 @@ class XSeriesState:
     """One retailer's data and the rules that change it; built whole from fixtures.
 
     Every method that changes something validates the whole request first and only then
-    mutates, so a 400 leaves the state exactly as it was.
+    mutates, so a 400 leaves the state exactly as it was. Each change of a sale, a customer
+    or a product is noted in ``changes`` (webhook type, id), for the webhooks.
     """
 
     def __init__(self, fixtures: object, now: datetime) -> None:
@@ -364,7 +426,11 @@ class XSeriesState:
         config = {} if data.get("config") is None else data["config"]
         if not isinstance(config, dict):
             raise FixtureError("config must be an object")
+        if not isinstance(config.get("domain_prefix", ""), str):
+            raise FixtureError("config.domain_prefix must be a string")
         self.config: dict[str, Any] = config
+        self.webhooks: dict[str, dict[str, Any]] = {}
+        self.changes: list[tuple[str, str]] = []
         self.customer_groups = _by_id(data, "customer_groups")
         self.products = _by_id(data, "products")
         self.payment_types = _by_id(data, "payment_types")
@@ -477,12 +543,14 @@ class XSeriesState:
         customer["updated_at"] = stamp
         customer["version"] = self.next_version()
         self.customers[customer["id"]] = customer
+        self.changes.append(("customer.update", customer["id"]))
         return customer
 
     def _credit(self, customer: dict[str, Any], amount: Decimal, now: datetime) -> None:
         customer["loyalty_balance"] += amount
         customer["updated_at"] = _fmt_09(now)
         customer["version"] = self.next_version()
+        self.changes.append(("customer.update", customer["id"]))
 
     def render_customer_09(self, customer: Mapping[str, Any]) -> dict[str, Any]:
         group = self.customer_groups.get(customer["customer_group_id"], {})
@@ -669,6 +737,7 @@ class XSeriesState:
         if customer is not None and delta:
             self._credit(customer, delta, now)
         self.sales[sale["id"]] = sale
+        self.changes.append(("sale.update", sale["id"]))
         return sale
 
     def _sale_from_fixture(self, raw: dict[str, Any], now: datetime) -> dict[str, Any]:
@@ -904,6 +973,75 @@ class XSeriesState:
             ],
         }
 
+    # -- products, webhooks and what the webhooks send --
+
+    @property
+    def domain_prefix(self) -> str:
+        return str(self.config.get("domain_prefix") or DEFAULT_DOMAIN_PREFIX)
+
+    def update_product(
+        self, product_id: str, changes: Mapping[str, Any], now: datetime
+    ) -> dict[str, Any]:
+        """What the back office does to a product (the API the gateway uses has no product
+        write): the fields given replace the stored ones."""
+        product = self.products.get(product_id)
+        if product is None:
+            raise ApiError(404, "Not Found", f"No product with id {product_id!r}")
+        fixed = sorted({"id", "updated_at"} & set(changes))
+        if fixed:
+            raise _invalid(fixed[0], "is set by the sandbox")
+        product.update(common.plain(changes, "product"))
+        product["updated_at"] = _fmt_09(now)
+        self.taxes = _tax_index(self.products.values())
+        self.changes.append(("product.update", product_id))
+        return product
+
+    def take_changes(self) -> list[tuple[str, str]]:
+        """What changed since the last call, each once, in order."""
+        changes, self.changes = list(dict.fromkeys(self.changes)), []
+        return changes
+
+    def rendered(self, kind: str, object_id: str) -> dict[str, Any]:
+        """An object as the 0.9 API returns it, which is what its webhook sends."""
+        if kind == "sale.update":
+            return self.render_sale_09(self.sales[object_id])
+        if kind == "customer.update":
+            return self.render_customer_09(self.customers[object_id])
+        return self.products[object_id]
+
+    def webhook(self, webhook_id: str, client_id: str) -> dict[str, Any]:
+        """Another app's webhook is not found, as it is not listed."""
+        webhook = self.webhooks.get(webhook_id)
+        if webhook is None or webhook["client_id"] != client_id:
+            raise ApiError(404, "Not Found", f"No webhook with id {webhook_id!r}")
+        return webhook
+
+    def save_webhook(
+        self, data: Mapping[str, Any], client_id: str, webhook_id: str | None = None
+    ) -> dict[str, Any]:
+        """Creates (no ``webhook_id``: ``url`` and ``type`` required) or updates one."""
+        old = self.webhook(webhook_id, client_id) if webhook_id else None
+        webhook: dict[str, Any] = (
+            dict(old) if old else {"id": _new_id(), "client_id": client_id, "active": True}
+        )
+        webhook.update(_webhook_fields(data, partial=old is not None))
+        key = (client_id, webhook["type"], webhook["url"])
+        for other in self.webhooks.values():
+            same = (other["client_id"], other["type"], other["url"]) == key
+            if same and other["id"] != webhook["id"]:
+                raise ApiError(
+                    409,
+                    "A webhook of this type already exists for this URL",
+                    f"Webhook {other['id']} has type {other['type']} and URL {other['url']}.",
+                )
+        self.webhooks[webhook["id"]] = webhook
+        return webhook
+
+    def render_webhook(self, webhook: Mapping[str, Any]) -> dict[str, Any]:
+        """The 0.9 ``Webhook``."""
+        rendered = {key: webhook[key] for key in ("id", "url", "active", "type")}
+        return {**rendered, "retailer_id": str(self.config.get("retailer_id", ""))}
+
     # -- loyalty adjustments (2026-07 beta) --
 
     def adjust(self, body: Mapping[str, Any], now: datetime) -> tuple[int, dict[str, Any]]:
@@ -1052,6 +1190,35 @@ def _state_and_attributes(body: Mapping[str, Any], status: str) -> dict[str, Any
     return {"state": state, "attributes": list(dict.fromkeys(raw))}
 
 
+def _webhook_fields(data: Mapping[str, Any], *, partial: bool) -> dict[str, Any]:
+    """0.9's ``data`` object: ``url`` (absolute http or https), ``type`` (one of
+    ``WEBHOOK_TYPES``), ``active`` (true or false); anything else is refused, naming it."""
+    unknown = sorted(set(data) - WEBHOOK_FIELDS)
+    if unknown:
+        raise _invalid(f"data.{unknown[0]}", "is not a webhook field (url, active, type)")
+    fields: dict[str, Any] = {}
+    for key in ("url", "type"):
+        if key in data or not partial:
+            value = data.get(key)
+            if not isinstance(value, str) or not value:
+                raise _invalid(f"data.{key}", "is required")
+            fields[key] = value
+    if "url" in fields:
+        try:
+            parts = urlsplit(fields["url"])
+        except ValueError:
+            parts = None
+        if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
+            raise _invalid("data.url", "must be an absolute http or https URL")
+    if "type" in fields and fields["type"] not in WEBHOOK_TYPES:
+        raise _invalid("data.type", f"must be one of {', '.join(WEBHOOK_TYPES)}")
+    if "active" in data:
+        if not isinstance(data["active"], bool):
+            raise _invalid("data.active", "must be true or false")
+        fields["active"] = data["active"]
+    return fields
+
+
 def _parse_adjustment(item: object, where: str) -> tuple[str, str, Decimal, str]:
     if not isinstance(item, dict):
         raise _invalid(where, "must be an object")
@@ -1080,6 +1247,8 @@ class XSeriesSandbox:
         token: str | None,
         clock: Callable[[], float],
         scopes: frozenset[str],
+        oauth: Callable[[XSeriesSandbox], AuthorizationServer],
+        deliver: Deliver,
     ) -> None:
         self.startup = fixtures
         self.token = token
@@ -1087,17 +1256,35 @@ class XSeriesSandbox:
         self.startup_scopes = scopes
         self.scopes = scopes
         self.state = XSeriesState(fixtures, self.now())
+        self.oauth = oauth(self)
+        self.outbox = Outbox(deliver)
 
     def now(self) -> datetime:
         return datetime.fromtimestamp(self.clock(), tz=UTC)
 
     def reset(self, fixtures: Any = None) -> None:
+        """Everything comes back from fixtures: tokens, webhooks and their log are forgotten."""
         self.state = XSeriesState(self.startup if fixtures is None else fixtures, self.now())
         self.scopes = self.startup_scopes
+        self.oauth.reset()
+        self.outbox.reset()
 
     def default_rate_limit(self) -> RateLimit:
         """The real formula: 300 requests per register plus 50, per 5-minute window."""
         return RateLimit(300 * len(self.state.registers) + 50, 300)
+
+    def token_answer(self, issued: Issued) -> dict[str, Any]:
+        """The token endpoint's answer, as the 2025-03 changelog shows it."""
+        scopes = issued.grant.scopes or frozenset()
+        return {
+            "access_token": issued.access_token,
+            "token_type": "Bearer",
+            "expires": int(issued.expires_at),
+            "expires_in": issued.expires_in,
+            "refresh_token": issued.refresh_token,
+            "domain_prefix": self.state.domain_prefix,
+            "scope": " ".join(s for s in SCOPES if s in scopes),
+        }
 
     def routes(self) -> list[Route]:
         def route(path: str, handler: common.Handler, method: str = "GET") -> Route:
@@ -1105,6 +1292,7 @@ class XSeriesSandbox:
             return Route(path, self._guarded(handler, needs), methods=[method])
 
         return [
+            *self.oauth.routes(),
             route("/api/config", self.get_config),
             route("/api/products", self.list_products),
             route("/api/products/{id}", self.get_product),
@@ -1118,6 +1306,11 @@ class XSeriesSandbox:
             route("/api/register_sales/{id}", self.get_register_sale),
             route("/api/2.0/search", self.search),
             route(ADJUSTMENTS_PATH, self.post_adjustments, "POST"),
+            route("/api/webhooks", self.list_webhooks),
+            route("/api/webhooks", self.post_webhook, "POST"),
+            route("/api/webhooks/{id}", self.get_webhook),
+            route("/api/webhooks/{id}", self.put_webhook, "PUT"),
+            route("/api/webhooks/{id}", self.delete_webhook, "DELETE"),
         ]
 
     def admin_routes(self) -> list[Route]:
@@ -1125,20 +1318,64 @@ class XSeriesSandbox:
             Route("/_sandbox/scopes", self._get_scopes, methods=["GET"]),
             Route("/_sandbox/scopes", self._post_scopes, methods=["POST"]),
             Route("/_sandbox/scopes", self._delete_scopes, methods=["DELETE"]),
+            Route("/_sandbox/products/{id}", self._post_product, methods=["POST"]),
+            *self.oauth.admin_routes(),
+            *self.outbox.admin_routes(),
         ]
 
     def _guarded(self, handler: common.Handler, needs: str | Mapping[str, str]) -> common.Handler:
+        async def then_publish(request: Request) -> Response:
+            try:
+                return await handler(request)
+            finally:
+                self._publish()
+
         return common.guarded(
-            handler, lambda request: self._authorize(request, needs), ApiError, _error_response
+            then_publish,
+            lambda request: self._authorize(request, needs),
+            ApiError,
+            _error_response,
         )
 
     def _authorize(self, request: Request, needs: str | Mapping[str, str]) -> None:
-        token = common.bearer_token(request)
-        if token is None or (self.token is not None and not common.same_secret(token, self.token)):
-            raise ApiError(401, "Access token is not valid")
+        """The caller's app goes in ``request.state.client_id`` (webhooks are per app)."""
+        client_id, scopes = self._caller(common.bearer_token(request))
+        request.state.client_id = client_id
         scope = needs if isinstance(needs, str) else needs.get(request.query_params.get("type", ""))
-        if scope is not None and scope not in self.scopes:
+        if scope is not None and scope not in scopes:
             raise ApiError(403, "permission denied")
+
+    def _caller(self, token: str | None) -> tuple[str, frozenset[str]]:
+        """The app a token acts for and what it may do now: an issued token its consent's
+        scopes within the sandbox-wide ones, a personal token the sandbox-wide ones."""
+        if token is None:
+            raise ApiError(401, NOT_VALID)
+        if self.token is not None and common.same_secret(token, self.token):
+            return self.oauth.client_id, self.scopes
+        access = self.oauth.tokens.lookup(token)
+        if access is not None:
+            if access.expired(self.clock()):
+                raise ApiError(401, NOT_VALID, "The access token has expired.")
+            return access.grant.client_id, (access.grant.scopes or frozenset()) & self.scopes
+        if self.token is None:
+            return self.oauth.client_id, self.scopes
+        raise ApiError(401, NOT_VALID)
+
+    def _publish(self) -> None:
+        """Each change goes to every active webhook of its type, in the background: the
+        request that made it never waits for a receiver."""
+        state = self.state
+        for kind, object_id in state.take_changes():
+            hooks = [h for h in state.webhooks.values() if h["active"] and h["type"] == kind]
+            if not hooks:
+                continue
+            payload = common.dumps(state.rendered(kind, object_id)).decode()
+            fields = {"payload": payload, "type": kind, "domain_prefix": state.domain_prefix}
+            body = urlencode(fields).encode()
+            for hook in hooks:
+                record = {"webhook_id": hook["id"], "url": hook["url"], "type": kind,
+                          "object_id": object_id}  # fmt: skip
+                self.outbox.send(hook["url"], {"Content-Type": FORM}, body, record)
 
     def _scopes_json(self) -> JSONResponse:
         return JSONResponse({"scopes": " ".join(s for s in SCOPES if s in self.scopes)})
@@ -1161,6 +1398,16 @@ class XSeriesSandbox:
     async def _delete_scopes(self, request: Request) -> Response:
         self.scopes = self.startup_scopes
         return self._scopes_json()
+
+    async def _post_product(self, request: Request) -> Response:
+        """The back office changing a product: ``product.update`` goes out."""
+        try:
+            changes = await _json_object(request)
+            product = self.state.update_product(request.path_params["id"], changes, self.now())
+        except ApiError as exc:
+            return _error_response(exc)
+        self._publish()
+        return ApiResponse({"product": product})
 
     async def get_config(self, request: Request) -> Response:
         return ApiResponse({"config": self.state.config})
@@ -1304,6 +1551,32 @@ class XSeriesSandbox:
         status, content = self.state.adjust(await _json_object(request), self.now())
         return ApiResponse(content, status_code=status)
 
+    async def list_webhooks(self, request: Request) -> Response:
+        """Only the calling app's, as the spec says."""
+        caller = request.state.client_id
+        hooks = [h for h in self.state.webhooks.values() if h["client_id"] == caller]
+        return ApiResponse([self.state.render_webhook(h) for h in hooks])
+
+    async def post_webhook(self, request: Request) -> Response:
+        data = await _webhook_data(request)
+        webhook = self.state.save_webhook(data, request.state.client_id)
+        return ApiResponse(self.state.render_webhook(webhook))
+
+    async def get_webhook(self, request: Request) -> Response:
+        webhook = self.state.webhook(request.path_params["id"], request.state.client_id)
+        return ApiResponse(self.state.render_webhook(webhook))
+
+    async def put_webhook(self, request: Request) -> Response:
+        data = await _webhook_data(request)
+        webhook_id = request.path_params["id"]
+        webhook = self.state.save_webhook(data, request.state.client_id, webhook_id)
+        return ApiResponse(self.state.render_webhook(webhook))
+
+    async def delete_webhook(self, request: Request) -> Response:
+        webhook = self.state.webhook(request.path_params["id"], request.state.client_id)
+        del self.state.webhooks[webhook["id"]]
+        return ApiResponse({"status": "success"})
+
 
 def _customer_matches(customer: Mapping[str, Any], key: str | None, params: QueryParams) -> bool:
     if key is None:
@@ -1314,6 +1587,29 @@ def _customer_matches(customer: Mapping[str, Any], key: str | None, params: Quer
     if key == "code":
         return bool(customer["customer_code"] == value)
     return bool(customer["email"].lower() == value.lower())
+
+
+async def _webhook_data(request: Request) -> dict[str, Any]:
+    """0.9 takes a webhook as a form with one field, ``data``: a JSON object as text."""
+    media_type = request.headers.get("content-type", "").partition(";")[0].strip().lower()
+    if media_type != FORM:
+        raise ApiError(400, f"Content-Type must be {FORM}", "Send the webhook as form field data.")
+    try:
+        pairs = form_pairs(await request.body())
+    except OAuthError:
+        raise ApiError(400, "Invalid form", "The body is not valid form data.") from None
+    names = [name for name, _ in pairs]
+    if names != ["data"]:
+        extra = sorted(set(names) - {"data"})
+        problem = f"{extra[0]} is not a field" if extra else "data is required, once"
+        raise ApiError(400, problem, "The form takes one field, data.")
+    try:
+        data = common.parse_json(pairs[0][1])
+    except (ValueError, RecursionError) as exc:
+        raise _invalid("data", f"must be a JSON object ({exc})") from None
+    if not isinstance(data, dict):
+        raise _invalid("data", "must be a JSON object")
+    return data
 
 
 def _check_search_parameters(kind: str, params: QueryParams) -> None:
@@ -1378,6 +1674,10 @@ def load_fixtures(path: str | Path) -> dict[str, Any]:
     return common.read_fixtures(path, lambda data: XSeriesState(data, datetime.now(UTC)))
 
 
+async def _deliver_within_limit(address: str, headers: Mapping[str, str], body: bytes) -> int:
+    return await deliver_over_http(address, headers, body, timeout_s=DELIVERY_TIMEOUT_S)
+
+
 def create_app(
     fixtures: Mapping[str, Any] | None = None,
     *,
@@ -1386,11 +1686,43 @@ def create_app(
     clock: Callable[[], float] = time.time,
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     scopes: str | Iterable[str] | None = None,
+    client_id: str = DEFAULT_CLIENT_ID,
+    client_secret: str = DEFAULT_CLIENT_SECRET,
+    token_lifetime_s: int = TOKEN_LIFETIME_S,
+    redirect_uris: Iterable[str] | None = None,
+    deliver: Deliver = _deliver_within_limit,
 ) -> Starlette:
-    """The X-Series sandbox app; ``clock`` and ``sleep`` are injectable so tests never wait.
-    ``scopes``: what its tokens may do (space-separated; None: everything)."""
+    """The X-Series sandbox app; ``clock``, ``sleep`` and ``deliver`` are injectable so tests
+    never wait and can capture webhooks without a server. ``scopes``: what personal tokens
+    hold and the ceiling of every token (space-separated; None: everything); ``client_id``
+    and ``client_secret``: the OAuth app it knows; ``token_lifetime_s``: how long the access
+    tokens it issues live; ``redirect_uris``: the app's registered ones (None: any absolute
+    http(s) URL); ``token``: a static (personal) token, for scripts."""
     startup = load_fixtures(DEMO_FIXTURES) if fixtures is None else fixtures
-    sandbox = XSeriesSandbox(startup, token=token, clock=clock, scopes=parse_scopes(scopes))
+
+    def oauth(sandbox: XSeriesSandbox) -> AuthorizationServer:
+        return AuthorizationServer(
+            name="Lightspeed Retail X-Series",
+            consent_path=CONSENT_PATH,
+            exchange_path=EXCHANGE_PATH,
+            client_id=client_id,
+            client_secret=client_secret,
+            lifetime_s=token_lifetime_s,
+            clock=clock,
+            answer=sandbox.token_answer,
+            scopes=parse_scopes,
+            redirect_extras=lambda: {"domain_prefix": sandbox.state.domain_prefix},
+            redirect_uris=redirect_uris,
+        )
+
+    sandbox = XSeriesSandbox(
+        startup,
+        token=token,
+        clock=clock,
+        scopes=parse_scopes(scopes),
+        oauth=oauth,
+        deliver=deliver,
+    )
     api_routes = sandbox.routes()
     controls = SandboxControls(
         routes=api_routes,

@@ -98,8 +98,12 @@ def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
+# The app the sandbox knows by default: the gateway's development defaults.
+APP = {"client_id": "gateway-sandbox", "client_secret": "gateway-sandbox-secret"}
+
+
 async def refresh(client: httpx.AsyncClient, token: str, **form: str) -> httpx.Response:
-    body = {"grant_type": "refresh_token", "refresh_token": token, **form}
+    body = {"grant_type": "refresh_token", "refresh_token": token, **APP, **form}
     return await client.post("/v1/token", data=body)
 
 
@@ -279,7 +283,7 @@ async def test_unknown_paths_and_methods_answer_json(client: httpx.AsyncClient) 
 async def test_refresh_gives_a_new_pair_and_the_old_access_token_stays_valid(
     client: httpx.AsyncClient,
 ) -> None:
-    response = await refresh(client, DEMO_REFRESH, client_id="any", client_secret="thing")
+    response = await refresh(client, DEMO_REFRESH)
     assert response.status_code == 200
     assert response.headers["Cache-Control"] == "no-store"
     pair = response.json()
@@ -309,7 +313,7 @@ async def test_a_refresh_token_works_once(client: httpx.AsyncClient) -> None:
 async def test_the_token_endpoint_answers_with_a_json_suffix_and_is_counted(
     client: httpx.AsyncClient,
 ) -> None:
-    body = {"grant_type": "refresh_token", "refresh_token": DEMO_REFRESH}
+    body = {"grant_type": "refresh_token", "refresh_token": DEMO_REFRESH, **APP}
     response = await client.post("/v1/token.json", data=body, headers={"Accept": "text/html"})
     assert response.status_code == 200
     await refresh(client, DEMO_REFRESH)
@@ -324,8 +328,8 @@ async def test_configured_client_credentials_must_match(clock: FakeClock) -> Non
         for form in (
             {"client_id": "cid", "client_secret": "wrong"},
             {"client_id": "other", "client_secret": "secret"},
-            {"client_id": "cid"},
-            {},
+            {"client_id": "cid", "client_secret": ""},
+            {"client_id": "", "client_secret": ""},
         ):
             refused = await refresh(client, DEMO_REFRESH, **form)
             assert refused.status_code == 401
@@ -337,23 +341,28 @@ async def test_configured_client_credentials_must_match(clock: FakeClock) -> Non
 @pytest.mark.parametrize(
     ("form", "error"),
     [
-        ({"grant_type": "authorization_code", "code": "x"}, "unsupported_grant_type"),
+        ({"grant_type": "client_credentials"}, "unsupported_grant_type"),
         ({"grant_type": "password", "username": "u"}, "unsupported_grant_type"),
         ({"refresh_token": DEMO_REFRESH}, "invalid_request"),
         ({"grant_type": "refresh_token"}, "invalid_request"),
         ({"grant_type": "refresh_token", "refresh_token": ""}, "invalid_request"),
+        (
+            {"grant_type": "authorization_code", "redirect_uri": "https://a.example/"},
+            "invalid_request",
+        ),
+        ({"grant_type": "authorization_code", "code": "x"}, "invalid_request"),
     ],
 )
 async def test_bad_token_requests_are_400(
     client: httpx.AsyncClient, form: dict[str, str], error: str
 ) -> None:
-    response = await client.post("/v1/token", data=form)
+    response = await client.post("/v1/token", data={**APP, **form})
     assert response.status_code == 400
     assert response.json()["error"] == error
 
 
 async def test_the_token_endpoint_wants_a_form(client: httpx.AsyncClient) -> None:
-    body = {"grant_type": "refresh_token", "refresh_token": DEMO_REFRESH}
+    body = {"grant_type": "refresh_token", "refresh_token": DEMO_REFRESH, **APP}
     response = await client.post("/v1/token", json=body)
     assert response.status_code == 400
     assert response.json()["error"] == "invalid_request"
@@ -375,7 +384,7 @@ async def test_api_requests_need_a_known_bearer_token(
 
 
 async def test_an_access_token_expires_with_the_clock(clock: FakeClock) -> None:
-    app = create_app(token=TOKEN, token_ttl_s=600, clock=clock)
+    app = create_app(token=TOKEN, token_lifetime_s=600, clock=clock)
     async with connect(app) as client:
         pair = (await refresh(client, DEMO_REFRESH)).json()
         assert pair["expires_in"] == 600
