@@ -33,6 +33,9 @@ KOUNTA_STATIC_TOKEN = "test-kounta-static-token"
 POSTGRES_URL = os.environ.get("GATEWAY_TEST_POSTGRES_URL")
 REDIS_URL = os.environ.get("GATEWAY_TEST_REDIS_URL")
 
+# A gateway run as a process by a test: a crashed one's leases run out soon.
+PROCESS_LEASE_S = 1.0
+
 # Fast, still bounded: retries and waits small enough for a quick suite.
 TEST_POLICY = HttpPolicy(
     connect_timeout_s=2.0,
@@ -210,3 +213,26 @@ async def runtime(settings: Settings) -> AsyncIterator[Runtime]:
     runtime = await fresh_runtime(settings)
     yield runtime
     await runtime.aclose()
+
+
+@pytest.fixture
+def process_env(settings: Settings) -> dict[str, str]:
+    """What a ``gateway`` process needs to share the test's store, key and sandboxes."""
+    assert settings.secret_key is not None and settings.kounta_addon_token is not None
+    return {
+        "GATEWAY_ENVIRONMENT": "test",
+        "GATEWAY_DATABASE_URL": settings.database_url,
+        "GATEWAY_CACHE_URL": settings.cache_url,
+        "GATEWAY_SECRET_KEY": settings.secret_key.get_secret_value(),
+        "GATEWAY_KOUNTA_ADDON_TOKEN": settings.kounta_addon_token.get_secret_value(),
+        "GATEWAY_LOG_LEVEL": "WARNING",
+        "GATEWAY_LOG_JSON": "false",
+        "GATEWAY_UPSTREAM_SETTLE_S": "0",
+        "GATEWAY_LEASE_S": str(PROCESS_LEASE_S),
+        "GATEWAY_WORKER_IN_PROCESS": "false",
+        "GATEWAY_UPSTREAM_READ_TIMEOUT_S": str(TEST_POLICY.read_timeout_s),
+        "GATEWAY_UPSTREAM_MAX_RETRIES": str(TEST_POLICY.max_retries),
+        "GATEWAY_UPSTREAM_BACKOFF_BASE_S": str(TEST_POLICY.backoff_base_s),
+        "GATEWAY_UPSTREAM_BACKOFF_MAX_S": str(TEST_POLICY.backoff_max_s),
+        "GATEWAY_UPSTREAM_BREAKER_FAILURES": str(TEST_POLICY.breaker_failures),
+    }

@@ -12,6 +12,7 @@ from contextlib import AbstractAsyncContextManager
 
 import structlog
 
+from gateway.cache import Memo
 from gateway.domain.merchant import ConnectionStatus, Merchant, Pos
 from gateway.pos.http import BearerToken, Upstream
 from gateway.pos.kounta import oauth as kounta_oauth
@@ -30,9 +31,12 @@ log = structlog.get_logger("gateway.connections")
 class StoredTokens:
     """A merchant's tokens for one POS in the store (encrypted), refreshed under a lease."""
 
-    def __init__(self, runtime: Runtime, leases: Leases, merchant_id: str, pos: Pos) -> None:
+    def __init__(
+        self, runtime: Runtime, leases: Leases, memo: Memo, merchant_id: str, pos: Pos
+    ) -> None:
         self.runtime = runtime
         self.leases = leases
+        self.memo = memo
         self.merchant_id = merchant_id
         self.pos = pos
 
@@ -57,6 +61,7 @@ class StoredTokens:
             await store.set_status(
                 session, self.merchant_id, self.pos, ConnectionStatus.RECONNECT_NEEDED, reason
             )
+        self.memo.clear()  # this process says so at once (others within the memo's seconds)
 
     def refresh_lock(self) -> AbstractAsyncContextManager[object]:
         return self.leases.hold(f"{self.pos.value.lower()}-refresh:{self.merchant_id}")
@@ -66,9 +71,10 @@ class PosClients:
     """X-Series clients spend their store's rate budget (``gateway/pos/budget.py``); Kounta
     publishes no limit, so its clients only react to a 429 (docs/pos-contracts.md)."""
 
-    def __init__(self, runtime: Runtime, leases: Leases) -> None:
+    def __init__(self, runtime: Runtime, leases: Leases, memo: Memo) -> None:
         self.runtime = runtime
         self.leases = leases
+        self.memo = memo
         # One auth per merchant and POS for the life of the process: it owns the refresh
         # lock; it is keyed by the account's address, so a reconnection gets a new one.
         self._auths: dict[tuple[str, Pos], tuple[str, RefreshingAuth]] = {}
@@ -95,7 +101,7 @@ class PosClients:
             tokens = await store.load_tokens(session, self.runtime.cipher, merchant.id, pos)
         # A personal token (no refresh token) is used as it is until the POS refuses it.
         refresh = self._xseries_refresh(base_url) if tokens.refresh_token else None
-        auth = RefreshingAuth(StoredTokens(self.runtime, self.leases, merchant.id, pos),
+        auth = RefreshingAuth(StoredTokens(self.runtime, self.leases, self.memo, merchant.id, pos),
                               refresh, pos.label)  # fmt: skip
         self._auths[(merchant.id, pos)] = (base_url, auth)
         return auth
@@ -115,7 +121,7 @@ class PosClients:
                 client_secret=settings.kounta_client_secret.get_secret_value(),
             )
 
-        vault = StoredTokens(self.runtime, self.leases, merchant.id, Pos.KOUNTA)
+        vault = StoredTokens(self.runtime, self.leases, self.memo, merchant.id, Pos.KOUNTA)
         auth = RefreshingAuth(vault, refresh, Pos.KOUNTA.label)
         self._auths[(merchant.id, Pos.KOUNTA)] = (base_url, auth)
         return auth

@@ -21,10 +21,10 @@ class Services:
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
         self.leases = Leases(runtime.db, ttl_s=runtime.settings.lease_s)
-        self.clients = PosClients(runtime, self.leases)
-        self.idempotency = Idempotency(IdempotencyStore(runtime.db, self.leases), self.leases)
         # The merchant behind a key or a company, catalogues: see gateway/cache.py.
         self.memo = Memo()
+        self.clients = PosClients(runtime, self.leases, self.memo)
+        self.idempotency = Idempotency(IdempotencyStore(runtime.db, self.leases), self.leases)
 
     def scope(self, merchant: Merchant) -> Scope:
         return Scope(self, merchant)
