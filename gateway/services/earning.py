@@ -19,6 +19,7 @@ import structlog
 from pydantic import TypeAdapter
 
 from gateway import priority
+from gateway.domain.activity import ActivityKind, Movement
 from gateway.domain.errors import NotFound, Unavailable
 from gateway.domain.loyalty import EarningRules, LineToQuote, Quote, quote
 from gateway.domain.merchant import PointsSource, Pos
@@ -109,9 +110,9 @@ async def earn(scope: Scope, order_id: str) -> Earning:
     if points <= 0:
         return Earning(order_id, member_id, ZERO, "nothing to earn")
     try:
-        await points_book(scope).credit(
-            member_id, points, earning_key(order_id), f"Kounta order {order_id}"
-        )
+        movement = Movement(ActivityKind.EARNED, f"Earned at {scope.merchant.name}, order "
+                            f"{order_id}", Pos.KOUNTA, order_id)  # fmt: skip
+        await points_book(scope).credit(member_id, points, earning_key(order_id), movement)
     except UpstreamForbidden as refused:
         # Final, not retried (it stays refused until the store is reconnected): said loudly,
         # since the member is owed these points.

@@ -22,9 +22,11 @@ import structlog
 from pydantic import TypeAdapter
 
 from gateway.domain import ids
+from gateway.domain.activity import ActivityKind, Movement
 from gateway.domain.errors import GatewayError, InsufficientBalance, ValidationError
 from gateway.domain.ids import Kind
 from gateway.domain.loyalty import rescale_unit_value
+from gateway.domain.merchant import Pos
 from gateway.domain.money import ZERO, parse_amount
 from gateway.domain.sales import (
     Sale,
@@ -40,7 +42,7 @@ from gateway.services import catalog, writes
 from gateway.services.context import Scope
 from gateway.services.customers import get_xseries_customer
 from gateway.services.idempotency import Attempt, LeftForRetry
-from gateway.services.points import hold_balance, points_book
+from gateway.services.points import hold_balance, points_book, tell
 from gateway.services.redemption_records import held_top_ups
 from gateway.services.sales import xseries_sale_id
 from gateway.store.idempotency import KeyRecord
@@ -129,19 +131,27 @@ async def paid_already(scope: Scope, owner: str) -> LoyaltyPayment | None:
     if write.status is not WriteStatus.LANDED:
         return None
     sale = await (await scope.xseries()).get_sale(intent["sale_id"], fresh=True)
-    await _keep_rule_5(scope, sale)
     payment_id = str((write.outcome or {}).get("payment_id", ""))
     amount = Decimal(intent["amount"])
     balance = Decimal(intent["balance_before"]) - amount
+    await _tell_payment(scope, sale, owner, payment_id, intent, balance)
+    await _keep_rule_5(scope, sale)
     types = await catalog.payment_types(scope)
     return LoyaltyPayment(payment_id, amount, balance, to_sale(sale, types))
 
 
 async def pay_from_balance(
-    scope: Scope, owner: str, sale_id: str, amount: Decimal
+    scope: Scope,
+    owner: str,
+    sale_id: str,
+    amount: Decimal,
+    *,
+    reason: str | None = None,
+    reward_id: str | None = None,
 ) -> LoyaltyPayment:
     """One loyalty payment of ``amount`` on the sale, sent as ``owner``'s write. The caller
-    holds the customer's balance lease and the sale's lease."""
+    holds the customer's balance lease and the sale's lease. ``reason``, ``reward_id``: how
+    the customer's history tells it (default: a payment with points)."""
     client = await scope.xseries()
     sale = await client.get_sale(sale_id, fresh=True)
     customer = await get_xseries_customer(scope, sale.customer_id or "", fresh=True)
@@ -169,6 +179,8 @@ async def pay_from_balance(
         "amount": str(amount),
         "balance_before": str(customer.balance),
         "payment_type_id": loyalty_type.id,
+        "reason": reason or f"Paid with points, sale {sale.invoice_number or sale.id}",
+        "reward_id": reward_id,
     }
 
     def new_payment(updated: RegisterSale) -> dict[str, Any]:
@@ -185,10 +197,28 @@ async def pay_from_balance(
         ),
         outcome=new_payment,
     )
+    payment_id = _new_payment_id(updated, before)
+    balance_after = customer.balance - amount
+    await _tell_payment(scope, updated, owner, payment_id, intent, balance_after)
     await _keep_rule_5(scope, updated)
-    return LoyaltyPayment(
-        _new_payment_id(updated, before), amount, customer.balance - amount, to_sale(updated, types)
-    )
+    return LoyaltyPayment(payment_id, amount, balance_after, to_sale(updated, types))
+
+
+async def _tell_payment(
+    scope: Scope,
+    sale: RegisterSale,
+    owner: str,
+    payment_id: str,
+    intent: dict[str, Any],
+    balance_after: Decimal,
+) -> None:
+    """X-Series lowered the balance by the payment itself: the history says so, once (the
+    payment's id is the key reconciliation also uses for it)."""
+    key = f"xseries-payment:{payment_id}" if payment_id else f"xseries-payment:{owner}"
+    movement = Movement(ActivityKind.REDEEMED, intent.get("reason") or "Paid with points",
+                        Pos.XSERIES, sale.id, intent.get("reward_id"))  # fmt: skip
+    await tell(scope, sale.customer_id or "", key, -Decimal(intent["amount"]), movement,
+               balance_after)  # fmt: skip
 
 
 async def _no_loyalty_on_loyalty_paid(scope: Scope, sale: RegisterSale) -> None:
@@ -252,12 +282,12 @@ async def _take_back_loyalty_paid_part(
         ZERO,
     )  # fmt: skip
     if excess > 0:
-        await points_book(scope).debit(
-            sale.customer_id or "",
-            excess,
-            f"loyalty-paid:{sale.id}" + (f":{attempt}" if attempt else ""),
-            f"no loyalty on the part of sale {sale.invoice_number or sale.id} paid with loyalty",
-        )
+        invoice = sale.invoice_number or sale.id
+        movement = Movement(ActivityKind.ADJUSTED,
+                            f"No points on the part of sale {invoice} paid with points",
+                            Pos.XSERIES, sale.id)  # fmt: skip
+        key = f"loyalty-paid:{sale.id}" + (f":{attempt}" if attempt else "")
+        await points_book(scope).debit(sale.customer_id or "", excess, key, movement)
 
 
 async def follow_up(scope: Scope, write: WriteRecord) -> None:

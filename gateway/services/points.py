@@ -14,12 +14,14 @@ from __future__ import annotations
 import hashlib
 import uuid
 from contextlib import AbstractAsyncContextManager
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Protocol
 
 import structlog
 
 from gateway.domain import ids
+from gateway.domain.activity import Movement
 from gateway.domain.errors import InsufficientBalance, ValidationError
 from gateway.domain.ids import Kind
 from gateway.domain.merchant import PointsSource, Pos
@@ -27,18 +29,25 @@ from gateway.faults import crash_point
 from gateway.pos.errors import SessionConflict, UpstreamNotFound
 from gateway.pos.xseries import Adjustment, AdjustmentApplied
 from gateway.services.context import Scope
-from gateway.store import ledger
+from gateway.store import activity, ledger
 from gateway.store.leases import Lease
 
 log = structlog.get_logger("gateway.points")
 
 
 class PointsBook(Protocol):
+    """Every credit and debit is told in the member's history (``store/activity.py``), once,
+    under the same key that makes the movement itself happen once."""
+
     async def balance(self, member_id: str) -> Decimal: ...
 
-    async def credit(self, member_id: str, amount: Decimal, key: str, reason: str) -> None: ...
+    async def credit(
+        self, member_id: str, amount: Decimal, key: str, movement: Movement
+    ) -> None: ...
 
-    async def debit(self, member_id: str, amount: Decimal, key: str, reason: str) -> None: ...
+    async def debit(
+        self, member_id: str, amount: Decimal, key: str, movement: Movement
+    ) -> None: ...
 
 
 def balance_lock(scope: Scope, member_id: str) -> str:
@@ -79,24 +88,26 @@ class XSeriesPoints:
             raise ids.not_found(Kind.CUSTOMER, member_id) from None
         return customer.loyalty_balance
 
-    async def credit(self, member_id: str, amount: Decimal, key: str, reason: str) -> None:
-        await self._adjust(member_id, amount, key, reason)
+    async def credit(self, member_id: str, amount: Decimal, key: str, movement: Movement) -> None:
+        await self._adjust(member_id, amount, key, movement)
 
-    async def debit(self, member_id: str, amount: Decimal, key: str, reason: str) -> None:
-        await self._adjust(member_id, -amount, key, reason)
+    async def debit(self, member_id: str, amount: Decimal, key: str, movement: Movement) -> None:
+        await self._adjust(member_id, -amount, key, movement)
 
-    async def _adjust(self, member_id: str, amount: Decimal, key: str, reason: str) -> None:
+    async def _adjust(self, member_id: str, amount: Decimal, key: str, movement: Movement) -> None:
         client = await self.scope.xseries()
         session = session_id(self.scope.merchant.id, key)
         crash_point(f"points.before:{key.split(':', 1)[0]}")
+        adjustment = Adjustment(member_id, amount, movement.reason)
         try:
-            outcome = await client.adjust_balance(session, Adjustment(member_id, amount, reason))
+            outcome = await client.adjust_balance(session, adjustment)
         except SessionConflict:
             log.error("x-series session conflict: the same key sent other adjustments",
                       key=key, session_id=session, member=member_id)  # fmt: skip
             raise
         crash_point(f"points.after:{key.split(':', 1)[0]}")
         if isinstance(outcome, AdjustmentApplied):
+            await tell(self.scope, member_id, key, amount, movement, outcome.balance)
             return
         # Refused for this customer. Its words are X-Series' own: judge by the balance,
         # read again, never by the text.
@@ -114,21 +125,42 @@ class LedgerPoints:
         async with self.scope.runtime.db.read() as session:
             return await ledger.balance(session, self.scope.merchant.id, member_id)
 
-    async def credit(self, member_id: str, amount: Decimal, key: str, reason: str) -> None:
-        await self._append(member_id, amount, key, reason)
+    async def credit(self, member_id: str, amount: Decimal, key: str, movement: Movement) -> None:
+        await self._append(member_id, amount, key, movement)
 
-    async def debit(self, member_id: str, amount: Decimal, key: str, reason: str) -> None:
-        await self._append(member_id, -amount, key, reason)
+    async def debit(self, member_id: str, amount: Decimal, key: str, movement: Movement) -> None:
+        await self._append(member_id, -amount, key, movement)
 
-    async def _append(self, member_id: str, amount: Decimal, key: str, reason: str) -> None:
+    async def _append(self, member_id: str, amount: Decimal, key: str, movement: Movement) -> None:
+        """The entry and its history line in one transaction: the ledger and what it tells
+        never disagree."""
         merchant_id = self.scope.merchant.id
         async with self.scope.runtime.db.transaction() as session:
             if await ledger.has_entry(session, merchant_id, key):
                 return  # already written: idempotent by key
-            if amount < 0:
-                current = await ledger.balance(session, merchant_id, member_id)
-                if current + amount < 0:
-                    raise InsufficientBalance.of(current, -amount, "points")
+            current = await ledger.balance(session, merchant_id, member_id)
+            if amount < 0 and current + amount < 0:
+                raise InsufficientBalance.of(current, -amount, "points")
             crash_point(f"points.before:{key.split(':', 1)[0]}")
-            await ledger.append(session, merchant_id, member_id, amount, key, reason)
+            await ledger.append(session, merchant_id, member_id, amount, key, movement.reason)
+            await activity.record(
+                session, merchant_id=merchant_id, member_id=member_id, key=key, points=amount,
+                movement=movement, at=datetime.now(UTC), balance_after=current + amount,
+            )  # fmt: skip
         crash_point(f"points.after:{key.split(':', 1)[0]}")
+
+
+async def tell(
+    scope: Scope,
+    member_id: str,
+    key: str,
+    points: Decimal,
+    movement: Movement,
+    balance_after: Decimal | None = None,
+) -> None:
+    """Write a movement the POS made (or the gateway made there) into the history, once."""
+    async with scope.runtime.db.transaction() as session:
+        await activity.record(
+            session, merchant_id=scope.merchant.id, member_id=member_id, key=key, points=points,
+            movement=movement, at=datetime.now(UTC), balance_after=balance_after,
+        )  # fmt: skip

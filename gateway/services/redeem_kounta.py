@@ -27,6 +27,7 @@ from typing import Any
 import structlog
 
 from gateway.domain import ids
+from gateway.domain.activity import ActivityKind
 from gateway.domain.errors import (
     AmountExceedsDue,
     GatewayError,
@@ -103,7 +104,16 @@ async def _take_points(scope: Scope, record: RedemptionRecord, reward: Reward) -
     async with hold_balance(scope, record.member_id) as lease:
         lease.ensure_held()
         return await records.take_points(
-            scope, record, lambda: records.credit(scope, record, -record.points, "", reward.title)
+            scope,
+            record,
+            lambda: records.credit(
+                scope,
+                record,
+                -record.points,
+                "",
+                ActivityKind.REDEEMED,
+                f"Redeemed {reward.title}",
+            ),
         )
 
 
@@ -119,7 +129,8 @@ async def _give_back(
             current,
             current.points,
             records.attempt_step("refund", current),
-            f"{reward.title}: {reason}",
+            ActivityKind.RETURNED,
+            f"Returned: {reward.title} was not applied ({reason})",
         ),
     )
 

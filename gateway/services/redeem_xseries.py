@@ -16,6 +16,7 @@ the gateway can use a top-up meanwhile.
 
 from __future__ import annotations
 
+from gateway.domain.activity import ActivityKind
 from gateway.domain.errors import AmountExceedsDue, GatewayError, ValidationError
 from gateway.domain.merchant import PointsSource
 from gateway.domain.rewards import Reward, RewardKind, cost_of
@@ -86,7 +87,10 @@ async def _pay(scope: Scope, record: RedemptionRecord, reward: Reward, attempt: 
             reason = "the loyalty payment did not reach X-Series"
             raise records.failure(await _undo(scope, record, reward, reason))
         try:
-            await pay_from_balance(scope, record.key, record.target_id, record.amount)
+            await pay_from_balance(
+                scope, record.key, record.target_id, record.amount,
+                reason=f"Redeemed {reward.title}", reward_id=reward.id,
+            )  # fmt: skip
         except GatewayError as refused:
             if refused.transient:
                 raise
@@ -96,7 +100,12 @@ async def _pay(scope: Scope, record: RedemptionRecord, reward: Reward, attempt: 
 
 async def _difference(scope: Scope, record: RedemptionRecord, reward: Reward) -> None:
     """Make up the difference between the reward's points and the payment's value."""
-    await records.credit(scope, record, record.amount - record.points, "topup", reward.title)
+    difference = record.amount - record.points
+    if difference > 0:
+        kind, reason = ActivityKind.ADJUSTED, f"Top-up so that {reward.title} is paid with points"
+    else:
+        kind, reason = ActivityKind.REDEEMED, f"Redeemed {reward.title}"
+    await records.credit(scope, record, difference, "topup", kind, reason)
 
 
 async def _undo(
@@ -112,6 +121,9 @@ async def _undo(
             current,
             current.points - current.amount,
             records.attempt_step("undo", current),
-            f"{reward.title}: {reason}",
+            ActivityKind.RETURNED if current.points > current.amount else ActivityKind.ADJUSTED,
+            f"Returned: {reward.title} was not applied ({reason})"
+            if current.points > current.amount
+            else f"Top-up for {reward.title} taken back: it was not applied",
         ),
     )

@@ -17,6 +17,7 @@ from typing import Any
 import structlog
 from pydantic import TypeAdapter
 
+from gateway.domain.activity import ActivityKind, Movement
 from gateway.domain.errors import (
     GatewayError,
     InsufficientBalance,
@@ -176,15 +177,23 @@ async def held_top_ups(scope: Scope, member_id: str, *, except_key: str | None =
     )
 
 
-async def credit(scope: Scope, record: RedemptionRecord, points: Decimal, step: str,
-                 reason: str) -> None:  # fmt: skip
-    """Credit (points > 0) or debit the member, once per redemption and step."""
+async def credit(
+    scope: Scope,
+    record: RedemptionRecord,
+    points: Decimal,
+    step: str,
+    kind: ActivityKind,
+    reason: str,
+) -> None:
+    """Credit (points > 0) or debit the member, once per redemption and step; told in the
+    history as ``kind`` with ``reason``."""
     book = points_book(scope)
     key = f"redemption:{record.id}" + (f":{step}" if step else "")
+    movement = Movement(kind, reason, Pos(record.target_pos), record.target_id, record.reward_id)
     if points > 0:
-        await book.credit(record.member_id, points, key, reason)
+        await book.credit(record.member_id, points, key, movement)
     elif points < 0:
-        await book.debit(record.member_id, -points, key, reason)
+        await book.debit(record.member_id, -points, key, movement)
 
 
 def failure(record: RedemptionRecord) -> GatewayError:

@@ -254,6 +254,29 @@ class LedgerEntryRow(Base):
     created_at: Mapped[datetime] = mapped_column(UtcDateTime())
 
 
+class ActivityRow(Base):
+    """One movement of a member's balance, made or seen by the gateway, once (by its key)."""
+
+    __tablename__ = "loyalty_activity"
+    __table_args__ = (
+        UniqueConstraint("merchant_id", "key"),
+        Index("ix_loyalty_activity_member", "merchant_id", "member_id", "occurred_at", "id"),
+    )
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    merchant_id: Mapped[str] = mapped_column(ForeignKey("merchants.id", ondelete="CASCADE"))
+    member_id: Mapped[str] = mapped_column(String(100))
+    key: Mapped[str] = mapped_column(String(255))
+    occurred_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    kind: Mapped[str] = mapped_column(String(16))
+    points: Mapped[Decimal] = mapped_column(Points())
+    balance_after: Mapped[Decimal | None] = mapped_column(Points(), nullable=True)
+    pos: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    sale_id: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    reward_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    reason: Mapped[str] = mapped_column(Text)
+
+
 class RedemptionRow(Base):
     """A reward redeemed on an order or sale, and how far it got (docs/architecture.md,
     "The flows")."""
