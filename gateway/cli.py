@@ -17,7 +17,7 @@ import typer
 import uvicorn
 
 from gateway.domain.errors import GatewayError
-from gateway.domain.merchant import ConnectionStatus, Merchant, PointsSource, Pos
+from gateway.domain.merchant import ConnectionStatus, Merchant, PointsSource, Pos, VoidPolicy
 from gateway.observability import configure_logging
 from gateway.runtime import Runtime
 from gateway.sandbox.oauth import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET
@@ -49,6 +49,11 @@ def _setup() -> None:
 class PosChoice(StrEnum):
     XSERIES = "xseries"
     KOUNTA = "kounta"
+
+
+class VoidChoice(StrEnum):
+    RETURN = "return"
+    KEEP = "keep"
 
 
 class RewardChoice(StrEnum):
@@ -247,21 +252,26 @@ def worker(
     interval: Annotated[float, typer.Option(help="Seconds between passes.")] = 30.0,
     once: Annotated[bool, typer.Option(help="One pass, then exit.")] = False,
 ) -> None:
-    """Finish or undo what crashes and outages left half-done: unsettled POS writes,
-    interrupted redemptions and payments, earnings Kounta must not lose."""
+    """Finish or undo what crashes and outages left half-done (unsettled POS writes,
+    interrupted redemptions and payments, earnings Kounta must not lose), and reconcile
+    each POS for the webhooks that never came (``--once``: one full pass of both)."""
     from gateway.services.context import Services
-    from gateway.services.recovery import recover_once
+    from gateway.services.recovery import recover_once, run
 
     async def work(runtime: Runtime) -> None:
         services = Services(runtime)
-        while True:
-            report = await recover_once(services)
-            if once:
-                typer.echo(f"finished {len(report.finished)}, still failing "
-                           f"{len(report.still_failing)}, left for the caller's retry "
-                           f"{len(report.left_for_retry)}")  # fmt: skip
-                return
-            await asyncio.sleep(interval)
+        if not once:
+            await run(services, interval, asyncio.Event())
+            return
+        report = await recover_once(services, reconcile=True)
+        typer.echo(f"finished {len(report.finished)}, still failing "
+                   f"{len(report.still_failing)}, left for the caller's retry "
+                   f"{len(report.left_for_retry)}")  # fmt: skip
+        for done in report.reconciled:
+            state = "skipped: another worker is on it" if done.skipped else (
+                f"looked at {done.looked_at}, failed {len(done.failed)}")  # fmt: skip
+            typer.echo(f"reconciled {done.merchant} {done.pos.label} since "
+                       f"{done.since:%Y-%m-%d %H:%M:%S} UTC: {state}")  # fmt: skip
 
     with contextlib.suppress(KeyboardInterrupt):
         _run(work)
@@ -415,6 +425,7 @@ def merchants_show(name: Annotated[str, typer.Argument(help="Merchant name.")]) 
     typer.echo(f"merchant       {merchant.name}")
     typer.echo(f"id             {merchant.id}")
     typer.echo(f"points source  {merchant.points_source}  (label: {merchant.points_label})")
+    typer.echo(f"on a void      redeemed points: {merchant.redeemed_points_on_void.value}")
     for pos, account in merchant.accounts.items():
         detail = f"  company {account.account_id}" if account.account_id else ""
         typer.echo(f"{pos.label:<14} {account.base_url}{detail}")
@@ -432,6 +443,32 @@ def merchants_show(name: Annotated[str, typer.Argument(help="Merchant name.")]) 
             fail("GATEWAY_KOUNTA_ADDON_TOKEN is not set: the Kounta URLs need it")
         for label, url in urls.items():
             typer.echo(f"{label:<14} {url}")
+
+
+@merchants_app.command("set")
+def merchants_set(
+    name: Annotated[str, typer.Argument(help="Merchant name.")],
+    redeemed_points_on_void: Annotated[
+        VoidChoice | None,
+        typer.Option(
+            help="Points redeemed on an order or sale that is then voided, rejected or "
+            "deleted: return them to the customer, or keep them spent."
+        ),
+    ] = None,
+) -> None:
+    """Change a merchant's settings."""
+    if redeemed_points_on_void is None:
+        fail("nothing to set: give --redeemed-points-on-void return|keep")
+    policy = VoidPolicy(redeemed_points_on_void.value.upper())
+
+    async def work(runtime: Runtime) -> Merchant:
+        merchant = await _merchant(runtime, name)
+        async with runtime.db.transaction() as session:
+            await merchant_store.set_void_policy(session, merchant.id, policy)
+        return merchant
+
+    merchant = _run(work)
+    typer.echo(f"{merchant.name}: redeemed points on a void: {policy.value}")
 
 
 @merchants_app.command("invite")

@@ -72,6 +72,11 @@ class Settings(BaseSettings):
     # there when a separate worker process runs.
     worker_in_process: bool = True
     worker_interval_s: float = Field(default=10.0, gt=0)
+    # Reconciliation (docs/architecture.md, "Reconciliation"): how often the worker asks each
+    # POS what changed since its checkpoint, and how far back it ever looks (an order or sale
+    # changed longer ago than this, with every webhook lost, is not looked at again).
+    reconcile_interval_s: float = Field(default=300.0, gt=0)
+    reconcile_lookback_s: float = Field(default=3 * 24 * 3600.0, gt=0)
 
     # How long a caller is kept waiting, end to end (gateway/deadline.py). Kounta's POS
     # waits on the adapters while staff and a customer stand at the counter; past about

@@ -13,6 +13,7 @@ import pytest
 from typer.testing import CliRunner
 
 from gateway.cli import app
+from gateway.services.subscriptions import KOUNTA_TOPICS
 from tests.conftest import XSERIES_TOKEN
 from tests.support import SandboxHandle, free_port
 
@@ -256,7 +257,8 @@ def test_kounta_merchant_rewards_and_the_urls_to_paste(
     assert "https://gw.example/kounta/addon-secret/customer-search" in out
     assert "https://gw.example/kounta/addon-secret/reward-lookup" in out
     hooks = kounta.get("/v1/companies/5678/webhooks")
-    assert [h["address"] for h in hooks] == ["https://gw.example/webhooks/kounta"]
+    assert {h["address"] for h in hooks} == {"https://gw.example/webhooks/kounta"}
+    assert sorted(h["topic"] for h in hooks) == sorted(KOUNTA_TOPICS)
 
     code, out = gateway(
         "rewards", "add", "--merchant", "Café", "--id", "free-muffin", "--title", "Free muffin",
@@ -350,7 +352,7 @@ def test_disconnect_removes_the_webhook_forgets_the_tokens_and_shows_it(
     )  # fmt: skip
     assert code == 0, out
     assert "CONNECTED" in gateway("merchants", "show", "Café")[1]
-    assert len(kounta.get("/v1/companies/5678/webhooks")) == 1
+    assert len(kounta.get("/v1/companies/5678/webhooks")) == len(KOUNTA_TOPICS)
     code, out = gateway("merchants", "disconnect", "Café", "--pos", "kounta")
     assert code == 0 and "disconnected Kounta" in out, out
     assert kounta.get("/v1/companies/5678/webhooks") == []
@@ -369,10 +371,10 @@ def test_a_kounta_company_another_merchant_holds_is_refused(
                    "--kounta-access-token", "demo-kounta-access",
                    "--kounta-payment-method-id", "12"]  # fmt: skip
     assert gateway("merchants", "add", "--name", "First", *kounta_args)[0] == 0
-    hook = kounta.get("/v1/companies/5678/webhooks")[0]
+    hooks = kounta.get("/v1/companies/5678/webhooks")
     code, out = gateway("merchants", "add", "--name", "Second", *kounta_args)
     assert code == 1 and "connected to another merchant (First)" in out, out
-    assert kounta.get("/v1/companies/5678/webhooks") == [hook]  # the first one's, untouched
+    assert kounta.get("/v1/companies/5678/webhooks") == hooks  # the first one's, untouched
     assert "Second" not in gateway("merchants", "list")[1]
     code, out = gateway("merchants", "disconnect", "First", "--pos", "kounta")
     assert code == 0

@@ -12,9 +12,10 @@ from gateway import jsonx
 from gateway.domain.errors import GatewayError, ValidationError
 from gateway.domain.merchant import Merchant, Pos
 from gateway.domain.text import check_text
-from gateway.services import catalog, pay_with_loyalty
+from gateway.services import catalog
 from gateway.services.context import Scope, Services
-from gateway.services.earning import earn_from_order
+from gateway.services.kounta_orders import follow_order
+from gateway.services.xseries_sales import follow_sale
 from gateway.store.crypto import same_secret
 from gateway.store.merchants import find_merchant_by_account, get_merchant, webhook_secret
 
@@ -22,7 +23,9 @@ log = structlog.get_logger("gateway.webhooks")
 
 
 async def kounta(request: Request) -> Response:
-    """``orders/completed``: credit the order's member once. 503 asks Kounta to retry."""
+    """``orders/completed``, ``orders/updated``, ``orders/deleted``: the order's points are
+    brought to what its state at Kounta says (services/kounta_orders.py): earned once when
+    it completed, reversed when refunded, rejected or deleted. 503 asks Kounta to retry."""
     services: Services = request.app.state.services
     depth = services.runtime.settings.max_json_depth
     try:
@@ -45,8 +48,13 @@ async def kounta(request: Request) -> Response:
     presented = request.headers.get("authorization", "")
     if merchant is None or not secret or not same_secret(presented, secret):
         return JSONResponse({"error": "unknown company or wrong Authorization"}, status_code=401)
+    # The payload's word is only used to decide whether to ask again later: an order it
+    # calls complete but that Kounta still shows open is not complete *yet*.
+    hinted_complete = order.get("status") == "COMPLETE"
     try:
-        earned = await earn_from_order(services.scope(merchant), order_id)
+        followed = await follow_order(
+            services.scope(merchant), order_id, hinted_complete=hinted_complete
+        )
     except GatewayError as failure:
         if failure.transient:
             log.info("kounta order not processed yet", order=order_id, reason=failure.message)
@@ -54,7 +62,12 @@ async def kounta(request: Request) -> Response:
         log.info("kounta order ignored", order=order_id, reason=failure.message)
         return JSONResponse({"outcome": "ignored", "reason": failure.message})
     return JSONResponse(
-        {"outcome": earned.outcome, "order_id": order_id, "points": str(earned.points)}
+        {
+            "outcome": followed.outcome,
+            "order_id": order_id,
+            "points": str(followed.points),
+            "reversed": str(followed.reversed),
+        }
     )
 
 
@@ -108,7 +121,7 @@ async def _by_secret(services: Services, secret: str) -> Merchant | None:
 
 async def _follow_up_sale(scope: Scope, sale_id: str) -> None:
     try:
-        await pay_with_loyalty.follow_up_sale(scope, sale_id)
+        await follow_sale(scope, sale_id)
     except GatewayError as failed:  # the worker looks again later
         log.info("sale follow-up left to the worker", sale=sale_id, reason=failed.message)
 

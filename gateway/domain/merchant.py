@@ -25,6 +25,14 @@ class PointsSource(StrEnum):
     LEDGER = "LEDGER"
 
 
+class VoidPolicy(StrEnum):
+    """What happens to points redeemed on an order or sale that is then voided, rejected or
+    deleted (docs/architecture.md, "The life of a sale"): given back, or kept spent."""
+
+    RETURN = "RETURN"
+    KEEP = "KEEP"
+
+
 class ConnectionStatus(StrEnum):
     CONNECTED = "CONNECTED"
     # The merchant must connect again: a refresh refused, a token revoked, a scope missing.
@@ -55,6 +63,7 @@ class Merchant:
     accounts: Mapping[Pos, PosAccount] = field(default_factory=dict)
     # Earning ratio where no X-Series config says it (LEDGER merchants).
     loyalty_ratio: Decimal | None = None
+    redeemed_points_on_void: VoidPolicy = VoidPolicy.RETURN
 
     @property
     def pos_systems(self) -> list[Pos]:

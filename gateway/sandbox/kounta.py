@@ -76,6 +76,7 @@ TOPICS = (
     "orders/completed",
     "orders/created",
     "orders/updated",
+    "orders/deleted",
     "customers/created",
     "customers/updated",
 )

@@ -54,6 +54,8 @@ KIND = "xseries.sale_payment"
 # A loyalty payment on a sale left open: rule 5 is kept when the sale closes, which the
 # worker looks for this often.
 FOLLOW_UP = "rule5"
+# The points-book keys of rule-5 corrections (a void gives them back, xseries_sales.py).
+RULE_5_KEYS = "loyalty-paid:"
 FOLLOW_UP_S = 300.0
 
 
@@ -286,7 +288,7 @@ async def _take_back_loyalty_paid_part(
         movement = Movement(ActivityKind.ADJUSTED,
                             f"No points on the part of sale {invoice} paid with points",
                             Pos.XSERIES, sale.id)  # fmt: skip
-        key = f"loyalty-paid:{sale.id}" + (f":{attempt}" if attempt else "")
+        key = f"{RULE_5_KEYS}{sale.id}" + (f":{attempt}" if attempt else "")
         await points_book(scope).debit(sale.customer_id or "", excess, key, movement)
 
 

@@ -6,7 +6,10 @@ What it looks at, each pass:
   that sent them reads the POS back and completes, or gives back what it took;
 - operations whose attempt died at work (a crash, a kill) once their lease has run out;
 - redemptions not finished (points taken, an order not changed, points to give back);
-- earnings that gave up on an outage (no caller will retry them).
+- earnings that gave up on an outage (no caller will retry them);
+- take-backs written down but not finished (services/take_back.py);
+- and, every ``reconcile_interval_s``, what changed at each POS since its checkpoint
+  (services/reconcile.py), for the webhooks that never came.
 
 It resumes each through its own use case, with its own idempotency key and lease, so two
 workers at once, or a worker racing a caller's retry, still apply each thing once. It never
@@ -28,10 +31,11 @@ from gateway import priority
 from gateway.domain.errors import GatewayError
 from gateway.domain.merchant import ConnectionStatus, Pos
 from gateway.metrics import POS_CONNECTIONS
-from gateway.services import create_sale, earning, pay_with_loyalty, redeem
+from gateway.services import create_sale, earning, pay_with_loyalty, redeem, take_back
 from gateway.services.context import Scope, Services
 from gateway.services.idempotency import LeftForRetry
-from gateway.store import redemptions, writes
+from gateway.services.reconcile import Pass, reconcile_all
+from gateway.store import redemptions, take_backs, writes
 from gateway.store.idempotency import KeyRecord
 from gateway.store.merchants import get_merchant, list_merchants
 
@@ -51,12 +55,17 @@ class Recovery:
     finished: list[str] = field(default_factory=list)
     still_failing: list[str] = field(default_factory=list)
     left_for_retry: list[str] = field(default_factory=list)
+    reconciled: list[Pass] = field(default_factory=list)
 
 
-async def recover_once(services: Services) -> Recovery:
+async def recover_once(services: Services, *, reconcile: bool = False) -> Recovery:
+    """One pass; with ``reconcile``, also one full reconciliation pass after it."""
     # Nobody waits on the worker: callers keep the last of each POS rate window.
     with priority.background():
-        return await _one_pass(services)
+        report = await _one_pass(services)
+        if reconcile:
+            report.reconciled = await reconcile_all(services)
+        return report
 
 
 async def _one_pass(services: Services) -> Recovery:
@@ -84,6 +93,7 @@ async def _one_pass(services: Services) -> Recovery:
     report = Recovery()
     await _count_connections(services)
     await _follow_ups(services, report)
+    await _take_backs(services, lease_ago, report)
     for merchant_id, key in due:
         current = await store.get(merchant_id, key)
         if current is None or (current.completed and (merchant_id, key) not in left_in_store):
@@ -148,6 +158,25 @@ async def _follow_ups(services: Services, report: Recovery) -> None:
             log.warning("still failing", work=label, reason=failure.message)
 
 
+async def _take_backs(services: Services, before: datetime, report: Recovery) -> None:
+    """Take-backs whose process died after writing them down: the same movement, once."""
+    async with services.runtime.db.read() as session:
+        due = await take_backs.unfinished(session, before)
+    for record in due:
+        async with services.runtime.db.read() as session:
+            merchant = await get_merchant(session, record.merchant_id)
+        if merchant is None:
+            continue
+        label = f"take-back {record.key}"
+        try:
+            await take_back.resume(services.scope(merchant), record)
+        except GatewayError as failure:
+            report.still_failing.append(label)
+            log.warning("still failing", work=label, reason=failure.message)
+        else:
+            report.finished.append(label)
+
+
 async def _still_unfinished(services: Services, record: KeyRecord) -> bool:
     """A redemption left unfinished is not settled, whatever its answer said."""
     async with services.runtime.db.read() as session:
@@ -164,10 +193,17 @@ async def _back_of_queue(services: Services, record: KeyRecord) -> None:
 
 
 async def run(services: Services, interval_s: float, stop: asyncio.Event) -> None:
-    """Passes until ``stop`` is set; a failing pass is logged, never fatal."""
+    """Passes until ``stop`` is set, reconciling every ``reconcile_interval_s`` (the first
+    pass included); a failing pass is logged, never fatal."""
+    every = services.runtime.settings.reconcile_interval_s
+    next_reconcile = 0.0
+    loop = asyncio.get_running_loop()
     while not stop.is_set():
         try:
-            report = await recover_once(services)
+            reconcile = loop.time() >= next_reconcile
+            if reconcile:
+                next_reconcile = loop.time() + every
+            report = await recover_once(services, reconcile=reconcile)
             if report.finished or report.still_failing:
                 log.info(
                     "recovery pass",

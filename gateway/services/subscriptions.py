@@ -1,5 +1,5 @@
 """The webhooks the gateway registers at each POS, so their receivers fire in a real shop
-(README, "Webhooks"): Kounta ``orders/completed`` at ``/webhooks/kounta`` with the
+(README, "Webhooks"): Kounta ``KOUNTA_TOPICS`` at ``/webhooks/kounta`` with the
 merchant's secret ``Authorization`` header; X-Series ``sale.update``, ``customer.update``
 and ``product.update`` at ``/webhooks/xseries/{secret}``, the secret in the path since
 X-Series signs nothing. Each is checked idempotently when a POS is connected and at
@@ -21,7 +21,11 @@ from gateway.store import merchants as store
 log = structlog.get_logger("gateway.webhooks")
 
 KOUNTA_PATH = "/webhooks/kounta"
-KOUNTA_TOPIC = "orders/completed"
+# Only ``orders/completed`` is documented; the other two are inferred from the documented
+# ``{resource}/{created|updated}`` pattern and the API's ``/orders/deleted`` list, and kept
+# here alone (docs/pos-contracts.md). Reconciliation finds what they would have said if
+# they are named otherwise.
+KOUNTA_TOPICS = ("orders/completed", "orders/updated", "orders/deleted")
 XSERIES_PATH = "/webhooks/xseries"
 XSERIES_TYPES = ("sale.update", "customer.update", "product.update")
 
@@ -31,7 +35,7 @@ def _public(services: Services) -> str | None:
 
 
 async def ensure_kounta(services: Services, merchant: Merchant) -> str:
-    """Register (or correct) ``orders/completed``; safe to repeat. Returns what it did:
+    """Register (or correct) ``KOUNTA_TOPICS``; safe to repeat. Returns what it did:
     created, updated, unchanged, or skipped (no GATEWAY_PUBLIC_URL)."""
     base = _public(services)
     if base is None:
@@ -44,14 +48,17 @@ async def ensure_kounta(services: Services, merchant: Merchant) -> str:
                                             Pos.KOUNTA)  # fmt: skip
     headers = {"Authorization": secret or ""}
     client = services.clients.kounta(merchant)
-    for hook in await client.list_webhooks():
-        if hook.topic == KOUNTA_TOPIC and hook.address == address:
-            if hook.headers.get("Authorization") == headers["Authorization"]:
-                return "unchanged"
+    outcome = "unchanged"
+    hooks = {hook.topic: hook for hook in await client.list_webhooks() if hook.address == address}
+    for topic in KOUNTA_TOPICS:
+        hook = hooks.get(topic)
+        if hook is None:
+            await client.create_webhook(topic, address, headers)
+            outcome = "created"
+        elif hook.headers.get("Authorization") != headers["Authorization"]:
             await client.update_webhook(hook.id, headers)
-            return "updated"
-    await client.create_webhook(KOUNTA_TOPIC, address, headers)
-    return "created"
+            outcome = "updated" if outcome == "unchanged" else outcome
+    return outcome
 
 
 async def xseries_secret(services: Services, merchant: Merchant) -> str:

@@ -101,3 +101,27 @@ async def total(session: AsyncSession, merchant_id: str, member_id: str) -> Deci
         )
     )
     return sum(rows, Decimal(0))
+
+
+async def by_key(session: AsyncSession, merchant_id: str, key: str) -> Activity | None:
+    """The movement told under ``key``, if it was."""
+    row = await session.scalar(
+        select(ActivityRow).where(ActivityRow.merchant_id == merchant_id, ActivityRow.key == key)
+    )
+    return None if row is None else _activity(row)
+
+
+async def on_sale(
+    session: AsyncSession, merchant_id: str, pos: Pos, sale_id: str
+) -> list[tuple[str, Activity]]:
+    """Every movement told of one order or sale, with its key (which says who made it)."""
+    rows = await session.scalars(
+        select(ActivityRow)
+        .where(
+            ActivityRow.merchant_id == merchant_id,
+            ActivityRow.pos == pos.value,
+            ActivityRow.sale_id == sale_id,
+        )
+        .order_by(ActivityRow.occurred_at, ActivityRow.id)
+    )
+    return [(row.key, _activity(row)) for row in rows]

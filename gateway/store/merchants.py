@@ -14,7 +14,14 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.domain.errors import PosDisconnected, ValidationError
-from gateway.domain.merchant import ConnectionStatus, Merchant, PointsSource, Pos, PosAccount
+from gateway.domain.merchant import (
+    ConnectionStatus,
+    Merchant,
+    PointsSource,
+    Pos,
+    PosAccount,
+    VoidPolicy,
+)
 from gateway.store.crypto import TokenCipher
 from gateway.store.models import MerchantRow, PosCredentialRow
 
@@ -116,6 +123,14 @@ async def set_status(
         row.refresh_token = None
         row.expires_at = None
     row.updated_at = datetime.now(UTC)
+    await session.flush()
+
+
+async def set_void_policy(session: AsyncSession, merchant_id: str, policy: VoidPolicy) -> None:
+    row = await session.get(MerchantRow, merchant_id)
+    if row is None:
+        raise LookupError(f"no merchant {merchant_id}")
+    row.redeemed_points_on_void = policy.value
     await session.flush()
 
 
@@ -233,4 +248,5 @@ async def _load(session: AsyncSession, row: MerchantRow) -> Merchant:
         row.points_label,
         accounts,
         row.loyalty_ratio,
+        VoidPolicy(row.redeemed_points_on_void or VoidPolicy.RETURN.value),
     )

@@ -84,6 +84,10 @@ class MerchantRow(Base):
     points_label: Mapped[str] = mapped_column(String(40), default="Points")
     # Earning ratio for merchants whose balance is the gateway's ledger (no X-Series config).
     loyalty_ratio: Mapped[Decimal | None] = mapped_column(Points(), nullable=True)
+    # What redeemed points do when their order or sale is voided: RETURN or KEEP.
+    redeemed_points_on_void: Mapped[str] = mapped_column(
+        String(16), default="RETURN", server_default="RETURN"
+    )
     created_at: Mapped[datetime] = mapped_column(UtcDateTime())
 
 
@@ -305,4 +309,49 @@ class RedemptionRow(Base):
     # What the redemption looked like in its request, to resume it exactly (JSON).
     request_json: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+class TakeBackRow(Base):
+    """Points to take from a balance that never goes below zero (a refund's share of what an
+    order earned; what a POS gave back on a void the merchant keeps), written with what will
+    be taken before it is taken, so a crash resumes the same take-back (docs/architecture.md,
+    "The life of a sale")."""
+
+    __tablename__ = "take_backs"
+    __table_args__ = (
+        UniqueConstraint("merchant_id", "key"),
+        Index("ix_take_backs_sale", "merchant_id", "pos", "sale_id"),
+        Index("ix_take_backs_pending", "status", "updated_at"),
+    )
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    merchant_id: Mapped[str] = mapped_column(ForeignKey("merchants.id", ondelete="CASCADE"))
+    key: Mapped[str] = mapped_column(String(255))
+    member_id: Mapped[str] = mapped_column(String(100))
+    pos: Mapped[str] = mapped_column(String(16))
+    sale_id: Mapped[str] = mapped_column(String(100))
+    kind: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str] = mapped_column(Text)
+    wanted: Mapped[Decimal] = mapped_column(Points())
+    taken: Mapped[Decimal] = mapped_column(Points())
+    shortfall: Mapped[Decimal] = mapped_column(Points())
+    # Refused tries (the balance fell meanwhile): each next one is a new movement key.
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    status: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+class SyncCheckpointRow(Base):
+    """How far reconciliation has read a merchant's POS: changes up to ``position`` are
+    applied (docs/architecture.md, "Reconciliation")."""
+
+    __tablename__ = "sync_checkpoints"
+
+    merchant_id: Mapped[str] = mapped_column(
+        ForeignKey("merchants.id", ondelete="CASCADE"), primary_key=True
+    )
+    pos: Mapped[str] = mapped_column(String(16), primary_key=True)
+    position: Mapped[datetime] = mapped_column(UtcDateTime())
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime())

@@ -187,3 +187,18 @@ async def unfinished(session: AsyncSession, before: datetime) -> list[Redemption
         .limit(100)
     )
     return [_record(row) for row in rows]
+
+
+async def unfinished_on(
+    session: AsyncSession, merchant_id: str, target_pos: str, target_id: str
+) -> list[RedemptionRecord]:
+    """Redemptions on one order or sale that are not finished yet."""
+    rows = await session.scalars(
+        select(RedemptionRow).where(
+            RedemptionRow.merchant_id == merchant_id,
+            RedemptionRow.target_pos == target_pos,
+            RedemptionRow.target_id == target_id,
+            RedemptionRow.status.in_(UNFINISHED),
+        )
+    )
+    return [_record(row) for row in rows]

@@ -13,6 +13,7 @@ import pytest
 from gateway.app import create_app
 from gateway.domain.ids import Kind
 from gateway.runtime import Runtime
+from gateway.services.subscriptions import KOUNTA_TOPICS
 from gateway.settings import Settings
 from tests.api.conftest import KOUNTA_COMPANY, Gateway, KountaPos, make_kounta_gateway, reward_url
 from tests.api.test_kounta_adapters import JOHN_ORDER, john, xseries_balance
@@ -75,10 +76,10 @@ async def test_adding_the_merchant_registered_the_webhook(
     café: Gateway, kounta: SandboxHandle, live: ServerThread
 ) -> None:
     hooks = kounta.get(WEBHOOKS)
-    assert len(hooks) == 1
-    assert hooks[0]["topic"] == "orders/completed"
-    assert hooks[0]["address"] == f"{live.url}/webhooks/kounta"
-    assert hooks[0]["headers"]["Authorization"].startswith("Bearer ")
+    assert sorted(hook["topic"] for hook in hooks) == sorted(KOUNTA_TOPICS)
+    assert {hook["address"] for hook in hooks} == {f"{live.url}/webhooks/kounta"}
+    secrets = {hook["headers"]["Authorization"] for hook in hooks}
+    assert len(secrets) == 1 and secrets.pop().startswith("Bearer ")
 
 
 async def test_a_completed_order_credits_its_member_once(
@@ -171,7 +172,13 @@ async def test_registration_at_start_up_is_idempotent_and_repairs(
     ).raise_for_status()
     assert await ensure_kounta(services, café.merchant) == "updated"
     hooks = kounta.get(WEBHOOKS)
-    assert len(hooks) == 1 and hooks[0]["headers"] == hook["headers"]
+    assert len(hooks) == len(KOUNTA_TOPICS)
+    assert all(found["headers"] == hook["headers"] for found in hooks)
+    kounta._http.delete(
+        f"{WEBHOOKS}/{hooks[-1]['id']}", headers={"Authorization": f"Bearer {kounta.token}"}
+    ).raise_for_status()
+    assert await ensure_kounta(services, café.merchant) == "created"
+    assert sorted(h["topic"] for h in kounta.get(WEBHOOKS)) == sorted(KOUNTA_TOPICS)
 
 
 async def test_an_earning_the_token_may_not_credit_is_final_and_never_retried(

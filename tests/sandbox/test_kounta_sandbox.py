@@ -1361,7 +1361,7 @@ async def test_create_a_webhook(client: httpx.AsyncClient) -> None:
 @pytest.mark.parametrize(
     ("body", "field"),
     [
-        ({"topic": "orders/deleted", "address": HOOK}, "topic"),
+        ({"topic": "orders/cancelled", "address": HOOK}, "topic"),
         ({"address": HOOK}, "topic"),
         ({"topic": "orders/completed"}, "address"),
         ({"topic": "orders/completed", "address": "ftp://gw.example/x"}, "address"),

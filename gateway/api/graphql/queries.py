@@ -53,6 +53,7 @@ class Query:
             loyalty_enabled=profile.enabled,
             loyalty_ratio=profile.ratio,
             connections=sorted(connections, key=lambda c: list(Pos).index(c.pos)),
+            redeemed_points_on_void=m.redeemed_points_on_void,
         )
 
     @strawberry.field(description="Customers matching a name or an email, on every POS.")

@@ -11,7 +11,7 @@ from gateway.api.graphql.context import Context
 from gateway.domain import customers, ids, loyalty, rewards, sales
 from gateway.domain.errors import ValidationError
 from gateway.domain.ids import Kind
-from gateway.domain.merchant import ConnectionStatus, PointsSource, Pos
+from gateway.domain.merchant import ConnectionStatus, PointsSource, Pos, VoidPolicy
 from gateway.domain.rewards import RewardKind
 from gateway.domain.sales import SaleState
 from gateway.services import customers as customer_service
@@ -27,6 +27,12 @@ strawberry.enum(
     name="ConnectionStatus",
     description="CONNECTED; RECONNECT_NEEDED: the merchant must connect it again (a refresh "
     "refused, a token revoked, a permission missing); DISCONNECTED.",
+)
+strawberry.enum(
+    VoidPolicy,
+    name="VoidPolicy",
+    description="What points redeemed on an order or sale become when it is voided, "
+    "rejected or deleted: RETURN gives them back to the customer, KEEP leaves them spent.",
 )
 Info = strawberry.Info[Context, None]
 
@@ -55,6 +61,9 @@ class Merchant:
     loyalty_ratio: Decimal | None
     connections: list[PosConnection] = strawberry.field(
         description="Each POS the merchant has connected, and the state of that connection."
+    )
+    redeemed_points_on_void: VoidPolicy = strawberry.field(
+        description="Set with `gateway merchants set NAME --redeemed-points-on-void`."
     )
 
 

@@ -4,6 +4,7 @@ HTTP layer. Pagination follows ``X-Pages`` with the ``X-Page`` request header (f
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import TypeVar
 
@@ -63,6 +64,23 @@ class KountaClient:
         path = f"{self._company}/orders/{segment(order_id)}"
         return parse(Order, (await self.upstream.get(path, fresh=fresh)).data, POS)
 
+    def iter_orders(
+        self, which: str = "", *, created_since: datetime | None = None
+    ) -> AsyncIterator[Order]:
+        """Orders, newest first: every live one (``which`` empty), ``complete`` or ``deleted``
+        ones, created at or after ``created_since`` (``created_gte``, the documented filter)."""
+        path = f"{self._company}/orders" + (f"/{segment(which)}" if which else "")
+        params = {"created_gte": kounta_time(created_since)} if created_since else None
+        return self._iterate(path, Order, params)
+
+    async def find_deleted_order(self, order_id: str, created_since: datetime) -> Order | None:
+        """A deleted order, which Kounta lists at ``/orders/deleted`` only (a deleted order
+        read by its id is 404, docs/pos-contracts.md)."""
+        async for order in self.iter_orders("deleted", created_since=created_since):
+            if order.id == order_id:
+                return order
+        return None
+
     async def discount_order(self, order: Order, factor: Decimal, mark: str) -> Order:
         """Multiply every line's ``price_variation`` by ``factor`` and append ``mark`` to the
         notes (how a later read recognises it). Kounta replaces the lines wholesale, so each
@@ -117,14 +135,21 @@ class KountaClient:
 
     # ----------------------------------------------------------------- plumbing
 
-    async def _iterate(self, path: str, model: type[M]) -> AsyncIterator[M]:
+    async def _iterate(
+        self, path: str, model: type[M], params: Mapping[str, str] | None = None
+    ) -> AsyncIterator[M]:
         page, pages = 0, 1
         while page < pages:
-            response = await self.upstream.get(path, headers={"X-Page": str(page)})
+            response = await self.upstream.get(path, params, headers={"X-Page": str(page)})
             for item in parse_list(model, response.data, POS):
                 yield item
             pages = _int_header(response, "x-pages", default=1)
             page += 1
+
+
+def kounta_time(at: datetime) -> str:
+    """A date filter's value: ISO 8601 with its offset, as Kounta writes its own times."""
+    return at.astimezone(UTC).isoformat(timespec="seconds")
 
 
 def _created_id(response: UpstreamResponse) -> str:

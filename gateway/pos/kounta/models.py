@@ -138,6 +138,7 @@ class Order(KModel):
     price_variation: Multiplier = Decimal(1)
     created_at: Timestamp = None
     updated_at: Timestamp = None
+    deleted_at: Timestamp = None  # only on an order read from ``/orders/deleted``
 
     @property
     def is_open(self) -> bool:
@@ -180,6 +181,11 @@ class Order(KModel):
     @property
     def owing(self) -> Decimal:
         return max(ZERO, self.total - self.paid)
+
+    @property
+    def refunded(self) -> Decimal:
+        """What was given back by negative payments (Kounta's refunds), in all."""
+        return -sum((p.amount for p in self.payments if p.amount < 0), ZERO)
 
     @property
     def customer_ref(self) -> str | None:
