@@ -13,6 +13,12 @@ of the order by its ``id`` and keep its ``number`` and ``modifiers``. A fixture 
 carry an order-wide ``price_variation``, and ``omit_fields`` (``total``, ``total_tax``,
 ``paid``, ``price_variation``) to be served without them, as the documentation's example is.
 
+The till's side of an order is played by test controls, each followed by the webhooks the
+real POS would send (``TILL_TOPICS``): ``POST /_sandbox/orders/{id}/complete``, ``/refund`` (a
+negative payment, as the API takes it), ``/reject`` and ``/delete``, each with
+``{"deliveries": N, "concurrent": bool}`` (docs/pos-contracts.md, "Refunds, voids, rejects,
+deletes"). A deleted order is listed at ``/orders/deleted`` only.
+
 Money is ``Decimal`` from the request bytes to the response bytes (``parse_float=Decimal`` in,
 ``common.json_default`` out), because a float anywhere would make order totals drift. Kounta's
 ids are integers, and so are ours.
@@ -22,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import operator
 import re
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
@@ -32,6 +39,7 @@ from typing import Any, TypeGuard
 from urllib.parse import urlsplit
 
 from starlette.applications import Starlette
+from starlette.datastructures import QueryParams
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
@@ -80,6 +88,31 @@ TOPICS = (
     "customers/created",
     "customers/updated",
 )
+# What each act of the till (``/_sandbox/orders/{id}/{act}``) sends, to every webhook of each
+# topic, in this order. Only ``orders/completed`` is documented (client code registers it);
+# the rest are inferred from the ``{resource}/{created|updated}`` pattern of the documented
+# topics and the API's ``/orders/deleted`` list: a refund or a reject changes an order, so it
+# is ``orders/updated``; completing one is an update too; deleting one is ``orders/deleted``
+# (docs/pos-contracts.md, "Refunds, voids, rejects, deletes").
+TILL_TOPICS: dict[str, tuple[str, ...]] = {
+    "complete": ("orders/completed", "orders/updated"),
+    "refund": ("orders/updated",),
+    "reject": ("orders/updated",),
+    "delete": ("orders/deleted",),
+}
+DELIVERY_OPTIONS = ("deliveries", "concurrent")
+# The date filters of an order list: ``created_`` is documented (with ``lt|lte|gt|gte``);
+# ``updated_`` is inferred, as a poller needs it to find an old order refunded today.
+ORDER_DATE_FIELDS = ("created", "updated")
+ORDER_DATE_OPS: dict[str, Callable[[datetime, datetime], bool]] = {
+    "lt": operator.lt,
+    "lte": operator.le,
+    "gt": operator.gt,
+    "gte": operator.ge,
+}
+# Documented order filters the sandbox does not play: refused rather than ignored, since a
+# list that ignores its filter answers with every order.
+ORDER_FILTERS_NOT_SIMULATED = tuple(f"value_{op}" for op in ORDER_DATE_OPS)
 CUSTOMER_TEXT = ("first_name", "last_name", "phone", "email", "mobile", "image", "reference_id")
 CUSTOMER_WRITABLE = frozenset(
     {*CUSTOMER_TEXT, "tags", "primary_address", "shipping_address", "accepts_marketing"}
@@ -432,10 +465,19 @@ class KountaState:
     # -- orders --
 
     def order(self, order_id: int) -> dict[str, Any]:
+        """A deleted order is gone from every route but the deleted list: reading, changing
+        or paying it is 404, as for an order that never was (inferred: the strict reading)."""
         order = self.orders.get(order_id)
-        if order is None:
+        if order is None or order["deleted_at"] is not None:
             raise ApiError(404, "Order not found")
         return order
+
+    def listed_orders(self, *, deleted: bool) -> list[dict[str, Any]]:
+        """The orders a list shows, newest first: ``/orders`` the live ones, ``/orders/deleted``
+        the deleted ones."""
+        orders = [o for o in self.orders.values() if (o["deleted_at"] is not None) == deleted]
+        orders.sort(key=lambda o: (o["created_at"], o["id"]), reverse=True)
+        return orders
 
     def _order_from_fixture(self, raw: Mapping[str, Any], now: float) -> dict[str, Any]:
         """Fixture orders are taken as they are: any status, payments without owing checks."""
@@ -530,6 +572,7 @@ class KountaState:
             "placed_at": stamp,
             "created_at": stamp,
             "updated_at": stamp,
+            "deleted_at": None,
         }
 
     def create_order(self, body: Mapping[str, Any], now: float) -> dict[str, Any]:
@@ -566,6 +609,8 @@ class KountaState:
         order.update(changes, updated_at=_stamp(now))
         self._commit_lines(order["lines"])
 
+    # -- what the till does to an order (the ``/_sandbox/orders/{id}/...`` routes) --
+
     def complete_order(self, order_id: int, now: float) -> dict[str, Any]:
         """The POS finishing an order; completing a completed order changes nothing."""
         order = self.order(order_id)
@@ -573,6 +618,30 @@ class KountaState:
             raise _invalid(CLOSED["REJECTED"])
         if order["status"] != "COMPLETE":
             order.update(status="COMPLETE", updated_at=_stamp(now))
+        return order
+
+    def reject_order(self, order_id: int, now: float) -> dict[str, Any]:
+        """The till rejecting an open order: it is closed for good. A reject refunds nothing:
+        the payments stay on the order as they were, ``paid`` included (inferred; what was
+        paid is the café's to give back, and a REJECTED order takes no payment, not even a
+        refund). Rejecting a rejected order changes nothing; a completed one is refunded,
+        not rejected."""
+        order = self.order(order_id)
+        if order["status"] == "COMPLETE":
+            raise _invalid(CLOSED["COMPLETE"])
+        if order["status"] != "REJECTED":
+            order.update(status="REJECTED", updated_at=_stamp(now))
+        return order
+
+    def delete_order(self, order_id: int, now: float) -> dict[str, Any]:
+        """The till deleting an order that never completed (open or rejected), payments and
+        all, as they were: afterwards only ``/orders/deleted`` shows it, with ``deleted_at``
+        (``order`` answers 404). A completed order is refunded, not deleted (inferred)."""
+        order = self.order(order_id)
+        if order["status"] == "COMPLETE":
+            raise _invalid(f"{CLOSED['COMPLETE']}: refund it instead of deleting it")
+        stamp = _stamp(now)
+        order.update(deleted_at=stamp, updated_at=stamp)
         return order
 
     def _parse_lines(self, lines: object) -> list[dict[str, Any]]:
@@ -628,8 +697,13 @@ class KountaState:
     # -- payments --
 
     def add_payment(self, order_id: int, body: Mapping[str, Any], now: float) -> int:
+        """A payment, or with a negative ``amount`` a refund (Kounta's payments page). A
+        payment needs an open order and at most what is owed; a refund may also come after
+        the order completed, and at most gives back what was paid in all (net of earlier
+        refunds). A REJECTED order takes neither."""
         order = self.order(order_id)
-        _require_open(order)
+        if order["status"] == "REJECTED":
+            raise _invalid(CLOSED["REJECTED"])
         _reject_unknown(body, PAYMENT_KEYS)
         method_id = _integer(body.get("method_id"), "method_id")
         if method_id not in self.payment_methods:
@@ -640,10 +714,17 @@ class KountaState:
         ref = _string(body.get("ref"), "ref")
         tip = _tip(body)
         paid = _paid(order)
-        if amount > _total(order["lines"], order["price_variation"]) - paid:
-            raise _invalid("Payment exceeds the amount owing")
-        if -amount > paid:
-            raise _invalid("Refund exceeds the amount paid")
+        if amount > 0:
+            _require_open(order)
+            if amount > _total(order["lines"], order["price_variation"]) - paid:
+                raise _invalid("Payment exceeds the amount owing")
+        else:
+            if tip:
+                raise _invalid("tip must be 0 on a refund")
+            if -amount > paid:
+                raise _invalid_field(
+                    "amount", f"{amount:.2f} refunds more than the {paid:.2f} paid"
+                )
         number = len(order["payments"]) + 1
         stamp = _stamp(now)
         payment_id = _next_id(self.payment_ids, FIRST_PAYMENT_ID)
@@ -750,6 +831,8 @@ class KountaState:
             "created_at": order["created_at"],
             "updated_at": order["updated_at"],
         }
+        if order["deleted_at"] is not None:
+            rendered["deleted_at"] = order["deleted_at"]
         return {k: v for k, v in rendered.items() if k not in order["omit_fields"]}
 
     def render_payment(self, payment: Mapping[str, Any]) -> dict[str, Any]:
@@ -834,6 +917,40 @@ def _parse_webhook(body: Mapping[str, Any]) -> dict[str, Any]:
         "headers": dict(headers),
         "filter": dict(webhook_filter),
     }
+
+
+def _order_filter(params: QueryParams) -> Callable[[Mapping[str, Any]], bool]:
+    """``status`` and the date filters (``ORDER_DATE_FIELDS`` × ``ORDER_DATE_OPS``: e.g.
+    ``created_gte``, ``updated_lt``), all together; any other parameter is a 400 naming it."""
+    statuses: list[str] = []
+    bounds: list[tuple[str, Callable[[datetime, datetime], bool], datetime]] = []
+    for key, raw in params.multi_items():
+        field, _, op = key.rpartition("_")
+        if key == "status":
+            if raw not in STATUSES:
+                raise _invalid(f"status must be one of {', '.join(STATUSES)}")
+            statuses.append(raw)
+        elif field in ORDER_DATE_FIELDS and op in ORDER_DATE_OPS:
+            bound = common.parse_utc(raw)
+            if bound is None:
+                raise _invalid(f"{key} must be an ISO 8601 date-time")
+            bounds.append((f"{field}_at", ORDER_DATE_OPS[op], bound))
+        elif key in ORDER_FILTERS_NOT_SIMULATED:
+            raise _invalid(f"{key} is not simulated by this sandbox")
+        else:
+            raise _invalid(f"{key} is not an order filter")
+
+    def keep(order: Mapping[str, Any]) -> bool:
+        return all(order["status"] == status for status in statuses) and all(
+            compare(_parsed(order[stamp]), bound) for stamp, compare, bound in bounds
+        )
+
+    return keep
+
+
+def _parsed(stamp: str) -> datetime:
+    """A stored stamp (always written by ``_stamp`` or ``_fixture_time``) as a datetime."""
+    return datetime.fromisoformat(stamp)
 
 
 def _require_open(order: Mapping[str, Any]) -> None:
@@ -1016,6 +1133,9 @@ class KountaSandbox:
             route(f"{company}/customers/{{customer_id}}", self.put_customer, "PUT"),
             route(f"{company}/orders", self.list_orders),
             route(f"{company}/orders", self.post_order, "POST"),
+            # Before the order route, which would take "complete" for an id (and find none).
+            route(f"{company}/orders/complete", self.list_complete_orders),
+            route(f"{company}/orders/deleted", self.list_deleted_orders),
             route(order, self.get_order),
             route(order, self.put_order, "PUT"),
             route(f"{order}/payments", self.post_payment, "POST"),
@@ -1031,6 +1151,9 @@ class KountaSandbox:
         return [
             *self.oauth.admin_routes(),
             Route("/_sandbox/orders/{order_id}/complete", self.complete_order, methods=["POST"]),
+            Route("/_sandbox/orders/{order_id}/refund", self.refund_order, methods=["POST"]),
+            Route("/_sandbox/orders/{order_id}/reject", self.reject_order, methods=["POST"]),
+            Route("/_sandbox/orders/{order_id}/delete", self.delete_order, methods=["POST"]),
         ]
 
     def _guarded(self, handler: common.Handler, *, auth: bool = True) -> common.Handler:
@@ -1134,12 +1257,18 @@ class KountaSandbox:
         return f"/v1/companies/{self.state.company['id']}/orders/{order_id}"
 
     async def list_orders(self, request: Request) -> Response:
-        status = request.query_params.get("status")
-        if status is not None and status not in STATUSES:
-            raise _invalid(f"status must be one of {', '.join(STATUSES)}")
-        orders = [o for o in self.state.orders.values() if status in (None, o["status"])]
-        orders.sort(key=lambda o: (o["created_at"], o["id"]), reverse=True)
-        return _paginated(request, [self.state.render_order(o) for o in orders])
+        return self._order_list(request, self.state.listed_orders(deleted=False))
+
+    async def list_complete_orders(self, request: Request) -> Response:
+        orders = self.state.listed_orders(deleted=False)
+        return self._order_list(request, [o for o in orders if o["status"] == "COMPLETE"])
+
+    async def list_deleted_orders(self, request: Request) -> Response:
+        return self._order_list(request, self.state.listed_orders(deleted=True))
+
+    def _order_list(self, request: Request, orders: list[dict[str, Any]]) -> Response:
+        keep = _order_filter(request.query_params)
+        return _paginated(request, [self.state.render_order(o) for o in orders if keep(o)])
 
     async def get_order(self, request: Request) -> Response:
         order = self.state.order(_path_int(request, "order_id", "Order not found"))
@@ -1191,13 +1320,46 @@ class KountaSandbox:
         self.state.delete_webhook(_path_int(request, "webhook_id", "Webhook not found"))
         return Response(status_code=204)
 
-    # -- the POS completing an order --
+    # -- what the till does to an order --
 
     async def complete_order(self, request: Request) -> Response:
-        """Completes the order, then sends ``orders/completed`` N times to every subscriber."""
+        """Completes the order, then sends ``TILL_TOPICS["complete"]``."""
+        return await self._till(request, "complete", ())
+
+    async def reject_order(self, request: Request) -> Response:
+        return await self._till(request, "reject", ())
+
+    async def delete_order(self, request: Request) -> Response:
+        return await self._till(request, "delete", ())
+
+    async def refund_order(self, request: Request) -> Response:
+        """The till's refund: a payment body as the API takes it, with a negative ``amount``
+        (the API's own rule, ``KountaState.add_payment``), and the delivery options."""
+        return await self._till(request, "refund", PAYMENT_KEYS)
+
+    def _act(self, act: str, order_id: int, body: Mapping[str, Any]) -> dict[str, Any]:
+        now = self.clock()
+        if act == "refund":
+            self.state.order(order_id)
+            amount = body.get("amount")
+            if not isinstance(amount, Decimal | int) or isinstance(amount, bool) or amount >= 0:
+                raise _invalid("amount must be a negative number: a refund is a negative payment")
+            self.state.add_payment(order_id, body, now)
+            return self.state.order(order_id)
+        change = {
+            "complete": self.state.complete_order,
+            "reject": self.state.reject_order,
+            "delete": self.state.delete_order,
+        }[act]
+        return change(order_id, now)
+
+    async def _till(self, request: Request, act: str, fields: Iterable[str]) -> Response:
+        """One act of the till on an order, then its webhooks (``TILL_TOPICS[act]``), each
+        ``deliveries`` times (default 1; 0 loses them) to every subscriber of the topic, one
+        after another or all at once (``concurrent``); answers the order and every delivery."""
         try:
             options = await _json_body(request, optional=True)
-            _reject_unknown(options, ("deliveries", "concurrent"))
+            _reject_unknown(options, (*DELIVERY_OPTIONS, *fields))
             times = _integer(options.get("deliveries", 1), "deliveries")
             if times < 0:
                 raise _invalid("deliveries must be 0 or more")
@@ -1205,23 +1367,33 @@ class KountaSandbox:
             if not isinstance(concurrent, bool):
                 raise _invalid("concurrent must be true or false")
             order_id = _path_int(request, "order_id", "Order not found")
-            order = self.state.render_order(self.state.complete_order(order_id, self.clock()))
+            body = {k: v for k, v in options.items() if k not in DELIVERY_OPTIONS}
+            order = self.state.render_order(self._act(act, order_id, body))
         except ApiError as exc:
             return _error_response(exc)
-        body = common.dumps(order)
-        hooks = [w for w in self.state.webhooks.values() if w["topic"] == "orders/completed"]
-        jobs = [(hook, body) for _ in range(times) for hook in hooks]
+        body_bytes = common.dumps(order)
+        jobs = [
+            (topic, hook, body_bytes)
+            for _ in range(times)
+            for topic in TILL_TOPICS[act]
+            for hook in self.state.webhooks.values()
+            if hook["topic"] == topic
+        ]
         if concurrent:
             results = list(await asyncio.gather(*(self._send(*job) for job in jobs)))
         else:
             results = [await self._send(*job) for job in jobs]
         return ApiResponse({"order": order, "deliveries": results})
 
-    async def _send(self, hook: Mapping[str, Any], body: bytes) -> dict[str, Any]:
+    async def _send(self, topic: str, hook: Mapping[str, Any], body: bytes) -> dict[str, Any]:
         """One delivery; a failure is reported in the result, never raised."""
         headers = {k: v for k, v in hook["headers"].items() if k.lower() != "content-type"}
         headers["Content-Type"] = "application/json"
-        result: dict[str, Any] = {"webhook_id": hook["id"], "address": hook["address"]}
+        result: dict[str, Any] = {
+            "webhook_id": hook["id"],
+            "topic": topic,
+            "address": hook["address"],
+        }
         try:
             status = await self.deliver(hook["address"], headers, body)
         except Exception as exc:

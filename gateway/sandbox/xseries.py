@@ -28,6 +28,11 @@ none), ``GET`` shows them, ``DELETE`` and ``POST /_sandbox/reset`` restore the s
 Webhooks (``/api/webhooks``, 0.9's form-encoded ``data``) are delivered in the background
 (``gateway.sandbox.deliveries``) when a sale, a customer (a loyalty balance too) or a
 product changes; ``POST /_sandbox/products/{id}`` changes a product, as the back office would.
+
+The till's afterlife of a sale: ``POST /_sandbox/register_sales/{id}/void`` voids it as the
+till does, and a return is a new sale with ``return_for`` and negative quantities, posted to
+``/api/register_sales``; what each does to loyalty is decided in ``XSeriesState._apply_loyalty``
+and ``_check_return`` (docs/pos-contracts.md, "Refunds, voids, rejects, deletes").
 """
 
 from __future__ import annotations
@@ -200,6 +205,7 @@ ROUTE_SCOPES: dict[tuple[str, str], str | Mapping[str, str]] = {
     ("GET", "/api/register_sales/{id}"): "sales:read",
     ("POST", "/api/register_sales"): "sales:write",
     ("GET", "/api/2.0/search"): {"customers": "customers:read", "sales": "sales:read"},
+    ("GET", "/api/2.0/sales"): "sales:read",
     ("POST", ADJUSTMENTS_PATH): "loyalty.transaction.write",
     ("GET", "/api/webhooks"): "webhooks",
     ("POST", "/api/webhooks"): "webhooks",
@@ -234,6 +240,9 @@ DELIVERY_TIMEOUT_S = 5.0
 DEFAULT_DOMAIN_PREFIX = "sandbox"
 NOT_VALID = "Access token is not valid"
 SEARCH_PREFIX_FIELDS = ("first_name", "last_name", "company_name")
+# The 2.0 list's parameters (the spec's After, Before, PageSize); the page size's default and
+# cap are not documented: those of the 2.0 search are played.
+SALES_20_PARAMETERS = ("after", "before", "page_size")
 
 
 class ApiError(Exception):
@@ -619,7 +628,14 @@ class XSeriesState:
         sale_date = _optional_str(body, "sale_date")
         if sale_date:
             sale["sale_date"] = _time_09(sale_date, "sale_date")
-        for key in ("note", "short_code", "invoice_number", "source_id", "accounts_transaction_id"):
+        for key in (
+            "note",
+            "short_code",
+            "invoice_number",
+            "source_id",
+            "accounts_transaction_id",
+            "return_for",
+        ):
             value = _optional_str(body, key)
             if value is not None:
                 sale[key] = value
@@ -673,6 +689,7 @@ class XSeriesState:
             raise _invalid(f"{where}.retailer_payment_type_id", "is not a known payment type")
         amount = _required_number(item, "amount", where)
         if self.is_loyalty(payment_type_id) and amount <= 0:
+            # Loyalty is never refunded as loyalty (a return's refund is another tender).
             raise _invalid(f"{where}.amount", "must be > 0 for a loyalty payment")
         payment_date = _optional_str(item, "payment_date", where)
         return {
@@ -702,6 +719,7 @@ class XSeriesState:
             raise ApiError(400, "sale is voided", "A VOIDED sale cannot be changed.")
         if old_status in CLOSED_STATUSES and status != "VOIDED":
             raise ApiError(400, "sale is closed", f"A {old_status} sale can only be VOIDED.")
+        returned = self._returned_sale(existing, fields)
         lines = _merge_lines(existing, fields["lines"])
         payments, new_payments = _merge_payments(existing, fields["payments"])
         customer_id = fields.get("customer_id", existing["customer_id"] if existing else "")
@@ -709,6 +727,10 @@ class XSeriesState:
             raise _invalid(
                 "customer_id", "cannot change on a sale with loyalty payments or earnings"
             )
+        if returned is not None and status != "VOIDED":
+            self._check_return(returned, sale_id, customer_id, lines, payments)
+        if existing is not None and status == "VOIDED":
+            self._check_voidable(existing)
         customer = self.customers.get(customer_id)
         spent = self._loyalty_paid(new_payments)
         if spent and customer is None:
@@ -725,20 +747,142 @@ class XSeriesState:
                 f"{_balance_text(customer['loyalty_balance'])}.",
             )
         sale = self._record(sale_id or _new_id(), fields, lines, payments, existing, now)
+        self._apply_loyalty(sale, old_status, spent, customer, now)
+        self.sales[sale["id"]] = sale
+        self.changes.append(("sale.update", sale["id"]))
+        return sale
+
+    def void_sale(self, sale_id: str, now: datetime) -> dict[str, Any]:
+        """The till voiding a sale, open or closed, as a POST of it with status VOIDED would:
+        the same checks and the same loyalty effects (``_apply_loyalty``)."""
+        existing = self.sales.get(sale_id)
+        if existing is None:
+            raise ApiError(404, "Not Found", f"No register sale with id {sale_id!r}")
+        if existing["status"] == "VOIDED":
+            raise ApiError(400, "sale is voided", "A VOIDED sale cannot be changed.")
+        self._check_voidable(existing)
+        state, _ = STATE_OF["VOIDED"]
+        fields = {
+            "status": "VOIDED",
+            "state": state,
+            "attributes": [a for a in existing["attributes"] if a not in ("onaccount", "layby")],
+            "register_id": existing["register_id"],
+            "user_id": existing["user_id"],
+        }
+        sale = self._record(sale_id, fields, existing["lines"], existing["payments"], existing, now)
+        self._apply_loyalty(
+            sale, existing["status"], ZERO, self.customers.get(sale["customer_id"]), now
+        )
+        self.sales[sale_id] = sale
+        self.changes.append(("sale.update", sale_id))
+        return sale
+
+    def _apply_loyalty(
+        self,
+        sale: dict[str, Any],
+        old_status: str | None,
+        spent: Decimal,
+        customer: dict[str, Any] | None,
+        now: datetime,
+    ) -> None:
+        """What X-Series does to a balance itself, the one place the sandbox decides it
+        (inferred but for the payment: docs/pos-contracts.md, "Refunds, voids, rejects,
+        deletes"). A new Loyalty payment lowers it by its amount. A sale earns its lines'
+        loyalty (Σ ``loyalty_value`` × quantity) once, when it closes; a return's negative
+        quantities make that negative, so closing a return lowers the balance by what its
+        lines take back, below zero if need be. Voiding takes back what the sale earned (a
+        voided return gives back what it took) and returns every Loyalty payment it had."""
         earned = sale["loyalty_earned"]
         delta = -spent
-        if status in CLOSED_STATUSES and old_status not in CLOSED_STATUSES:
-            earned = self._line_loyalty(lines) if self._earns(customer) else ZERO
+        if sale["status"] in CLOSED_STATUSES and old_status not in CLOSED_STATUSES:
+            earned = self._line_loyalty(sale["lines"]) if self._earns(customer) else ZERO
             delta += earned
-        if status == "VOIDED":
-            delta += self._loyalty_paid(payments) - earned
+        if sale["status"] == "VOIDED":
+            delta += self._loyalty_paid(sale["payments"]) - earned
             earned = ZERO
         sale["loyalty_earned"] = earned
         if customer is not None and delta:
             self._credit(customer, delta, now)
-        self.sales[sale["id"]] = sale
-        self.changes.append(("sale.update", sale["id"]))
-        return sale
+
+    # -- returns --
+
+    def _returned_sale(
+        self, existing: Mapping[str, Any] | None, fields: Mapping[str, Any]
+    ) -> dict[str, Any] | None:
+        """The sale a return is for: ``return_for`` is set when the return is created, and
+        sent back unchanged (or left out) after."""
+        sent = fields.get("return_for")
+        if existing is not None:
+            if sent is not None and sent != existing["return_for"]:
+                raise _invalid("return_for", "cannot change")
+            sent = existing["return_for"]
+        if not sent:
+            return None
+        returned = self.sales.get(sent)
+        if returned is None:
+            raise _invalid("return_for", "is not a known sale")
+        return returned
+
+    def _returns_of(self, sale_id: str, but: str | None = None) -> list[dict[str, Any]]:
+        """The returns of a sale that stand (not voided), but one."""
+        return [
+            other
+            for other in self.sales.values()
+            if other["return_for"] == sale_id and other["status"] != "VOIDED" and other["id"] != but
+        ]
+
+    def _check_return(
+        self,
+        returned: Mapping[str, Any],
+        sale_id: str | None,
+        customer_id: str,
+        lines: list[dict[str, Any]],
+        payments: list[dict[str, Any]],
+    ) -> None:
+        """A return, as the sandbox takes one (inferred): of a closed sale that is not itself
+        a return, for the same customer, every line a negative quantity of a product the
+        sale sold, in all its returns no more than it sold; and no Loyalty payment, since
+        loyalty is never refunded as loyalty (a negative one is refused for every sale by
+        ``_parse_payment``): the refund goes out in another tender, and the loyalty the
+        sale was paid with stays spent."""
+        if returned["status"] not in CLOSED_STATUSES:
+            raise _invalid("return_for", f"names a {returned['status']} sale: only a closed one")
+        if returned["return_for"]:
+            raise _invalid("return_for", "names a return, which cannot be returned")
+        if customer_id != returned["customer_id"]:
+            raise _invalid("customer_id", "must be the customer of the sale returned")
+        left: dict[str, Decimal] = {}
+        for line in returned["lines"]:
+            left[line["product_id"]] = left.get(line["product_id"], ZERO) + line["quantity"]
+        for other in self._returns_of(returned["id"], but=sale_id):
+            for line in other["lines"]:
+                left[line["product_id"]] = left.get(line["product_id"], ZERO) + line["quantity"]
+        for i, line in enumerate(lines):
+            where = f"register_sale_products[{i}]"
+            if line["quantity"] >= 0:
+                raise _invalid(f"{where}.quantity", "must be negative on a return")
+            if line["product_id"] not in left:
+                raise _invalid(f"{where}.product_id", "is not a product of the sale returned")
+            left[line["product_id"]] += line["quantity"]
+            if left[line["product_id"]] < 0:
+                raise _invalid(f"{where}.quantity", "returns more than the sale has left to return")
+        for i, payment in enumerate(payments):
+            if self.is_loyalty(payment["retailer_payment_type_id"]):
+                raise _invalid(
+                    f"register_sale_payments[{i}].retailer_payment_type_id",
+                    "is Loyalty: a return is not paid or refunded with loyalty",
+                )
+
+    def _check_voidable(self, sale: Mapping[str, Any]) -> None:
+        """A sale with a return that stands cannot be voided (inferred): voiding it would
+        take back its loyalty a second time. Void the returns first."""
+        returns = self._returns_of(sale["id"])
+        if returns:
+            raise ApiError(
+                400,
+                "sale has returns",
+                f"Void its returns first: {', '.join(r['id'] for r in returns)}.",
+            )
 
     def _sale_from_fixture(self, raw: dict[str, Any], now: datetime) -> dict[str, Any]:
         """Fixture sales are taken as they are: loading them changes no balance."""
@@ -793,6 +937,7 @@ class XSeriesState:
             "accounts_transaction_id": fields.get(
                 "accounts_transaction_id", old.get("accounts_transaction_id", "")
             ),
+            "return_for": old.get("return_for", fields.get("return_for", "")),
             "lines": lines,
             "payments": payments,
             "loyalty_earned": old.get("loyalty_earned", ZERO),
@@ -853,6 +998,7 @@ class XSeriesState:
             "register_sale_attributes": list(sale["attributes"]),
             "short_code": sale["short_code"],
             "invoice_number": sale["invoice_number"],
+            "return_for": sale["return_for"],
             "accounts_transaction_id": sale["accounts_transaction_id"],
             "register_sale_products": lines,
             "register_sale_payments": [self._payment_09(p) for p in sale["payments"]],
@@ -933,6 +1079,7 @@ class XSeriesState:
             "status": sale["status"],
             "note": sale["note"],
             "short_code": sale["short_code"],
+            "return_for": sale["return_for"] or None,
             "total_price": decimal_sum(line["price"] * line["quantity"] for line in lines),
             "total_tax": decimal_sum(line["tax"] * line["quantity"] for line in lines),
             "total_loyalty": self._line_loyalty(lines),
@@ -1305,6 +1452,7 @@ class XSeriesSandbox:
             route("/api/register_sales", self.post_register_sale, "POST"),
             route("/api/register_sales/{id}", self.get_register_sale),
             route("/api/2.0/search", self.search),
+            route("/api/2.0/sales", self.list_sales_20),
             route(ADJUSTMENTS_PATH, self.post_adjustments, "POST"),
             route("/api/webhooks", self.list_webhooks),
             route("/api/webhooks", self.post_webhook, "POST"),
@@ -1319,6 +1467,7 @@ class XSeriesSandbox:
             Route("/_sandbox/scopes", self._post_scopes, methods=["POST"]),
             Route("/_sandbox/scopes", self._delete_scopes, methods=["DELETE"]),
             Route("/_sandbox/products/{id}", self._post_product, methods=["POST"]),
+            Route("/_sandbox/register_sales/{id}/void", self._post_void, methods=["POST"]),
             *self.oauth.admin_routes(),
             *self.outbox.admin_routes(),
         ]
@@ -1408,6 +1557,20 @@ class XSeriesSandbox:
             return _error_response(exc)
         self._publish()
         return ApiResponse({"product": product})
+
+    async def _post_void(self, request: Request) -> Response:
+        """The till voiding a sale: ``sale.update`` goes out, and ``customer.update`` when
+        a balance moves. The body is empty (or ``{}``)."""
+        try:
+            if (await request.body()).strip():
+                extra = sorted(await _json_object(request))
+                if extra:
+                    raise _invalid(extra[0], "is not an option of a void (it takes none)")
+            sale = self.state.void_sale(request.path_params["id"], self.now())
+        except ApiError as exc:
+            return _error_response(exc)
+        self._publish()
+        return ApiResponse({"register_sale": self.state.render_sale_09(sale)})
 
     async def get_config(self, request: Request) -> Response:
         return ApiResponse({"config": self.state.config})
@@ -1502,6 +1665,34 @@ class XSeriesSandbox:
     async def post_register_sale(self, request: Request) -> Response:
         sale = self.state.save_sale(await _json_object(request), self.now())
         return ApiResponse({"register_sale": self.state.render_sale_09(sale)})
+
+    async def list_sales_20(self, request: Request) -> Response:
+        """2.0 paging by version: the sales whose ``version`` is above ``after`` (and below
+        ``before``), lowest first; every change of a sale gives it a new version, so
+        ``after`` = the last ``version.max`` read lists what changed since."""
+        params = request.query_params
+        unknown = sorted(set(params) - set(SALES_20_PARAMETERS))
+        if unknown:
+            raise ApiError(
+                400,
+                f"{unknown[0]} is not a parameter of this list",
+                f"It takes {', '.join(SALES_20_PARAMETERS)}.",
+            )
+        after = _query_int(params, "after", 0, 0)
+        before = _query_int(params, "before", 0, 1) if "before" in params else None
+        page_size = min(_query_int(params, "page_size", 100, 1), 1000)
+        sales = sorted(
+            (
+                sale
+                for sale in self.state.sales.values()
+                if sale["version"] > after and (before is None or sale["version"] < before)
+            ),
+            key=lambda sale: int(sale["version"]),
+        )[:page_size]
+        version = {"min": sales[0]["version"], "max": sales[-1]["version"]} if sales else None
+        return ApiResponse(
+            {"data": [self.state.render_sale_20(sale) for sale in sales], "version": version}
+        )
 
     async def search(self, request: Request) -> Response:
         params = request.query_params

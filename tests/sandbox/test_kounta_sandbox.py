@@ -1251,7 +1251,7 @@ async def test_payments_up_to_what_is_owed_then_refunds(client: httpx.AsyncClien
     too_much = await pay(client, TONY_ORDER, -9.21)
     assert (too_much.status_code, too_much.json()) == (
         400,
-        {"error": "Refund exceeds the amount paid"},
+        {"error": "amount -9.21 refunds more than the 9.20 paid"},
     )
     refund = await pay(client, TONY_ORDER, -2)
     assert refund.headers["Location"].endswith("/payments/3")
@@ -1262,7 +1262,7 @@ async def test_payments_up_to_what_is_owed_then_refunds(client: httpx.AsyncClien
 
 async def test_a_refund_needs_something_paid(client: httpx.AsyncClient) -> None:
     response = await pay(client, JOHN_ORDER, -1)
-    assert response.json() == {"error": "Refund exceeds the amount paid"}
+    assert response.json() == {"error": "amount -1.00 refunds more than the 0.00 paid"}
 
 
 @pytest.mark.parametrize(
@@ -1292,7 +1292,7 @@ async def test_payment_bodies_are_checked(
 
 
 async def test_closed_orders_take_no_payments(client: httpx.AsyncClient) -> None:
-    complete_pay = await pay(client, LUCY_ORDER, -1)
+    complete_pay = await pay(client, LUCY_ORDER, 1)
     assert (complete_pay.status_code, complete_pay.json()) == (400, {"error": "Order is complete"})
     await client.put(f"{BASE}/orders/{TONY_ORDER}", json={"status": "REJECTED"})
     rejected_pay = await pay(client, TONY_ORDER, 1)
@@ -1450,7 +1450,15 @@ async def test_completion_delivers_the_order_with_the_registered_headers(
     assert order["updated_at"] == "2026-11-21T10:02:00+00:00"
     assert result == {
         "order": order,
-        "deliveries": [{"webhook_id": hook["id"], "address": HOOK, "status": 200, "error": None}],
+        "deliveries": [
+            {
+                "webhook_id": hook["id"],
+                "topic": "orders/completed",
+                "address": HOOK,
+                "status": 200,
+                "error": None,
+            }
+        ],
     }
     [(address, headers, body)] = deliveries.calls
     assert address == HOOK
@@ -1516,6 +1524,7 @@ async def test_failed_deliveries_are_reported_not_raised(
     assert refused == [
         {
             "webhook_id": 1,
+            "topic": "orders/completed",
             "address": HOOK,
             "status": None,
             "error": "ConnectError: Connection refused",

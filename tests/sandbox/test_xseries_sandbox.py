@@ -1245,6 +1245,7 @@ SALE_PATHS = [
         "note",
         "register_sale_products",
         "register_sale_payments",
+        "return_for",
     )
 ] + [
     ("register_sale_products", 0, key)
