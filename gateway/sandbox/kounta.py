@@ -621,25 +621,21 @@ class KountaState:
         return order
 
     def reject_order(self, order_id: int, now: float) -> dict[str, Any]:
-        """The till rejecting an open order: it is closed for good. A reject refunds nothing:
-        the payments stay on the order as they were, ``paid`` included (inferred; what was
-        paid is the café's to give back, and a REJECTED order takes no payment, not even a
-        refund). Rejecting a rejected order changes nothing; a completed one is refunded,
-        not rejected."""
+        """The till rejecting an order, open or completed (a sale the café takes back as a
+        whole): it is closed for good. A reject refunds nothing: the payments stay on the
+        order as they were, ``paid`` included (inferred; what was paid is the café's to give
+        back, and a REJECTED order takes no payment, not even a refund). Rejecting a rejected
+        order changes nothing."""
         order = self.order(order_id)
-        if order["status"] == "COMPLETE":
-            raise _invalid(CLOSED["COMPLETE"])
         if order["status"] != "REJECTED":
             order.update(status="REJECTED", updated_at=_stamp(now))
         return order
 
     def delete_order(self, order_id: int, now: float) -> dict[str, Any]:
-        """The till deleting an order that never completed (open or rejected), payments and
-        all, as they were: afterwards only ``/orders/deleted`` shows it, with ``deleted_at``
-        (``order`` answers 404). A completed order is refunded, not deleted (inferred)."""
+        """The till deleting an order in any status, payments and all, as they were:
+        afterwards only ``/orders/deleted`` shows it, with ``deleted_at`` (``order`` answers
+        404)."""
         order = self.order(order_id)
-        if order["status"] == "COMPLETE":
-            raise _invalid(f"{CLOSED['COMPLETE']}: refund it instead of deleting it")
         stamp = _stamp(now)
         order.update(deleted_at=stamp, updated_at=stamp)
         return order
