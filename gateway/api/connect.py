@@ -75,6 +75,11 @@ class PosView:
     action: str  # the label of the button that goes to the consent page
     can_disconnect: bool
 
+    @property
+    def urgent(self) -> bool:
+        """Connecting is what the merchant should do next (not a mere reconnect)."""
+        return self.state != ConnectionStatus.CONNECTED.value
+
 
 def pos_view(pos: Pos, account: PosAccount | None) -> PosView:
     slug, label = SLUG[pos], pos.label

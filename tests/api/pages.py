@@ -11,7 +11,25 @@ from urllib.parse import parse_qs, urljoin, urlsplit
 
 import httpx
 
+from gateway.settings import Settings
 from tests.sandbox.consent import read_form
+from tests.support import SandboxHandle
+
+
+def pointed_at_sandboxes(
+    settings: Settings, public_url: str, xseries: SandboxHandle, kounta: SandboxHandle
+) -> Settings:
+    """The gateway at ``public_url``, its four POS URLs at the sandboxes (an X-Series API
+    URL without ``{domain_prefix}`` is used as it is)."""
+    return settings.model_copy(
+        update={
+            "public_url": public_url,
+            "xseries_connect_url": f"{xseries.url}/connect",
+            "xseries_api_url": xseries.url,
+            "kounta_authorize_url": f"{kounta.url}/authorize",
+            "kounta_api_url": kounta.url,
+        }
+    )
 
 
 @dataclass

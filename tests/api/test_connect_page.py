@@ -29,7 +29,7 @@ from gateway.settings import Settings
 from gateway.store import connections as invite_store
 from gateway.store.merchants import get_merchant, set_status
 from gateway.store.models import PosCredentialRow
-from tests.api.pages import Browser, Consent, Page, consent, read_page
+from tests.api.pages import Browser, Consent, Page, consent, pointed_at_sandboxes, read_page
 from tests.sandbox.consent import APP, read_form
 from tests.support import SandboxHandle, ServerThread, free_port
 
@@ -50,16 +50,7 @@ def public_port() -> int:
 def settings(
     settings: Settings, public_port: int, xseries: SandboxHandle, kounta: SandboxHandle
 ) -> Settings:
-    """The gateway at a known address, its four POS URLs at the sandboxes."""
-    return settings.model_copy(
-        update={
-            "public_url": f"http://127.0.0.1:{public_port}",
-            "xseries_connect_url": f"{xseries.url}/connect",
-            "xseries_api_url": xseries.url,
-            "kounta_authorize_url": f"{kounta.url}/authorize",
-            "kounta_api_url": kounta.url,
-        }
-    )
+    return pointed_at_sandboxes(settings, f"http://127.0.0.1:{public_port}", xseries, kounta)
 
 
 @pytest.fixture
