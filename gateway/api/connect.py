@@ -25,7 +25,6 @@ from starlette.templating import Jinja2Templates
 
 from gateway.domain.errors import GatewayError
 from gateway.domain.merchant import ConnectionStatus, Merchant, Pos, PosAccount
-from gateway.pos.kounta.models import PaymentMethod
 from gateway.services import connect
 from gateway.services.connect import ConnectRefused, Invitation, LinkGone
 from gateway.services.context import Services
@@ -158,13 +157,7 @@ async def page(request: Request) -> Response:
     except ConnectRefused as refused:
         return _refused(request, refused, 404)
     merchant = invitation.merchant
-    methods: list[PaymentMethod] = []
-    methods_error = None
-    if _needs_payment_method(merchant):
-        try:
-            methods = await connect.payment_methods(services, merchant)
-        except GatewayError as failed:
-            methods_error = failed.message
+    methods, methods_error = await _methods(services, merchant)
     notice = next(
         (text for (key, value), text in NOTICES.items() if request.query_params.get(key) == value),
         None,
@@ -189,6 +182,20 @@ def _addon_urls(services: Services, request: Request) -> list[tuple[str, str]]:
     if not urls:
         return []
     return [("Customer Search URL", urls["Kounta search"]), ("Rewards URL", urls["Kounta rewards"])]
+
+
+async def _methods(
+    services: Services, merchant: Merchant
+) -> tuple[list[tuple[str, str]], str | None]:
+    """Kounta's payment methods (id, name) when one must be chosen, or why they could not
+    be read (the page still shows the rest)."""
+    if not _needs_payment_method(merchant):
+        return [], None
+    try:
+        found = await connect.payment_methods(services, merchant)
+    except GatewayError as failed:
+        return [], failed.message
+    return [(method.id, method.name or method.id) for method in found], None
 
 
 def _needs_payment_method(merchant: Merchant) -> bool:
@@ -250,6 +257,9 @@ async def payment_method(request: Request) -> Response:
         invitation = await _open(request)
     except ConnectRefused as refused:
         return _refused(request, refused, 404)
+    if not invitation.merchant.has(Pos.KOUNTA):
+        first = ConnectRefused("connect Kounta first", invitation=invitation)
+        return _refused(request, first)
     form = await request.form()
     chosen = form.get("method")
     try:

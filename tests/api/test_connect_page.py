@@ -477,6 +477,9 @@ async def test_the_payment_method_is_chosen_when_it_cannot_be_guessed(
     shop: Shop, kounta: SandboxHandle
 ) -> None:
     kounta.reset(ambiguous_methods())
+    early = await shop.browser.client.post(f"{shop.link}/kounta/payment-method",
+                                           data={"method": "12"})  # fmt: skip
+    assert early.status_code == 400 and "connect Kounta first" in early.text
     page = await shop.connected("Kounta")
     assert (await shop.merchant()).accounts[Pos.KOUNTA].settings == {}
     assert "Which Kounta payment method is loyalty?" in page.text
