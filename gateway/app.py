@@ -14,7 +14,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from gateway.api import health, kounta, webhooks
+from gateway.api import connect, health, kounta, webhooks
 from gateway.api.graphql.schema import build_schema
 from gateway.api.graphql.view import GraphQLEndpoint, GraphQLView
 from gateway.api.middleware import BodyLimit, RequestContext
@@ -67,6 +67,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
         Route("/graphql", graphql, methods=["GET", "POST"]),
         *kounta.routes,
         *webhooks.routes,
+        *connect.routes,
     ]
     app = Starlette(
         routes=routes,

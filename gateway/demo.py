@@ -34,7 +34,7 @@ from gateway.domain.rewards import Reward, RewardKind
 from gateway.runtime import Runtime
 from gateway.sandbox import kounta as kounta_sandbox
 from gateway.sandbox import xseries as xseries_sandbox
-from gateway.services import rewards
+from gateway.services import connect, rewards
 from gateway.services.context import Services
 from gateway.services.merchants import KountaCredentials, XSeriesCredentials, add_merchant
 from gateway.settings import Environment, Settings
@@ -65,6 +65,7 @@ class Seeded:
     merchant: Merchant
     key: str
     addon_token: str
+    connect_link: str
 
 
 class DemoError(Exception):
@@ -119,7 +120,10 @@ async def _wait_started(servers: list[_Server], tasks: list[asyncio.Task[None]])
 
 
 def demo_settings(host: str, ports: DemoPorts, workdir: Path) -> Settings:
+    """The demo's own settings; its POS are its sandboxes, OAuth included, so the connect
+    link it prints goes through their consent pages."""
     workdir = workdir.resolve()
+    xseries, kounta = f"http://{host}:{ports.xseries}", f"http://{host}:{ports.kounta}"
     return Settings(
         environment=Environment.DEVELOPMENT,
         database_url=f"sqlite+aiosqlite:///{workdir / 'gateway.db'}",
@@ -127,6 +131,10 @@ def demo_settings(host: str, ports: DemoPorts, workdir: Path) -> Settings:
         secret_key_file=_secret_key_file(workdir),
         kounta_addon_token=secrets.token_urlsafe(16),
         public_url=f"http://{host}:{ports.gateway}",
+        xseries_connect_url=f"{xseries}/connect",
+        xseries_api_url=xseries,  # no {domain_prefix}: the sandbox is every store
+        kounta_authorize_url=f"{kounta}/authorize",
+        kounta_api_url=kounta,
         log_json=False,
         log_level="WARNING",
         worker_in_process=True,
@@ -164,7 +172,9 @@ async def seed(services: Services, xseries_url: str, kounta_url: str) -> Seeded:
     async with services.runtime.db.transaction() as session:
         key = await create_api_key(session, merchant.id)
     addon = services.runtime.settings.kounta_addon_token
-    return Seeded(merchant, key, addon.get_secret_value() if addon else "")
+    invitation = await connect.invite(services, DEMO_MERCHANT)
+    link = connect.link(services.runtime.settings, invitation)
+    return Seeded(merchant, key, addon.get_secret_value() if addon else "", link)
 
 
 async def run_demo(ports: DemoPorts, *, host: str = "127.0.0.1", workdir: Path = DEMO_DIR) -> None:
@@ -247,6 +257,9 @@ def _print_banner(urls: dict[str, str], seeded: Seeded, environment: dict[str, s
         f"  Kounta sandbox     {urls['kounta']}/v1  (company {KOUNTA_COMPANY})",
         f"  merchant           {merchant.name} ({merchant.id}), points kept at X-Series",
         f"  API key            {key}",
+        f"  connect link       {seeded.connect_link}",
+        "    (the merchant's page: reconnect or disconnect each POS through the sandboxes'",
+        "    consent pages, the Kounta add-on URLs, an API key)",
         "",
         "In GraphiQL, paste this into Headers:",
         f'  {{"Authorization": "Bearer {key}"}}',

@@ -13,10 +13,12 @@ import structlog
 SECRET_KEYS = re.compile(
     r"(authorization|token|secret|password|api[_-]?key|refresh|cookie|signature)", re.I
 )
-# The Kounta add-on token travels in the path; a signed offer is bearer-like too.
+# The Kounta add-on token travels in the path; a signed offer is bearer-like too, and so
+# is a connect link's invite (it lets a browser connect the merchant's POS).
 SECRET_PATHS = [
     (re.compile(r"(/kounta/redeem/)[^/?]+"), r"\1***"),
     (re.compile(r"(/kounta/)(?!redeem/)[^/?]+(/)"), r"\1***\2"),
+    (re.compile(r"(/connect/)(?!(?:xseries|kounta)/callback\b)[^/?]+"), r"\1***"),
 ]
 BEARER = re.compile(r"(Bearer\s+)[A-Za-z0-9._~+/=-]+", re.I)
 

@@ -13,10 +13,13 @@ import time
 from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
+from urllib.parse import urljoin
 
 import httpx
 import pytest
 
+from tests.api.pages import Page, read_page
+from tests.sandbox.consent import read_form
 from tests.support import free_port
 
 READY_TIMEOUT_S = 90
@@ -101,6 +104,19 @@ def run_curl(command: str) -> httpx.Response:
     return httpx.request(method, url, headers=headers, content=data, timeout=30)
 
 
+def click_through_reconnect(link: str, label: str) -> Page:
+    """What a newcomer does with the printed link: Reconnect, Approve at the sandbox, back."""
+    with httpx.Client(timeout=30) as browser:
+        start = browser.get(read_page(browser.get(link)).link(f"Reconnect {label}"))
+        consent = browser.get(start.headers["location"])
+        form = read_form(consent.text)
+        decided = browser.post(urljoin(str(consent.url), form.action),
+                               data=form.submission("approve"))  # fmt: skip
+        back = browser.get(decided.headers["location"])
+        assert back.status_code == 303, back.text
+        return read_page(browser.get(urljoin(str(back.url), back.headers["location"])))
+
+
 @pytest.fixture
 def demo(tmp_path: Path) -> Iterator[Demo]:
     running = Demo(tmp_path)
@@ -119,6 +135,13 @@ def test_demo_serves_everything_and_stops_on_ctrl_c(demo: Demo) -> None:
     assert httpx.get(f"{gateway}/readyz").status_code == 200
     assert sandbox.endswith(f":{demo.ports['xseries-port']}/api")
     assert demo.value("GraphiQL") == f"{gateway}/graphql"
+    link = demo.value("connect link")
+    assert link.startswith(f"{gateway}/connect/")
+    page = httpx.get(link)
+    assert page.status_code == 200
+    assert "<h1>Connect Demo Store</h1>" in page.text
+    assert "CONNECTED" in page.text and "Reconnect X-Series" in page.text
+    assert "X-Series is connected." in click_through_reconnect(link, "X-Series").text
     first_query, search, lookup, sandbox_config = demo.curl_commands()
     answer = run_curl(first_query).json()
     assert "errors" not in answer

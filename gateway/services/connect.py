@@ -49,7 +49,18 @@ LOYALTY_WORDS = ("loyalty", "points", "reward")
 
 
 class ConnectRefused(ValidationError):
-    """The connect link or an OAuth step was refused; the message is for the merchant."""
+    """The connect link or an OAuth step was refused; the message is for the merchant.
+    ``invitation``: the link the step belongs to, when it is known (a forged or replayed
+    state tells none), so the page can lead back to it."""
+
+    def __init__(self, message: str, *, invitation: Invitation | None = None) -> None:
+        super().__init__(message)
+        self.invitation = invitation
+
+
+class LinkGone(ConnectRefused):
+    """The link was good once and is no more (expired, or finished): a page says so with
+    410 rather than 404."""
 
 
 @dataclass(frozen=True)
@@ -115,9 +126,9 @@ async def open_invite(services: Services, token: str) -> Invitation:
     if found is None or merchant is None:
         raise ConnectRefused("this connect link is not valid: ask for a new one")
     if found.finished_at is not None:
-        raise ConnectRefused("this connect link was used to the end: ask for a new one")
+        raise LinkGone("this connect link was used to the end: ask for a new one")
     if not found.usable(datetime.now(UTC)):
-        raise ConnectRefused("this connect link has expired: ask for a new one")
+        raise LinkGone("this connect link has expired: ask for a new one")
     return Invitation(found, merchant, token)
 
 
@@ -173,7 +184,10 @@ async def finish(
                                                          invite.id))  # fmt: skip
     if error or not code:
         why = "you declined" if error == "access_denied" else (error or "no code came back")
-        raise ConnectRefused(f"{pos.label} was not connected ({why[:100]}): nothing was stored")
+        raise ConnectRefused(
+            f"{pos.label} was not connected ({why[:100]}): nothing was stored",
+            invitation=invitation,
+        )
     redirect_uri = public_url(settings, base_url) + CALLBACK[pos]
     try:
         if pos is Pos.XSERIES:
@@ -185,8 +199,11 @@ async def finish(
         log.info("connect refused by the POS", pos=pos.value, reason=refused.message)
         why = refused.upstream_message or str(refused.status)
         raise ConnectRefused(
-            f"{pos.label} did not accept the connection ({why}): nothing was stored; try again"
+            f"{pos.label} did not accept the connection ({why}): nothing was stored; try again",
+            invitation=invitation,
         ) from None
+    except ValidationError as refused:  # no domain_prefix; an account another merchant holds
+        raise ConnectRefused(refused.message, invitation=invitation) from None
     services.clients.forget(merchant.id)
     services.memo.clear()
     return Invitation(invitation.invite, merchant, invitation.token)
