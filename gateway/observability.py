@@ -19,6 +19,7 @@ SECRET_PATHS = [
     (re.compile(r"(/kounta/redeem/)[^/?]+"), r"\1***"),
     (re.compile(r"(/kounta/)(?!redeem/)[^/?]+(/)"), r"\1***\2"),
     (re.compile(r"(/connect/)(?!(?:xseries|kounta)/callback\b)[^/?]+"), r"\1***"),
+    (re.compile(r"(/webhooks/xseries/)[^/?]+"), r"\1***"),
 ]
 BEARER = re.compile(r"(Bearer\s+)[A-Za-z0-9._~+/=-]+", re.I)
 

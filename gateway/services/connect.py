@@ -206,7 +206,20 @@ async def finish(
         raise ConnectRefused(refused.message, invitation=invitation) from None
     services.clients.forget(merchant.id)
     services.memo.clear()
+    await _subscribe(services, merchant, pos)
     return Invitation(invitation.invite, merchant, invitation.token)
+
+
+async def _subscribe(services: Services, merchant: Merchant, pos: Pos) -> None:
+    """The webhooks, once connected. The connection stands if the POS refuses them now: they
+    are checked again at every start-up, and reconciliation finds what they would have said
+    (services/reconcile.py)."""
+    ensure = subscriptions.ensure_xseries if pos is Pos.XSERIES else subscriptions.ensure_kounta
+    try:
+        await ensure(services, merchant)
+    except GatewayError as failed:
+        log.warning("connected, but the webhooks are not registered yet", pos=pos.value,
+                    merchant=merchant.name, reason=failed.message)  # fmt: skip
 
 
 async def _connect_xseries(
@@ -228,9 +241,7 @@ async def _connect_xseries(
         redirect_uri=redirect_uri,
     )  # fmt: skip
     account = PosAccount(Pos.XSERIES, base_url, grant.domain_prefix or domain_prefix)
-    merchant = await _store(services, invitation.merchant, account, grant.tokens)
-    await subscriptions.ensure_xseries(services, merchant)
-    return merchant
+    return await _store(services, invitation.merchant, account, grant.tokens)
 
 
 async def _connect_kounta(
@@ -251,14 +262,19 @@ async def _connect_kounta(
     company = await client.get_company()
     methods = await KountaClient(probe, company.id).payment_methods()
     chosen = _loyalty_method(methods)
-    settings_ = {"payment_method_id": chosen.id} if chosen else {}
+    before = invitation.merchant.accounts.get(Pos.KOUNTA)
+    if chosen:
+        settings_ = {"payment_method_id": chosen.id}
+    elif before is not None and before.account_id == company.id:  # reconnected: kept
+        settings_ = dict(before.settings)
+    else:
+        settings_ = {}
     account = PosAccount(Pos.KOUNTA, base_url, company.id, settings_)
     merchant = await _store(services, invitation.merchant, account, tokens)
     async with runtime.db.transaction() as session:
         secret = "Bearer " + secrets.token_urlsafe(32)
         await merchant_store.set_webhook_secret(session, runtime.cipher, merchant.id,
                                                 Pos.KOUNTA, secret)  # fmt: skip
-    await subscriptions.ensure_kounta(services, merchant)
     return merchant
 
 

@@ -25,6 +25,7 @@ from gateway.runtime import Runtime
 from gateway.sandbox import kounta as kounta_sandbox
 from gateway.services import connect
 from gateway.services.context import Services
+from gateway.services.subscriptions import KOUNTA_TOPICS
 from gateway.settings import Settings
 from gateway.store import connections as invite_store
 from gateway.store.merchants import get_merchant, set_status
@@ -186,7 +187,9 @@ async def test_connecting_both_pos_from_the_link(
     assert kounta_account.settings == {"payment_method_id": "12"}  # "Loyalty Points"
     assert near(kounta_account.expires_at, KOUNTA_LIFETIME_S)
     await _stored_encrypted(shop, Pos.KOUNTA, kounta)
-    assert [h["address"] for h in kounta.get(KOUNTA_HOOKS)] == [f"{live.url}/webhooks/kounta"]
+    hooks = kounta.get(KOUNTA_HOOKS)
+    assert {h["address"] for h in hooks} == {f"{live.url}/webhooks/kounta"}
+    assert sorted(h["topic"] for h in hooks) == sorted(KOUNTA_TOPICS)
 
     addon = f"{live.url}/kounta/{ADDON_TOKEN}"
     steps = page.sections["kounta-addon"]
@@ -500,6 +503,27 @@ async def test_the_payment_method_is_chosen_when_it_cannot_be_guessed(
     assert "The loyalty payment method is saved." in after.text
     assert not after.has_form("Use this payment method")
     assert (await shop.merchant()).accounts[Pos.KOUNTA].settings == {"payment_method_id": "21"}
+
+    again = await shop.connected("Kounta")  # reconnecting the same company keeps the choice
+    assert not again.has_form("Use this payment method")
+    assert (await shop.merchant()).accounts[Pos.KOUNTA].settings == {"payment_method_id": "21"}
+
+
+@pytest.mark.parametrize(("label", "pos", "path"), [
+    ("X-Series", Pos.XSERIES, "/api/webhooks"),
+    ("Kounta", Pos.KOUNTA, "/v1/companies/5678/webhooks"),
+])  # fmt: skip
+async def test_a_webhook_refusal_leaves_the_connection_standing(
+    shop: Shop, xseries: SandboxHandle, kounta: SandboxHandle, label: str, pos: Pos, path: str
+) -> None:
+    """Connected is connected: webhooks the POS refuses now are checked again at start-up,
+    and reconciliation finds what they would have said."""
+    sandbox = xseries if pos is Pos.XSERIES else kounta
+    sandbox.faults(status=503, method="POST", path=path)
+    page = await shop.connected(label)
+    assert f"{label} CONNECTED" in page.text
+    assert "nothing was stored" not in page.text
+    assert (await shop.merchant()).accounts[pos].status is ConnectionStatus.CONNECTED
 
 
 # --------------------------------------------------------------------------- the page

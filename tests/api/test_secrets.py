@@ -44,3 +44,6 @@ async def _flow(both: Gateway, capfd: pytest.CaptureFixture[str]) -> None:
 def test_paths_with_secrets_are_redacted() -> None:
     assert redact_path("/kounta/s3cr3t/customer-search") == "/kounta/***/customer-search"
     assert redact_path("/kounta/redeem/abc.def") == "/kounta/redeem/***"
+    # An X-Series webhook address holds the merchant's secret (X-Series signs nothing).
+    assert redact_path("/webhooks/xseries/m-1.s3cr3t-Part_x") == "/webhooks/xseries/***"
+    assert redact_path("/webhooks/kounta") == "/webhooks/kounta"
