@@ -187,6 +187,9 @@ def settings(backend: Backend, tmp_path: Path) -> Settings:
         upstream_breaker_reset_s=TEST_POLICY.breaker_reset_s,
         # Read a lost write back at once; tests of the window itself move a clock instead.
         upstream_settle_s=0,
+        # A test runs the worker when it means to (recover_once), so what it sees is what
+        # its own steps did; the loop in `serve` is tested on its own.
+        worker_in_process=False,
     )
 
 

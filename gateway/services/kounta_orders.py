@@ -109,9 +109,8 @@ async def _reverse_earned(scope: Scope, order: Order, *, gone: bool, deleted: bo
         return target - done
 
     if gone:
-        reason = (
-            f"Order {order.id} was {'deleted' if deleted else 'rejected'}: its points taken back"
-        )
+        what = "deleted" if deleted else "rejected"
+        reason = f"Order {order.id} was {what}: the points it earned taken back"
     else:
         reason = f"Refunded: order {order.id}, {refunded:.2f} of {total:.2f}"
     movement = Movement(ActivityKind.REVERSED, reason, Pos.KOUNTA, order.id)

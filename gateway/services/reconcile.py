@@ -11,9 +11,10 @@ POS's clock is not ours, and what it sees twice changes nothing. It runs as back
 behind the calls a cashier waits on (``gateway/priority.py``), one pass per merchant and POS
 at a time (a lease).
 
-Kounta documents only ``created_`` date filters on orders, so an order is looked for among
-those created within the look-back, and followed when its ``updated_at`` is past the
-checkpoint. X-Series 0.9 lists sales ``since`` a time they changed.
+Kounta orders are listed ``updated_gte`` the checkpoint (inferred: only ``created_`` filters
+are documented, and an old order refunded today can be found by no other); each is also
+checked against its ``updated_at``, so a list that ignored the filter is still read right,
+only slower. X-Series 0.9 lists sales ``since`` a time they changed.
 """
 
 from __future__ import annotations
@@ -88,7 +89,7 @@ async def reconcile(scope: Scope, pos: Pos) -> Pass:
     try:
         async with scope.services.leases.hold(f"reconcile:{merchant.id}:{pos.value}", wait_s=0):
             if pos is Pos.KOUNTA:
-                await _kounta(scope, since, floor, done)
+                await _kounta(scope, since, done)
             else:
                 await _xseries(scope, since, done)
             if not done.failed:
@@ -101,10 +102,10 @@ async def reconcile(scope: Scope, pos: Pos) -> Pass:
     return done
 
 
-async def _kounta(scope: Scope, since: datetime, floor: datetime, done: Pass) -> None:
+async def _kounta(scope: Scope, since: datetime, done: Pass) -> None:
     client = scope.kounta()
     for which, deleted in (("", False), ("deleted", True)):
-        async for order in client.iter_orders(which, created_since=floor):
+        async for order in client.iter_orders(which, updated_since=since):
             if order.updated_at is not None and order.updated_at < since:
                 continue
             if order.is_open and not deleted:

@@ -99,5 +99,6 @@ def _reason(record: TakeBack) -> str:
     if record.shortfall <= 0:
         return record.movement.reason
     return (
-        f"{record.movement.reason} ({record.shortfall} already spent, so {record.taken} taken back)"
+        f"{record.movement.reason} ({record.shortfall:.2f} already spent, "
+        f"so {record.taken:.2f} taken back)"
     )

@@ -65,18 +65,19 @@ class KountaClient:
         return parse(Order, (await self.upstream.get(path, fresh=fresh)).data, POS)
 
     def iter_orders(
-        self, which: str = "", *, created_since: datetime | None = None
+        self, which: str = "", *, updated_since: datetime | None = None
     ) -> AsyncIterator[Order]:
         """Orders, newest first: every live one (``which`` empty), ``complete`` or ``deleted``
-        ones, created at or after ``created_since`` (``created_gte``, the documented filter)."""
+        ones, changed at or after ``updated_since`` (``updated_gte``: inferred, as only
+        ``created_`` filters are documented, docs/pos-contracts.md)."""
         path = f"{self._company}/orders" + (f"/{segment(which)}" if which else "")
-        params = {"created_gte": kounta_time(created_since)} if created_since else None
+        params = {"updated_gte": kounta_time(updated_since)} if updated_since else None
         return self._iterate(path, Order, params)
 
-    async def find_deleted_order(self, order_id: str, created_since: datetime) -> Order | None:
+    async def find_deleted_order(self, order_id: str, since: datetime) -> Order | None:
         """A deleted order, which Kounta lists at ``/orders/deleted`` only (a deleted order
-        read by its id is 404, docs/pos-contracts.md)."""
-        async for order in self.iter_orders("deleted", created_since=created_since):
+        read by its id is 404, docs/pos-contracts.md), changed at or after ``since``."""
+        async for order in self.iter_orders("deleted", updated_since=since):
             if order.id == order_id:
                 return order
         return None
