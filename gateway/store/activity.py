@@ -8,11 +8,11 @@ import uuid
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import and_, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from gateway.domain.activity import Activity, ActivityKind, Movement
+from gateway.domain.activity import Activity, ActivityKind, Movement, redemption_of
 from gateway.domain.merchant import Pos
 from gateway.store.models import ActivityRow
 
@@ -29,6 +29,7 @@ def _activity(row: ActivityRow) -> Activity:
         sale_id=row.sale_id,
         reward_id=row.reward_id,
         reason=row.reason,
+        redemption_id=redemption_of(row.key),
     )
 
 
@@ -91,6 +92,23 @@ async def page(
 async def get(session: AsyncSession, merchant_id: str, activity_id: str) -> Activity | None:
     row = await session.get(ActivityRow, activity_id)
     return _activity(row) if row is not None and row.merchant_id == merchant_id else None
+
+
+async def by_key(session: AsyncSession, merchant_id: str, key: str) -> Activity | None:
+    """The movement told under ``key`` (what an operation made, read back for its answer)."""
+    row = await session.scalar(
+        select(ActivityRow).where(ActivityRow.merchant_id == merchant_id, ActivityRow.key == key)
+    )
+    return _activity(row) if row is not None else None
+
+
+async def count(session: AsyncSession, merchant_id: str, member_id: str) -> int:
+    found = await session.scalar(
+        select(func.count())
+        .select_from(ActivityRow)
+        .where(ActivityRow.merchant_id == merchant_id, ActivityRow.member_id == member_id)
+    )
+    return int(found or 0)
 
 
 async def total(session: AsyncSession, merchant_id: str, member_id: str) -> Decimal:
