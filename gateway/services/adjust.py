@@ -20,9 +20,10 @@ from pydantic import TypeAdapter
 
 from gateway.domain import ids
 from gateway.domain.activity import Activity, ActivityKind, Movement
-from gateway.domain.errors import InsufficientBalance, Unavailable, ValidationError
+from gateway.domain.errors import InsufficientBalance, NotFound, Unavailable, ValidationError
 from gateway.domain.ids import Kind
-from gateway.domain.money import parse_signed_amount
+from gateway.domain.merchant import PointsSource, Pos
+from gateway.domain.money import CENT, parse_signed_amount
 from gateway.domain.text import check_text
 from gateway.services import customers, members
 from gateway.services.context import Scope
@@ -94,6 +95,21 @@ async def recover(scope: Scope, record: KeyRecord) -> Adjusted | None:
     return await scope.services.idempotency.recover(record, execute, ADJUSTED)
 
 
+def customer_id_of(scope: Scope, value: str) -> str:
+    """A customer as staff name them at the command line: the API's global id, or the POS's
+    own id of whoever holds the balance (an X-Series customer, or a Kounta customer when the
+    gateway keeps the points)."""
+    try:
+        gid = ids.peek(value, scope.merchant.id, "customer")
+    except ValidationError:  # not one of ours: the POS's own id
+        xseries = scope.merchant.points_source is PointsSource.XSERIES
+        pos = Pos.XSERIES if xseries else Pos.KOUNTA
+        return ids.encode(Kind.CUSTOMER, pos, scope.merchant.id, check_text(value, "customer"))
+    if gid is None or gid.kind is not Kind.CUSTOMER:
+        raise NotFound(f"no customer with id {value[:80]!r}", field="customer")
+    return value
+
+
 def movement_key(attempt: Attempt) -> str:
     return f"adjustment:{attempt.key}"
 
@@ -128,4 +144,5 @@ async def _check_covers(scope: Scope, member_id: str, debit: Decimal) -> None:
     spendable = await points_book(scope).balance(member_id)
     spendable -= await held_top_ups(scope, member_id)
     if spendable < debit:
-        raise InsufficientBalance.of(spendable, debit, "points")
+        cents = spendable.quantize(CENT)  # said as money, unless that would hide a digit
+        raise InsufficientBalance.of(cents if cents == spendable else spendable, debit, "points")
