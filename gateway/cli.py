@@ -33,10 +33,12 @@ sandbox_app = typer.Typer(no_args_is_help=True, help="Run a POS simulator.")
 merchants_app = typer.Typer(no_args_is_help=True, help="Manage merchants.")
 keys_app = typer.Typer(no_args_is_help=True, help="Manage API keys.")
 rewards_app = typer.Typer(no_args_is_help=True, help="Manage reward catalogues.")
+points_app = typer.Typer(no_args_is_help=True, help="Customers' points.")
 app.add_typer(sandbox_app, name="sandbox")
 app.add_typer(merchants_app, name="merchants")
 app.add_typer(keys_app, name="keys")
 app.add_typer(rewards_app, name="rewards")
+app.add_typer(points_app, name="points")
 
 
 @app.callback()
@@ -593,6 +595,48 @@ def rewards_archive(
 
     _run(work)
     typer.echo(f"archived reward {id}")
+
+
+# --------------------------------------------------------------------------- points
+
+
+@points_app.command("adjust")
+def points_adjust(
+    merchant: Annotated[str, typer.Option(help="Merchant name.")],
+    customer: Annotated[
+        str, typer.Option(help="The customer's id in the API, or the POS's own id.")
+    ],
+    points: Annotated[str, typer.Option(help="Positive credits, negative debits: --points=-5.")],
+    reason: Annotated[str, typer.Option(help="Why; the customer reads it in their history.")],
+    idempotency_key: Annotated[
+        str | None,
+        typer.Option(help="Run it again with the same key: it is applied once (default: new)."),
+    ] = None,
+) -> None:
+    """Credit or debit a customer's points by hand; prints the new balance."""
+    import uuid
+
+    from gateway.domain.money import round_money
+    from gateway.services import adjust
+    from gateway.services.context import Services
+
+    key = idempotency_key or f"cli-{uuid.uuid4()}"
+
+    async def work(runtime: Runtime) -> adjust.Adjusted:
+        scope = Services(runtime).scope(await _merchant(runtime, merchant))
+        return await adjust.adjust_points(
+            scope,
+            idempotency_key=key,
+            customer_id=adjust.customer_id_of(scope, customer),
+            points=points,
+            reason=reason,
+        )
+
+    done = _run(work)
+    moved = done.activity.points
+    verb = "credited" if moved > 0 else "debited"
+    typer.echo(f"{verb} {round_money(abs(moved))} points: {done.activity.reason}")
+    typer.echo(f"balance {round_money(done.balance)}")
 
 
 async def _merchant(runtime: Runtime, name: str) -> Merchant:

@@ -15,6 +15,7 @@ from typer.testing import CliRunner
 from gateway.cli import app
 from gateway.services.subscriptions import KOUNTA_TOPICS
 from tests.conftest import XSERIES_TOKEN
+from tests.demo_ids import JOHNNY, TONY
 from tests.support import SandboxHandle, free_port
 
 runner = CliRunner()
@@ -379,3 +380,90 @@ def test_a_kounta_company_another_merchant_holds_is_refused(
     code, out = gateway("merchants", "disconnect", "First", "--pos", "kounta")
     assert code == 0
     assert gateway("merchants", "add", "--name", "Second", *kounta_args)[0] == 0
+
+
+def _stark(xseries: SandboxHandle) -> None:
+    gateway("migrate")
+    code, out = gateway(
+        "merchants", "add", "--name", "Stark", "--xseries-url", xseries.url,
+        "--xseries-token", XSERIES_TOKEN,
+    )  # fmt: skip
+    assert code == 0, out
+
+
+def _balance(xseries: SandboxHandle, customer_id: str) -> str:
+    found: str = xseries.get("/api/customers", id=customer_id)["customers"][0]["loyalty_balance"]
+    return found
+
+
+def test_points_adjust_credits_and_debits_and_prints_the_new_balance(
+    env: Path, xseries: SandboxHandle
+) -> None:
+    _stark(xseries)
+    code, out = gateway(
+        "points", "adjust", "--merchant", "Stark", "--customer", TONY, "--points", "5",
+        "--reason", "Birthday bonus",
+    )  # fmt: skip
+    assert (code, out) == (0, "credited 5.00 points: Birthday bonus\nbalance 55.00\n")
+    code, out = gateway(
+        "points", "adjust", "--merchant", "Stark", "--customer", TONY, "--points=-10.5",
+        "--reason", "Correction", "--idempotency-key", "fix-1",
+    )  # fmt: skip
+    assert (code, out) == (0, "debited 10.50 points: Correction\nbalance 44.50\n")
+    assert _balance(xseries, TONY) == "44.50000"
+    again = gateway(
+        "points", "adjust", "--merchant", "Stark", "--customer", TONY, "--points=-10.5",
+        "--reason", "Correction", "--idempotency-key", "fix-1",
+    )  # fmt: skip
+    assert again == (0, out)  # the same key: the first answer, applied once
+    assert _balance(xseries, TONY) == "44.50000"
+
+
+def test_points_adjust_takes_the_apis_customer_id_too(env: Path, xseries: SandboxHandle) -> None:
+    from gateway.domain import ids
+    from gateway.domain.ids import Kind
+    from gateway.domain.merchant import Pos
+
+    _stark(xseries)
+    merchant_id = next(
+        line.split()[1] for line in gateway("merchants", "show", "Stark")[1].splitlines()
+        if line.startswith("id ")
+    )  # fmt: skip
+    customer = ids.encode(Kind.CUSTOMER, Pos.XSERIES, merchant_id, JOHNNY)
+    code, out = gateway(
+        "points", "adjust", "--merchant", "Stark", "--customer", customer, "--points", "1",
+        "--reason", "Thanks",
+    )  # fmt: skip
+    assert (code, out.splitlines()[-1]) == (0, "balance 13.00")
+    sale = ids.encode(Kind.SALE, Pos.XSERIES, merchant_id, JOHNNY)
+    foreign = ids.encode(Kind.CUSTOMER, Pos.XSERIES, "another-merchant", JOHNNY)
+    for wrong in (sale, foreign):
+        result = runner.invoke(app, [
+            "points", "adjust", "--merchant", "Stark", "--customer", wrong, "--points", "1",
+            "--reason", "Thanks",
+        ])  # fmt: skip
+        assert result.exit_code == 1
+        assert result.stderr.startswith("error: no customer with id")
+    assert _balance(xseries, JOHNNY) == "13.00000"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--points=-50.01", "--reason", "Too much"], "error: the customer has 50.00 points"),
+        (["--points", "5", "--reason", "  "], "error: reason must say why"),
+        (["--points", "0", "--reason", "Nothing"], "error: points must not be zero"),
+        (["--points", "five", "--reason", "Typo"], "error: points must be a decimal number"),
+        (["--points", "5", "--reason", "x", "--merchant", "Nobody"], "error: no merchant"),
+    ],
+)
+def test_points_adjust_refusals_are_clear_and_exit_non_zero(
+    env: Path, xseries: SandboxHandle, args: list[str], message: str
+) -> None:
+    _stark(xseries)
+    merchant = [] if "--merchant" in args else ["--merchant", "Stark"]
+    result = runner.invoke(app, ["points", "adjust", *merchant, "--customer", TONY, *args])
+    assert result.exit_code == 1
+    assert result.stderr.startswith(message), result.stderr
+    assert "Traceback" not in result.output
+    assert _balance(xseries, TONY) == "50.00000"

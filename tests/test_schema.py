@@ -37,5 +37,18 @@ def test_schema_keeps_the_design_contract_names() -> None:
         "loyaltyQuote(input: LoyaltyQuoteInput!): LoyaltyQuote!",
         "createSale(input: CreateSaleInput!): CreateSaleResult!",
         "payWithLoyalty(input: PayWithLoyaltyInput!): PayWithLoyaltyResult!",
+        "interface Node",
+        "type Customer implements Node",
+        "type Sale implements Node",
+        "type Reward implements Node",
+        "type Redemption implements Node",
+        "type LoyaltyActivity implements Node",
+        "node(id: ID!): Node",
+        "activity(first: Int = 20, after: String = null): LoyaltyActivityConnection!",
+        "type LoyaltyActivityConnection",
+        "type PageInfo",
+        "enum LoyaltyActivityKind",
+        "scalar SignedDecimal",
+        "adjustPoints(input: AdjustPointsInput!): AdjustPointsResult!",
     ):
         assert name in sdl, name

@@ -42,3 +42,19 @@ class Activity:
     sale_id: str | None
     reward_id: str | None
     reason: str
+    redemption_id: str | None = None  # when a redemption made the movement
+
+
+# A redemption's movements are keyed by its id (and the step), so its history lines name it.
+REDEMPTION_KEY = "redemption:"
+
+
+def redemption_key(redemption_id: str, step: str = "") -> str:
+    return f"{REDEMPTION_KEY}{redemption_id}" + (f":{step}" if step else "")
+
+
+def redemption_of(key: str) -> str | None:
+    """The redemption a movement's key names, if a redemption made it."""
+    if not key.startswith(REDEMPTION_KEY):
+        return None
+    return key[len(REDEMPTION_KEY) :].split(":", 1)[0] or None

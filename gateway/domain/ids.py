@@ -8,7 +8,7 @@ import binascii
 from dataclasses import dataclass
 from enum import StrEnum
 
-from gateway.domain.errors import NotFound
+from gateway.domain.errors import NotFound, ValidationError
 from gateway.domain.merchant import Pos
 
 VERSION = "g1"
@@ -22,6 +22,7 @@ class Kind(StrEnum):
     REWARD = "Reward"
     REDEMPTION = "Redemption"
     PAYMENT = "Payment"
+    ACTIVITY = "LoyaltyActivity"
 
 
 @dataclass(frozen=True)
@@ -51,21 +52,37 @@ def decode(value: str, kind: Kind, merchant_id: str) -> GlobalId:
     Anything else, malformed, of another kind or of another merchant, is NOT_FOUND, the
     same answer an unknown id gets, so ids reveal nothing across merchants.
     """
-    missing = not_found(kind, value)
+    gid = _parse(value)
+    if gid is None or gid.kind is not kind or gid.merchant_id != merchant_id:
+        raise not_found(kind, value)
+    return gid
+
+
+def peek(value: str, merchant_id: str, field: str = "id") -> GlobalId | None:
+    """An id of any kind, for a lookup that does not know the kind (``node(id:)``): None
+    when it is another merchant's, as if unknown. What was never an id of ours is the
+    caller's mistake, a VALIDATION error naming ``field``, not a missing object."""
+    gid = _parse(value)
+    if gid is None:
+        raise ValidationError(f"{field} is not an id this API gave out", field=field)
+    return gid if gid.merchant_id == merchant_id else None
+
+
+def _parse(value: str) -> GlobalId | None:
     if len(value) > MAX_LENGTH:  # bounded before any decoding work is spent on it
-        raise missing
+        return None
     try:
         padded = value + "=" * (-len(value) % 4)
         raw = base64.urlsafe_b64decode(padded.encode("ascii")).decode()
     except (binascii.Error, UnicodeError, ValueError):
-        raise missing from None
+        return None
     parts = raw.split("|", 4)
-    if len(parts) != 5 or parts[0] != VERSION or parts[1] != kind.value:
-        raise missing
-    _, _, pos, owner, local_id = parts
-    if owner != merchant_id or not local_id or not local_id.isprintable():
-        raise missing
+    if len(parts) != 5 or parts[0] != VERSION:
+        return None
+    _, kind, pos, owner, local_id = parts
+    if not owner or not local_id or not local_id.isprintable():
+        return None
     try:
-        return GlobalId(kind, None if pos == "-" else Pos(pos), owner, local_id)
+        return GlobalId(Kind(kind), None if pos == "-" else Pos(pos), owner, local_id)
     except ValueError:
-        raise missing from None
+        return None

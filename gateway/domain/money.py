@@ -89,6 +89,18 @@ def _number_text(value: object) -> str:
     raise ValueError("not a number")
 
 
+def read_signed_number(value: object) -> Decimal:
+    """``read_number`` with an optional leading minus or plus: the one place a caller may
+    send a sign (a manual adjustment is a credit or a debit). Raises ``ValueError``."""
+    text = _number_text(value)
+    negative = text.startswith("-")
+    digits = text[1:] if text[:1] in ("-", "+") else text
+    if not digits[:1].isascii() or not digits[:1].isdigit():  # "- 5", "-", "-.5"
+        raise ValueError("not a plain decimal number")
+    number = read_number(digits)
+    return -number if negative else number
+
+
 def _places(number: Decimal) -> int:
     exponent = number.as_tuple().exponent
     return max(0, -exponent) if isinstance(exponent, int) else 0
@@ -103,12 +115,16 @@ def _caller_number(value: object, field: str, places: int, example: str) -> Deci
             "point, no sign, exponent or other characters",
             field=field,
         ) from None
+    return _bounded(number, field, places)
+
+
+def _bounded(number: Decimal, field: str, places: int) -> Decimal:
     if _places(number) > places:
         raise ValidationError(
             f"{field} must have at most {PLACES.get(places, places)} decimal places",
             field=field,
         )
-    if number >= MAX_AMOUNT:
+    if abs(number) >= MAX_AMOUNT:
         raise ValidationError(f"{field} is too large", field=field)
     return number
 
@@ -119,6 +135,24 @@ def parse_amount(value: object, field: str, *, allow_zero: bool = False) -> Deci
     amount = _caller_number(value, field, AMOUNT_PLACES, "12.50")
     if amount == 0 and not allow_zero:
         raise ValidationError(f"{field} must be greater than zero", field=field)
+    return amount.quantize(CENT)
+
+
+def parse_signed_amount(value: object, field: str) -> Decimal:
+    """A caller's signed amount of points (positive credits, negative debits): the number
+    grammar after an optional sign, at most two places, below ``MAX_AMOUNT`` either way,
+    never zero."""
+    try:
+        number = read_signed_number(value)
+    except ValueError:
+        raise ValidationError(
+            f"{field} must be a decimal number like 12.50 or -12.50: an optional sign, digits "
+            "and an optional point, no exponent or other characters",
+            field=field,
+        ) from None
+    amount = _bounded(number, field, AMOUNT_PLACES)
+    if amount == 0:
+        raise ValidationError(f"{field} must not be zero", field=field)
     return amount.quantize(CENT)
 
 

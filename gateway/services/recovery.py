@@ -31,7 +31,7 @@ from gateway import priority
 from gateway.domain.errors import GatewayError
 from gateway.domain.merchant import ConnectionStatus, Pos
 from gateway.metrics import POS_CONNECTIONS
-from gateway.services import create_sale, earning, pay_with_loyalty, redeem, take_back
+from gateway.services import adjust, create_sale, earning, pay_with_loyalty, redeem, take_back
 from gateway.services.context import Scope, Services
 from gateway.services.idempotency import LeftForRetry
 from gateway.services.reconcile import Pass, reconcile_all
@@ -47,6 +47,7 @@ RECOVERERS: dict[str, Recoverer] = {
     redeem.OPERATION: redeem.recover,
     pay_with_loyalty.OPERATION: pay_with_loyalty.recover,
     create_sale.OPERATION: create_sale.recover,
+    adjust.OPERATION: adjust.recover,
 }
 
 

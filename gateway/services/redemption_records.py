@@ -17,7 +17,7 @@ from typing import Any
 import structlog
 from pydantic import TypeAdapter
 
-from gateway.domain.activity import ActivityKind, Movement
+from gateway.domain.activity import ActivityKind, Movement, redemption_key
 from gateway.domain.errors import (
     GatewayError,
     InsufficientBalance,
@@ -83,6 +83,11 @@ REDEMPTION = TypeAdapter(Redemption)
 async def find(scope: Scope, stored_key: str) -> RedemptionRecord | None:
     async with scope.runtime.db.read() as session:
         return await store.by_key(session, scope.merchant.id, stored_key)
+
+
+async def by_id(scope: Scope, redemption_id: str) -> RedemptionRecord | None:
+    async with scope.runtime.db.read() as session:
+        return await store.get(session, scope.merchant.id, redemption_id)
 
 
 async def create(
@@ -188,7 +193,7 @@ async def credit(
     """Credit (points > 0) or debit the member, once per redemption and step; told in the
     history as ``kind`` with ``reason``."""
     book = points_book(scope)
-    key = f"redemption:{record.id}" + (f":{step}" if step else "")
+    key = redemption_key(record.id, step)
     movement = Movement(kind, reason, Pos(record.target_pos), record.target_id, record.reward_id)
     if points > 0:
         await book.credit(record.member_id, points, key, movement)

@@ -8,11 +8,11 @@ import uuid
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import and_, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from gateway.domain.activity import Activity, ActivityKind, Movement
+from gateway.domain.activity import Activity, ActivityKind, Movement, redemption_of
 from gateway.domain.merchant import Pos
 from gateway.store.models import ActivityRow
 
@@ -29,6 +29,7 @@ def _activity(row: ActivityRow) -> Activity:
         sale_id=row.sale_id,
         reward_id=row.reward_id,
         reason=row.reason,
+        redemption_id=redemption_of(row.key),
     )
 
 
@@ -93,6 +94,23 @@ async def get(session: AsyncSession, merchant_id: str, activity_id: str) -> Acti
     return _activity(row) if row is not None and row.merchant_id == merchant_id else None
 
 
+async def by_key(session: AsyncSession, merchant_id: str, key: str) -> Activity | None:
+    """The movement told under ``key`` (what an operation made, read back for its answer)."""
+    row = await session.scalar(
+        select(ActivityRow).where(ActivityRow.merchant_id == merchant_id, ActivityRow.key == key)
+    )
+    return _activity(row) if row is not None else None
+
+
+async def count(session: AsyncSession, merchant_id: str, member_id: str) -> int:
+    found = await session.scalar(
+        select(func.count())
+        .select_from(ActivityRow)
+        .where(ActivityRow.merchant_id == merchant_id, ActivityRow.member_id == member_id)
+    )
+    return int(found or 0)
+
+
 async def total(session: AsyncSession, merchant_id: str, member_id: str) -> Decimal:
     """The sum of a member's movements (what the history says the balance moved by)."""
     rows = await session.scalars(
@@ -101,14 +119,6 @@ async def total(session: AsyncSession, merchant_id: str, member_id: str) -> Deci
         )
     )
     return sum(rows, Decimal(0))
-
-
-async def by_key(session: AsyncSession, merchant_id: str, key: str) -> Activity | None:
-    """The movement told under ``key``, if it was."""
-    row = await session.scalar(
-        select(ActivityRow).where(ActivityRow.merchant_id == merchant_id, ActivityRow.key == key)
-    )
-    return None if row is None else _activity(row)
 
 
 async def on_sale(

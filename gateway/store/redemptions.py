@@ -86,6 +86,13 @@ async def by_key(session: AsyncSession, merchant_id: str, key: str) -> Redemptio
     return _record(row) if row else None
 
 
+async def get(
+    session: AsyncSession, merchant_id: str, redemption_id: str
+) -> RedemptionRecord | None:
+    row = await session.get(RedemptionRow, redemption_id)
+    return _record(row) if row is not None and row.merchant_id == merchant_id else None
+
+
 async def create(
     session: AsyncSession,
     *,

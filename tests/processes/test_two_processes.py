@@ -11,6 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
+from gateway.domain.activity import ActivityKind, Movement
 from gateway.domain.merchant import PointsSource
 from gateway.runtime import Runtime
 from gateway.services.context import Services
@@ -49,8 +50,9 @@ async def ledger_cafe(runtime: Runtime, kounta: SandboxHandle) -> AsyncIterator[
     gw = await make_kounta_gateway(runtime, kounta, "Ledger Cafe")
     assert gw.merchant.points_source is PointsSource.LEDGER
     await points_book(Services(runtime).scope(gw.merchant)).credit(
-        JOHN_KOUNTA, Decimal(120), "test:opening", "opening balance"
-    )
+        JOHN_KOUNTA, Decimal(120), "test:opening",
+        Movement(ActivityKind.ADJUSTED, "Opening balance"),
+    )  # fmt: skip
     yield gw
     await gw.client.aclose()
 

@@ -10,6 +10,7 @@ from decimal import Decimal
 
 import strawberry
 
+from gateway.api.graphql.scalars import SignedDecimal
 from gateway.domain.text import check_text
 from gateway.services.create_sale import NewSale
 from gateway.services.create_sale import PaymentInput as ServicePayment
@@ -109,4 +110,16 @@ class RedeemRewardInput:
     sale_id: strawberry.ID = strawberry.field(description="An X-Series sale or a Kounta order.")
     quantity: Decimal | None = strawberry.field(
         default=None, description="Points to use, for a variable reward."
+    )
+
+
+@strawberry.input
+class AdjustPointsInput:
+    idempotency_key: str
+    customer_id: strawberry.ID
+    points: SignedDecimal = strawberry.field(
+        description='Positive credits, negative debits ("-5.00"); never zero, two places at most.'
+    )
+    reason: str = strawberry.field(
+        description="Why, in words the customer will read in their history (required)."
     )

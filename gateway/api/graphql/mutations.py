@@ -3,18 +3,25 @@ error for an expected failure (docs/architecture.md, "Errors")."""
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import TYPE_CHECKING, Annotated, Any, Union
 
 import strawberry
 
-from gateway.api.graphql.errors import ERROR_TYPES, Error, to_graphql
-from gateway.api.graphql.inputs import CreateSaleInput, PayWithLoyaltyInput, RedeemRewardInput
-from gateway.api.graphql.types import Info, LoyaltyPayment, Redemption, Reward, Sale
+from gateway.api.graphql.errors import ERROR_TYPES, Error, to_graphql, top_level
+from gateway.api.graphql.history import LoyaltyActivity
+from gateway.api.graphql.inputs import (
+    AdjustPointsInput,
+    CreateSaleInput,
+    PayWithLoyaltyInput,
+    RedeemRewardInput,
+)
+from gateway.api.graphql.types import Customer, Info, LoyaltyPayment, Redemption, Reward, Sale
 from gateway.domain import ids
-from gateway.domain.errors import GatewayError
+from gateway.domain.errors import GatewayError, NotFound
 from gateway.domain.ids import Kind
 from gateway.domain.merchant import Pos
-from gateway.services import create_sale, pay_with_loyalty, redeem
+from gateway.services import adjust, create_sale, customers, pay_with_loyalty, redeem
 
 
 @strawberry.type
@@ -33,6 +40,26 @@ class RedeemRewardSuccess:
     redemption: Redemption
 
 
+@strawberry.type
+class AdjustPointsSuccess:
+    activity: LoyaltyActivity = strawberry.field(
+        description="The movement, as the history tells it."
+    )
+    balance_after: Decimal = strawberry.field(description="The balance right after the adjustment.")
+    customer_id: strawberry.Private[str]
+
+    @strawberry.field(description="The customer, as the POS shows them now.")
+    async def customer(self, info: Info) -> Customer | None:
+        scope = info.context.scope
+        try:
+            found = await customers.get_customer(scope, self.customer_id)
+        except NotFound:
+            return None
+        except GatewayError as error:
+            raise top_level(error) from None
+        return Customer.of(found, scope.merchant.id)
+
+
 def result_union(name: str, success: type) -> Any:
     """``success`` or any expected failure: every result union offers every ``Error``, so
     a failure the service raises always has a member to be (ERROR_TYPES is the list)."""
@@ -43,10 +70,12 @@ if TYPE_CHECKING:  # what mypy checks the resolvers against
     CreateSaleResult = CreateSaleSuccess | Error
     PayWithLoyaltyResult = PayWithLoyaltySuccess | Error
     RedeemRewardResult = RedeemRewardSuccess | Error
+    AdjustPointsResult = AdjustPointsSuccess | Error
 else:
     CreateSaleResult = result_union("CreateSaleResult", CreateSaleSuccess)
     PayWithLoyaltyResult = result_union("PayWithLoyaltyResult", PayWithLoyaltySuccess)
     RedeemRewardResult = result_union("RedeemRewardResult", RedeemRewardSuccess)
+    AdjustPointsResult = result_union("AdjustPointsResult", AdjustPointsSuccess)
 
 
 @strawberry.type
@@ -111,4 +140,26 @@ class Mutation:
                 member_id=done.member_id,
                 merchant_id=merchant_id,
             )
+        )
+
+    @strawberry.mutation(
+        description="Credit or debit a customer's balance by hand, with a reason they will read "
+        "in their history. Never below zero (INSUFFICIENT_BALANCE)."
+    )
+    async def adjust_points(self, info: Info, input: AdjustPointsInput) -> AdjustPointsResult:
+        scope = info.context.scope
+        try:
+            done = await adjust.adjust_points(
+                scope,
+                idempotency_key=input.idempotency_key,
+                customer_id=str(input.customer_id),
+                points=input.points,
+                reason=input.reason,
+            )
+        except GatewayError as error:
+            return to_graphql(error)
+        return AdjustPointsSuccess(
+            activity=LoyaltyActivity.of(done.activity, scope.merchant.id),
+            balance_after=done.balance,
+            customer_id=str(input.customer_id),
         )

@@ -7,6 +7,7 @@ from typing import TypeVar
 
 import strawberry
 
+from gateway.api.graphql import nodes
 from gateway.api.graphql.errors import top_level
 from gateway.api.graphql.inputs import LoyaltyQuoteInput, lines_to_service
 from gateway.api.graphql.types import (
@@ -14,6 +15,7 @@ from gateway.api.graphql.types import (
     Info,
     LoyaltyQuote,
     Merchant,
+    Node,
     PosConnection,
     QuoteLine,
     Reward,
@@ -76,6 +78,16 @@ class Query:
         scope = info.context.scope
         found = await _unless_not_found(sales.get_sale(scope, str(id)))
         return Sale.of(found, scope.merchant.id) if found else None
+
+    @strawberry.field(
+        description="Any object by its global id: null for an id of another merchant's, or of "
+        "nothing that exists; an error for what was never an id."
+    )
+    async def node(self, info: Info, id: strawberry.ID) -> Node | None:
+        try:
+            return await nodes.find(info, str(id))
+        except GatewayError as error:
+            raise top_level(error) from None
 
     @strawberry.field(description="The merchant's reward catalogue.")
     async def rewards(self, info: Info) -> list[Reward]:

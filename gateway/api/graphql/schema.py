@@ -35,7 +35,7 @@ from gateway.api.graphql.errors import ERROR_TYPES
 from gateway.api.graphql.mutations import Mutation
 from gateway.api.graphql.operations import OneOperation
 from gateway.api.graphql.queries import Query
-from gateway.api.graphql.scalars import DECIMAL
+from gateway.api.graphql.scalars import DECIMAL, SIGNED_DECIMAL, SignedDecimal
 from gateway.domain.errors import GatewayError
 from gateway.settings import Settings
 
@@ -88,7 +88,7 @@ def build_schema(settings: Settings) -> strawberry.Schema:
         mutation=Mutation,
         types=list(ERROR_TYPES),
         extensions=extensions,
-        config=StrawberryConfig(scalar_map={PyDecimal: DECIMAL}),
+        config=StrawberryConfig(scalar_map={PyDecimal: DECIMAL, SignedDecimal: SIGNED_DECIMAL}),
     )
 
 

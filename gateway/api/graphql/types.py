@@ -4,19 +4,24 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
+from typing import TYPE_CHECKING, Annotated
 
 import strawberry
 
 from gateway.api.graphql.context import Context
+from gateway.api.graphql.errors import top_level
 from gateway.domain import customers, ids, loyalty, rewards, sales
-from gateway.domain.errors import ValidationError
+from gateway.domain.errors import GatewayError, ValidationError
 from gateway.domain.ids import Kind
 from gateway.domain.merchant import ConnectionStatus, PointsSource, Pos, VoidPolicy
 from gateway.domain.rewards import RewardKind
 from gateway.domain.sales import SaleState
 from gateway.services import customers as customer_service
-from gateway.services import members
+from gateway.services import history, members
 from gateway.services import rewards as reward_service
+
+if TYPE_CHECKING:
+    from gateway.api.graphql.history import LoyaltyActivityConnection
 
 strawberry.enum(Pos, name="Pos")
 strawberry.enum(PointsSource, name="PointsSource")
@@ -35,6 +40,14 @@ strawberry.enum(
     "rejected or deleted: RETURN gives them back to the customer, KEEP leaves them spent.",
 )
 Info = strawberry.Info[Context, None]
+HISTORY = strawberry.lazy("gateway.api.graphql.history")
+
+
+@strawberry.interface(
+    description="Anything with a global id: `node(id:)` finds it again, for the same API key."
+)
+class Node:
+    id: strawberry.ID
 
 
 @strawberry.type
@@ -68,7 +81,7 @@ class Merchant:
 
 
 @strawberry.type
-class Customer:
+class Customer(Node):
     id: strawberry.ID
     pos: Pos
     pos_id: strawberry.ID
@@ -110,6 +123,25 @@ class Customer:
             Reward.of(o.reward, self.merchant_id, available=o.available, points=o.points_required)
             for o in offers
         ]
+
+    @strawberry.field(
+        description="Every movement of the customer's balance, newest first, each once with "
+        "its reason: a Relay connection. `first`: 1 to 100; `after`: an `endCursor` of this "
+        "list. A customer who holds no balance here has none."
+    )
+    async def activity(
+        self, info: Info, first: int | None = 20, after: str | None = None
+    ) -> Annotated[LoyaltyActivityConnection, HISTORY]:
+        from gateway.api.graphql.history import LoyaltyActivityConnection
+
+        scope = info.context.scope
+        try:
+            found = await history.page(
+                scope, self.value, first=20 if first is None else first, after=after
+            )
+        except GatewayError as error:
+            raise top_level(error) from None
+        return LoyaltyActivityConnection.of(found, self.merchant_id, first_page=after is None)
 
     @strawberry.field(description="The customer's most recent sales, newest first.")
     async def sales(self, info: Info, first: int | None = 10) -> list[Sale]:
@@ -157,7 +189,7 @@ async def sale_customer(root: Sale, info: Info) -> Customer | None:
 
 
 @strawberry.type
-class Sale:
+class Sale(Node):
     id: strawberry.ID
     pos: Pos
     pos_id: strawberry.ID
@@ -237,7 +269,8 @@ class LoyaltyQuote:
 
 
 @strawberry.type
-class Reward:
+class Reward(Node):
+    id: strawberry.ID
     reward: strawberry.Private[rewards.Reward]
     merchant_id: strawberry.Private[str]
     points: strawberry.Private[Decimal | None]
@@ -252,11 +285,13 @@ class Reward:
         available: bool | None = None,
         points: Decimal | None = None,
     ) -> Reward:
-        return cls(reward=reward, merchant_id=merchant_id, points=points, is_available=available)
-
-    @strawberry.field
-    def id(self) -> strawberry.ID:
-        return strawberry.ID(ids.encode(Kind.REWARD, None, self.merchant_id, self.reward.id))
+        return cls(
+            id=strawberry.ID(ids.encode(Kind.REWARD, None, merchant_id, reward.id)),
+            reward=reward,
+            merchant_id=merchant_id,
+            points=points,
+            is_available=available,
+        )
 
     @strawberry.field
     def title(self) -> str:
@@ -297,7 +332,7 @@ class Reward:
 
 
 @strawberry.type
-class Redemption:
+class Redemption(Node):
     id: strawberry.ID
     reward: Reward
     sale: Sale
