@@ -467,3 +467,32 @@ def test_points_adjust_refusals_are_clear_and_exit_non_zero(
     assert result.stderr.startswith(message), result.stderr
     assert "Traceback" not in result.output
     assert _balance(xseries, TONY) == "50.00000"
+
+
+def test_merchants_set_the_void_policy_and_show_it_and_worker_once_reconciles(
+    env: Path, kounta: SandboxHandle
+) -> None:
+    gateway("migrate")
+    code, out = gateway(
+        "merchants", "add", "--name", "Café", "--kounta-url", kounta.url,
+        "--kounta-company-id", "5678", "--kounta-access-token", "demo-kounta-access",
+        "--kounta-refresh-token", "demo-kounta-refresh", "--kounta-payment-method-id", "12",
+    )  # fmt: skip
+    assert code == 0, out
+    assert "redeemed points: RETURN" in gateway("merchants", "show", "Café")[1]
+    code, out = gateway("merchants", "set", "Café", "--redeemed-points-on-void", "keep")
+    assert code == 0 and "KEEP" in out, out
+    assert "redeemed points: KEEP" in gateway("merchants", "show", "Café")[1]
+    refused = gateway("merchants", "set", "Café", "--redeemed-points-on-void", "maybe")
+    assert refused[0] != 0 and "Traceback" not in refused[1]
+    nothing = gateway("merchants", "set", "Café")
+    assert nothing[0] == 1 and "--redeemed-points-on-void" in nothing[1]
+    assert gateway("merchants", "set", "Nobody", "--redeemed-points-on-void", "keep")[0] == 1
+
+    # The lost completion of a fixture order is found and earned by one pass, once.
+    kounta.post("/_sandbox/orders/93824701/complete", {"deliveries": 0}).raise_for_status()
+    code, out = gateway("worker", "--once")
+    assert code == 0, out
+    assert "reconciled Café Kounta since" in out and "looked at 1, failed 0" in out
+    code, again = gateway("worker", "--once")
+    assert code == 0 and "failed 0" in again
