@@ -26,11 +26,13 @@ from gateway.domain.rewards import Reward, RewardKind
 from gateway.runtime import Runtime
 from gateway.services import rewards
 from gateway.services.context import Services
-from gateway.store.models import IdempotencyRow, PosWriteRow, RedemptionRow
+from gateway.services.earning import earn_from_order
+from gateway.store.models import IdempotencyRow, PosWriteRow, RedemptionRow, TakeBackRow
 from tests.api.conftest import ADDON_TOKEN, KOUNTA_COMPANY, Gateway, make_kounta_gateway
 from tests.api.test_graphql_sales import PAY, balance
 from tests.api.test_kounta_adapters import JOHN_KOUNTA, JOHN_ORDER, kounta_order
 from tests.api.test_kounta_graphql import REDEEM
+from tests.api.test_order_afterlife import post_json
 from tests.demo_ids import JOHN_SMITH, JOHNNY, JOHNNY_SALE
 from tests.processes.conftest import leases_run_out
 from tests.support import GatewayProcess, SandboxHandle, free_port, run_gateway, until
@@ -57,6 +59,8 @@ CASES = [
     ("pay-with-loyalty", "write.answered:xseries.sale_payment"),
     ("kounta-earning", "points.before:kounta-order"),
     ("kounta-earning", "points.after:kounta-order"),
+    ("kounta-refund", "points.before:reversal"),
+    ("kounta-refund", "points.after:reversal"),
 ]
 
 
@@ -166,11 +170,40 @@ async def kounta_earning(world: World, server: str) -> Callable[[], Awaitable[bo
     return retried
 
 
+REFUNDED = Decimal("12.50")
+# John's order (37.95) earns 3.30 at the merchant's ratio; 12.50 of it refunded gives back
+# 3.30 × 12.50 / 37.95 = 1.0869…, 1.09 to the cent.
+EARNED, SHARE = Decimal("3.30"), Decimal("1.09")
+
+
+async def kounta_refund(world: World, server: str) -> Callable[[], Awaitable[bool]]:
+    """John's order, paid, completed and earned; the till refunds 12.50 and the webhook
+    reaches the dying gateway, which dies taking the share back."""
+    orders = f"/v1/companies/{KOUNTA_COMPANY}/orders/{JOHN_ORDER}"
+    assert post_json(world.kounta, f"{orders}/payments",
+                     {"method_id": 1, "amount": Decimal("37.95")}).status_code == 201  # fmt: skip
+    world.kounta.post(f"/_sandbox/orders/{JOHN_ORDER}/complete", {"deliveries": 0})
+    await earn_from_order(Services(world.runtime).scope(world.gateway.merchant), JOHN_ORDER)
+    hooks = f"/v1/companies/{KOUNTA_COMPANY}/webhooks"
+    await until(lambda: any(h["address"].startswith(server) for h in world.kounta.get(hooks)),
+                what="the gateway registering its webhooks at start-up")  # fmt: skip
+    refund = {"deliveries": 1, "method_id": 1, "amount": -REFUNDED}
+    response = post_json(world.kounta, f"/_sandbox/orders/{JOHN_ORDER}/refund", refund)
+    assert response.status_code == 200
+    assert response.json()["deliveries"][0]["status"] is None  # the gateway died on it
+
+    async def retried() -> bool:
+        return True
+
+    return retried
+
+
 FLOWS = {
     "kounta-redemption": kounta_redemption,
     "xseries-redemption": xseries_redemption,
     "pay-with-loyalty": pay_with_loyalty,
     "kounta-earning": kounta_earning,
+    "kounta-refund": kounta_refund,
 }
 
 
@@ -209,7 +242,10 @@ async def assert_nothing_left(runtime: Runtime) -> None:
         in_progress = list(await session.scalars(
             select(IdempotencyRow.operation).where(IdempotencyRow.status == "IN_PROGRESS")
         ))  # fmt: skip
-    assert (unsettled, unfinished, in_progress) == ([], [], [])
+        taking = list(await session.scalars(
+            select(TakeBackRow.key).where(TakeBackRow.status == "PENDING")
+        ))  # fmt: skip
+    assert (unsettled, unfinished, in_progress, taking) == ([], [], [], [])
 
 
 async def redemption_statuses(runtime: Runtime) -> list[str]:
@@ -271,9 +307,22 @@ async def check_kounta_earning(
     assert balance(world.xseries, JOHN_SMITH) - before["john"] == earned
 
 
+async def check_kounta_refund(
+    world: World, before: dict[str, Decimal], retry: Callable[[], Awaitable[bool]]
+) -> None:
+    """The share taken back once, whether the dead process had moved it or not."""
+    assert balance(world.xseries, JOHN_SMITH) == before["john"] + EARNED - SHARE
+    async with world.runtime.db.read() as session:
+        states = list(await session.scalars(select(TakeBackRow.status)))
+    assert states == ["DONE"]
+    run_gateway(world.env, "worker", "--once")  # again: nothing more
+    assert balance(world.xseries, JOHN_SMITH) == before["john"] + EARNED - SHARE
+
+
 CHECKS = {
     "kounta-redemption": check_kounta_redemption,
     "xseries-redemption": check_xseries_redemption,
     "pay-with-loyalty": check_pay_with_loyalty,
     "kounta-earning": check_kounta_earning,
+    "kounta-refund": check_kounta_refund,
 }
