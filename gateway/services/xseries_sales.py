@@ -68,7 +68,9 @@ async def _tell_till(scope: Scope, sale: RegisterSale, state: SaleState) -> None
                                 Pos.XSERIES, sale.id)  # fmt: skip
             await tell(scope, member, f"xseries-payment:{payment.id}", -payment.amount,
                        movement)  # fmt: skip
-    if state is SaleState.CLOSED:
+    async with scope.runtime.db.read() as session:
+        told = await activity.by_key(session, scope.merchant.id, earned_key(sale.id))
+    if state is SaleState.CLOSED and told is None:  # told once: not asked about again
         earned = await _earned_at_close(scope, sale)
         if earned:
             kind = ActivityKind.EARNED if earned > 0 else ActivityKind.REVERSED
@@ -77,8 +79,6 @@ async def _tell_till(scope: Scope, sale: RegisterSale, state: SaleState) -> None
             await tell(scope, member, earned_key(sale.id), earned,
                        Movement(kind, reason, Pos.XSERIES, sale.id))  # fmt: skip
     elif state is SaleState.VOIDED:
-        async with scope.runtime.db.read() as session:
-            told = await activity.by_key(session, scope.merchant.id, earned_key(sale.id))
         if told is not None and told.points:
             movement = Movement(ActivityKind.REVERSED, f"Sale {label} was voided", Pos.XSERIES,
                                 sale.id)  # fmt: skip
