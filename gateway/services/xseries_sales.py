@@ -24,7 +24,7 @@ from gateway.domain.sales import SaleState, state_of
 from gateway.pos.errors import UpstreamNotFound
 from gateway.pos.xseries.models import RegisterSale
 from gateway.pos.xseries.translate import to_sale
-from gateway.services import catalog, pay_with_loyalty, writes
+from gateway.services import catalog, create_sale, pay_with_loyalty, writes
 from gateway.services.afterlife import ensure_settled, settle_redeemed
 from gateway.services.context import Scope
 from gateway.services.customers import get_xseries_customer
@@ -122,5 +122,6 @@ async def _after_void(scope: Scope, sale: RegisterSale) -> None:
             await points_book(scope).credit(member_id, points, f"void:xseries:{sale.id}:rule5",
                                             movement)  # fmt: skip
     paid = await writes.landed_amount(scope, target, pay_with_loyalty.KIND)
+    paid += await create_sale.loyalty_paid_at_creation(scope, sale)
     returned = {sale.customer_id or "": paid} if paid else {}
     await settle_redeemed(scope, Pos.XSERIES, sale.id, f"sale {label} was voided", returned)

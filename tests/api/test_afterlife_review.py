@@ -1,0 +1,178 @@
+"""A hostile review of the life of a sale (issue 10): each test is a scenario that moved
+money twice, or never, or told the history other than the balance moved, on the code before
+its fix. Real sandboxes over HTTP; the webhooks posted as the POS posts them, the worker's
+reconciliation run by hand."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from decimal import Decimal
+from typing import Any
+
+import pytest
+
+from gateway.domain import ids
+from gateway.domain.ids import Kind
+from gateway.domain.merchant import VoidPolicy
+from gateway.domain.rewards import Reward, RewardKind
+from gateway.runtime import Runtime
+from gateway.services import rewards
+from gateway.services.context import Services
+from gateway.services.recovery import recover_once
+from gateway.store import activity
+from gateway.store.merchants import set_void_policy
+from tests.api.conftest import Gateway, make_gateway
+from tests.api.test_graphql_sales import balance, create, pay
+from tests.demo_ids import TONY
+from tests.support import SandboxHandle
+
+START = Decimal(50)  # Tony's balance in the X-Series demo data
+
+
+@pytest.fixture
+async def shop(runtime: Runtime, xseries: SandboxHandle) -> AsyncIterator[Gateway]:
+    """An X-Series shop (X-Series keeps the balance) with a reward worth more than its
+    points ("big-treat": 10 points pay 15.00, a top-up of 5 first) and one worth less
+    ("small-treat": 20 points pay 4.00)."""
+    gw = await make_gateway(runtime, xseries, "Stark Industries")
+    scope = Services(runtime).scope(gw.merchant)
+    for reward in (
+        Reward("big-treat", "Big treat", RewardKind.PAYMENT, Decimal(10), Decimal(15)),
+        Reward("small-treat", "Small treat", RewardKind.PAYMENT, Decimal(20), Decimal(4)),
+    ):
+        await rewards.add_reward(scope, reward)
+    yield gw
+    await gw.client.aclose()
+
+
+async def policy(gw: Gateway, chosen: VoidPolicy) -> None:
+    async with gw.runtime.db.transaction() as session:
+        await set_void_policy(session, gw.merchant.id, chosen)
+
+
+async def hook(gw: Gateway, sale_id: str, times: int = 1) -> None:
+    """X-Series' ``sale.update`` for the sale, as it posts it (form field ``payload``)."""
+    path = await gw.xseries_hook()
+    for _ in range(times):
+        response = await gw.client.post(
+            path, data={"type": "sale.update", "payload": f'{{"id": "{sale_id}"}}'}
+        )
+        assert response.status_code == 200, response.text
+
+
+def void(xseries: SandboxHandle, sale_id: str) -> None:
+    response = xseries.post(f"/_sandbox/register_sales/{sale_id}/void", {})
+    assert response.status_code == 200, response.text
+
+
+async def reconcile(runtime: Runtime) -> None:
+    report = await recover_once(Services(runtime), reconcile=True)
+    assert report.still_failing == []
+    assert all(not done.failed for done in report.reconciled), report.reconciled
+
+
+async def told(gw: Gateway, member: str = TONY) -> Decimal:
+    """What the member's history says the balance moved by."""
+    async with gw.runtime.db.read() as session:
+        return await activity.total(session, gw.merchant.id, member)
+
+
+async def history(gw: Gateway, member: str = TONY) -> list[tuple[str, Decimal, str]]:
+    async with gw.runtime.db.read() as session:
+        rows, _ = await activity.page(session, gw.merchant.id, member, first=100)
+    return [(row.kind.value, row.points, row.reason) for row in reversed(rows)]
+
+
+def pos_id(sale: dict[str, Any]) -> str:
+    local: str = sale["posId"]
+    return local
+
+
+# --------------------------------------------------------------------------- X-Series voids
+
+
+@pytest.mark.parametrize("chosen", [VoidPolicy.RETURN, VoidPolicy.KEEP])
+async def test_a_sale_paid_in_full_with_points_then_voided_follows_the_policy(
+    shop: Gateway, xseries: SandboxHandle, runtime: Runtime, chosen: VoidPolicy
+) -> None:
+    await policy(shop, chosen)
+    sale = (await create(shop, status="SAVED"))["sale"]
+    paid = await pay(shop, sale["id"], "23")
+    assert paid["sale"]["status"] == "CLOSED"
+    await hook(shop, pos_id(sale))
+    assert balance(xseries, TONY) == START - 23  # +2 earned, -2 by rule 5
+    assert await told(shop) == balance(xseries, TONY) - START
+    void(xseries, pos_id(sale))
+    await hook(shop, pos_id(sale), times=3)
+    await reconcile(runtime)
+    expected = START if chosen is VoidPolicy.RETURN else START - 23
+    assert balance(xseries, TONY) == expected
+    assert await told(shop) == expected - START
+
+
+REDEEM = """
+mutation Redeem($input: RedeemRewardInput!) {
+  redeemReward(input: $input) {
+    __typename
+    ... on RedeemRewardSuccess { redemption { status pointsDebited amountApplied } }
+    ... on Error { code message }
+  }
+}"""
+
+
+async def redeem(gw: Gateway, reward: str, sale_id: str) -> dict[str, Any]:
+    variables = {
+        "input": {
+            "idempotencyKey": str(uuid.uuid4()),
+            "customerId": gw.id(Kind.CUSTOMER, TONY),
+            "rewardId": ids.encode(Kind.REWARD, None, gw.merchant.id, reward),
+            "saleId": sale_id,
+        }
+    }
+    result: dict[str, Any] = (await gw.data(REDEEM, variables))["redeemReward"]
+    return result
+
+
+@pytest.mark.parametrize(
+    ("reward", "spent"), [("big-treat", Decimal(10)), ("small-treat", Decimal(20))]
+)
+@pytest.mark.parametrize("chosen", [VoidPolicy.RETURN, VoidPolicy.KEEP])
+async def test_a_payment_reward_then_a_void_follows_the_policy(
+    shop: Gateway,
+    xseries: SandboxHandle,
+    runtime: Runtime,
+    chosen: VoidPolicy,
+    reward: str,
+    spent: Decimal,
+) -> None:
+    """A reward worth more than its points (a top-up first) or less (the rest debited),
+    on a sale left open, then voided: X-Series gives back the loyalty payment itself."""
+    await policy(shop, chosen)
+    sale = (await create(shop, status="SAVED"))["sale"]
+    redeemed = await redeem(shop, reward, sale["id"])
+    assert redeemed["__typename"] == "RedeemRewardSuccess", redeemed
+    assert balance(xseries, TONY) == START - spent
+    void(xseries, pos_id(sale))
+    await hook(shop, pos_id(sale), times=2)
+    await reconcile(runtime)
+    expected = START if chosen is VoidPolicy.RETURN else START - spent
+    assert balance(xseries, TONY) == expected
+    assert await told(shop) == expected - START
+
+
+@pytest.mark.parametrize("chosen", [VoidPolicy.RETURN, VoidPolicy.KEEP])
+async def test_a_sale_created_with_a_loyalty_payment_then_voided_follows_the_policy(
+    shop: Gateway, xseries: SandboxHandle, runtime: Runtime, chosen: VoidPolicy
+) -> None:
+    """createSale's loyaltyPayment is a loyalty payment made through the gateway too."""
+    await policy(shop, chosen)
+    sale = (await create(shop, status="SAVED", loyaltyPayment="12.50"))["sale"]
+    assert balance(xseries, TONY) == START - Decimal("12.50")
+    await hook(shop, pos_id(sale))
+    void(xseries, pos_id(sale))
+    await hook(shop, pos_id(sale), times=2)
+    await reconcile(runtime)
+    expected = START if chosen is VoidPolicy.RETURN else START - Decimal("12.50")
+    assert balance(xseries, TONY) == expected
+    assert await told(shop) == expected - START
