@@ -20,13 +20,22 @@ from gateway.runtime import Runtime
 from gateway.services import rewards
 from gateway.services.context import Services
 from gateway.services.recovery import recover_once
-from gateway.store import activity
+from gateway.store import activity, ledger
 from gateway.store.merchants import set_void_policy
-from tests.api.conftest import Gateway, make_gateway
+from tests.api import test_order_afterlife as afterlife
+from tests.api.conftest import Gateway, KountaPos, make_gateway, reward_url
 from tests.api.test_graphql_sales import balance, create, pay
+from tests.api.test_kounta_adapters import JOHN_KOUNTA, JOHN_ORDER
+from tests.api.test_order_afterlife import balance as kounta_balance
+from tests.api.test_order_afterlife import till
 from tests.demo_ids import TONY
 from tests.support import SandboxHandle
 
+# The Kounta café, and the gateway server its till's webhooks reach (its fixtures).
+café, live = afterlife.café, afterlife.live
+public_port, settings = afterlife.public_port, afterlife.settings
+
+LUCY_KOUNTA = "3843"
 START = Decimal(50)  # Tony's balance in the X-Series demo data
 
 
@@ -176,3 +185,33 @@ async def test_a_sale_created_with_a_loyalty_payment_then_voided_follows_the_pol
     expected = START if chosen is VoidPolicy.RETURN else START - Decimal("12.50")
     assert balance(xseries, TONY) == expected
     assert await told(shop) == expected - START
+
+
+# --------------------------------------------------------------------------- Kounta orders
+
+
+async def ledger_gift(gw: Gateway, member: str, amount: str) -> None:
+    async with gw.runtime.db.transaction() as session:
+        await ledger.append(session, gw.merchant.id, member, Decimal(amount), f"seed:{member}",
+                            "test")  # fmt: skip
+
+
+@pytest.mark.parametrize("chosen", [VoidPolicy.RETURN, VoidPolicy.KEEP])
+async def test_two_members_who_redeemed_on_one_rejected_order_each_get_theirs_back(
+    café: Gateway, kounta: SandboxHandle, runtime: Runtime, chosen: VoidPolicy
+) -> None:
+    """Nothing ties a redemption to the order's own customer: two members may redeem on
+    one order. Given back once per member, each of them."""
+    await policy(café, chosen)
+    pos = KountaPos(café)
+    for member in (JOHN_KOUNTA, LUCY_KOUNTA):
+        await ledger_gift(café, member, "100")
+        found = (await pos.lookup(member, member)).json()
+        assert await pos.redeem(reward_url(found, "free-coffee"), JOHN_ORDER) == {"success": True}
+        assert await kounta_balance(café, member) == Decimal(60)
+    assert till(kounta, JOHN_ORDER, "reject", deliveries=2) == [200] * 2
+    await reconcile(runtime)
+    expected = Decimal(100) if chosen is VoidPolicy.RETURN else Decimal(60)
+    for member in (JOHN_KOUNTA, LUCY_KOUNTA):
+        assert await kounta_balance(café, member) == expected, member
+        assert await told(café, member) == expected - 100
