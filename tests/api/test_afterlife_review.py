@@ -5,6 +5,7 @@ reconciliation run by hand."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from decimal import Decimal
@@ -14,16 +15,16 @@ import pytest
 
 from gateway.domain import ids
 from gateway.domain.ids import Kind
-from gateway.domain.merchant import VoidPolicy
+from gateway.domain.merchant import Pos, VoidPolicy
 from gateway.domain.rewards import Reward, RewardKind
 from gateway.runtime import Runtime
 from gateway.services import rewards
 from gateway.services.context import Services
 from gateway.services.recovery import recover_once
 from gateway.store import activity, ledger
-from gateway.store.merchants import set_void_policy
+from gateway.store.merchants import set_void_policy, webhook_secret
 from tests.api import test_order_afterlife as afterlife
-from tests.api.conftest import Gateway, KountaPos, make_gateway, reward_url
+from tests.api.conftest import KOUNTA_COMPANY, Gateway, KountaPos, make_gateway, reward_url
 from tests.api.test_graphql_sales import balance, create, pay
 from tests.api.test_kounta_adapters import JOHN_KOUNTA, JOHN_ORDER
 from tests.api.test_order_afterlife import balance as kounta_balance
@@ -215,3 +216,47 @@ async def test_two_members_who_redeemed_on_one_rejected_order_each_get_theirs_ba
     for member in (JOHN_KOUNTA, LUCY_KOUNTA):
         assert await kounta_balance(café, member) == expected, member
         assert await told(café, member) == expected - 100
+
+
+async def kounta_hooks(gw: Gateway, order_id: str, times: int) -> list[int]:
+    """Kounta's ``orders/updated`` for the order, ``times`` at once (its own deliveries
+    are concurrent too); the statuses the gateway answered."""
+    async with gw.runtime.db.read() as session:
+        secret = await webhook_secret(session, gw.runtime.cipher, gw.merchant.id, Pos.KOUNTA)
+    body = {"id": order_id, "company_id": KOUNTA_COMPANY}
+    headers = {"Authorization": secret or ""}
+    answers = await asyncio.gather(
+        *(gw.client.post("/webhooks/kounta", json=body, headers=headers) for _ in range(times))
+    )
+    return [answer.status_code for answer in answers]
+
+
+async def test_concurrent_webhooks_for_a_rejected_order_give_back_once_and_never_fail(
+    café: Gateway, kounta: SandboxHandle, runtime: Runtime
+) -> None:
+    await ledger_gift(café, JOHN_KOUNTA, "100")
+    pos = KountaPos(café)
+    found = (await pos.lookup(JOHN_KOUNTA, JOHN_KOUNTA)).json()
+    assert await pos.redeem(reward_url(found, "free-coffee"), JOHN_ORDER) == {"success": True}
+    till(kounta, JOHN_ORDER, "reject", deliveries=0)
+    assert await kounta_hooks(café, JOHN_ORDER, 20) == [200] * 20
+    assert await kounta_balance(café, JOHN_KOUNTA) == Decimal(100)
+    assert await told(café, JOHN_KOUNTA) == Decimal(0)
+
+
+async def test_concurrent_webhooks_for_a_completion_and_a_refund_move_each_once(
+    café: Gateway, kounta: SandboxHandle, runtime: Runtime
+) -> None:
+    afterlife.pay_cash(kounta, JOHN_ORDER, afterlife.TOTAL)
+    till(kounta, JOHN_ORDER, "complete", deliveries=0)
+    answered = await kounta_hooks(café, JOHN_ORDER, 20)
+    assert set(answered) <= {200, 503}, answered  # 503: Kounta asks again later
+    await reconcile(runtime)
+    assert await kounta_balance(café, JOHN_KOUNTA) == afterlife.EARNED
+    till(kounta, JOHN_ORDER, "refund", 0, method_id=afterlife.CASH, amount=Decimal("-12.50"))
+    answered = await kounta_hooks(café, JOHN_ORDER, 20)
+    assert set(answered) <= {200, 503}, answered
+    await reconcile(runtime)
+    expected = afterlife.EARNED - afterlife.share(Decimal("12.50"))
+    assert await kounta_balance(café, JOHN_KOUNTA) == expected
+    assert await told(café, JOHN_KOUNTA) == expected
