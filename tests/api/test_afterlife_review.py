@@ -260,3 +260,27 @@ async def test_concurrent_webhooks_for_a_completion_and_a_refund_move_each_once(
     expected = afterlife.EARNED - afterlife.share(Decimal("12.50"))
     assert await kounta_balance(café, JOHN_KOUNTA) == expected
     assert await told(café, JOHN_KOUNTA) == expected
+
+
+LOYALTY_METHOD_ID = 12  # the café's loyalty payment method (tests/api/conftest.py)
+
+
+@pytest.mark.parametrize("on_time", [True, False])
+async def test_a_refund_of_the_loyalty_tender_ends_the_same_whenever_the_gateway_looks(
+    café: Gateway, kounta: SandboxHandle, runtime: Runtime, on_time: bool
+) -> None:
+    """The order paid 4.60 with points (a reward) and the rest cash; the till gives the
+    points tender back (a negative payment of the loyalty method). The balance the final
+    state implies must not depend on whether the completion was seen before the refund."""
+    await ledger_gift(café, JOHN_KOUNTA, "100")
+    pos = KountaPos(café)
+    found = (await pos.lookup(JOHN_KOUNTA, JOHN_KOUNTA)).json()
+    assert await pos.redeem(reward_url(found, "free-coffee"), JOHN_ORDER) == {"success": True}
+    afterlife.pay_cash(kounta, JOHN_ORDER, afterlife.TOTAL - Decimal("4.60"))
+    till(kounta, JOHN_ORDER, "complete", deliveries=1 if on_time else 0)
+    refunded = till(kounta, JOHN_ORDER, "refund", 1 if on_time else 0,
+                    method_id=LOYALTY_METHOD_ID, amount=Decimal("-4.60"))  # fmt: skip
+    assert refunded == ([200] if on_time else [])
+    await reconcile(runtime)
+    # 100 - 40 + 2.89 earned on the 33.35 paid in cash - 0.35 (4.60 of 37.95 refunded)
+    assert await kounta_balance(café, JOHN_KOUNTA) == Decimal("62.54")
