@@ -16,8 +16,11 @@ from __future__ import annotations
 from collections import defaultdict
 from decimal import Decimal
 
+import structlog
+
 from gateway import priority
 from gateway.domain.activity import ActivityKind, Movement
+from gateway.domain.errors import GatewayError
 from gateway.domain.merchant import PointsSource, Pos
 from gateway.domain.money import ZERO
 from gateway.domain.sales import SaleState, state_of
@@ -31,6 +34,8 @@ from gateway.services.customers import get_xseries_customer
 from gateway.services.points import points_book, tell
 from gateway.store import activity
 
+log = structlog.get_logger("gateway.xseries_sales")
+
 
 def earned_key(sale_id: str) -> str:
     return f"xseries-sale:{sale_id}:earned"
@@ -39,7 +44,7 @@ def earned_key(sale_id: str) -> str:
 async def follow_sale(scope: Scope, sale_id: str, sale: RegisterSale | None = None) -> str:
     """Look at the sale as X-Series has it now; says what it found."""
     with priority.background():
-        await pay_with_loyalty.follow_up_sale(scope, sale_id)  # rule 5, if the gateway paid
+        await _rule_5(scope, sale_id)
         if scope.merchant.points_source is not PointsSource.XSERIES:
             return "not followed: the balance of record is the gateway's"
         if sale is None:
@@ -55,6 +60,18 @@ async def follow_sale(scope: Scope, sale_id: str, sale: RegisterSale | None = No
             await _after_void(scope, sale)
             return "voided"
         return state.value.lower()
+
+
+async def _rule_5(scope: Scope, sale_id: str) -> None:
+    """Rule 5, if the gateway paid part of the sale. Refused (the points spent at the till
+    meanwhile), it is marked for the worker's later try, and must not keep what X-Series
+    did from the history; anything transient is looked at again (the sale with it)."""
+    try:
+        await pay_with_loyalty.follow_up_sale(scope, sale_id)
+    except GatewayError as failed:
+        if failed.transient:
+            raise
+        log.info("rule 5 left to the worker", sale=sale_id, reason=failed.message)
 
 
 async def _tell_till(scope: Scope, sale: RegisterSale, state: SaleState) -> None:

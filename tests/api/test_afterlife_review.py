@@ -6,6 +6,7 @@ reconciliation run by hand."""
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 from collections.abc import AsyncIterator
 from decimal import Decimal
@@ -29,7 +30,7 @@ from tests.api.test_graphql_sales import balance, create, pay
 from tests.api.test_kounta_adapters import JOHN_KOUNTA, JOHN_ORDER
 from tests.api.test_order_afterlife import balance as kounta_balance
 from tests.api.test_order_afterlife import till
-from tests.demo_ids import TONY
+from tests.demo_ids import CASH, GST, LOYALTY, REGISTER, TONY, TSHIRT, USER
 from tests.support import SandboxHandle
 
 # The Kounta café, and the gateway server its till's webhooks reach (its fixtures).
@@ -284,3 +285,110 @@ async def test_a_refund_of_the_loyalty_tender_ends_the_same_whenever_the_gateway
     await reconcile(runtime)
     # 100 - 40 + 2.89 earned on the 33.35 paid in cash - 0.35 (4.60 of 37.95 refunded)
     assert await kounta_balance(café, JOHN_KOUNTA) == Decimal("62.54")
+
+
+@pytest.mark.parametrize("chosen", [VoidPolicy.RETURN, VoidPolicy.KEEP])
+async def test_a_top_up_reward_that_closes_a_sale_part_paid_with_points_then_a_void(
+    shop: Gateway, xseries: SandboxHandle, runtime: Runtime, chosen: VoidPolicy
+) -> None:
+    """8 paid with points, then "big-treat" (10 points, a top-up of 5, pays 15) closes
+    the sale: X-Series credits 2, rule 5 takes the 2 back (all 23 paid with loyalty).
+    On the void X-Series returns 23 and takes the 2: the gateway gives back its rule-5
+    correction and settles the rest by policy."""
+    await policy(shop, chosen)
+    sale = (await create(shop, status="SAVED"))["sale"]
+    assert (await pay(shop, sale["id"], "8"))["sale"]["status"] == "SAVED"
+    redeemed = await redeem(shop, "big-treat", sale["id"])
+    assert redeemed["__typename"] == "RedeemRewardSuccess", redeemed
+    await hook(shop, pos_id(sale))
+    assert balance(xseries, TONY) == START - 8 - 10
+    assert await told(shop) == -18
+    void(xseries, pos_id(sale))
+    await hook(shop, pos_id(sale), times=2)
+    await reconcile(runtime)
+    expected = START if chosen is VoidPolicy.RETURN else START - 18
+    assert balance(xseries, TONY) == expected
+    assert await told(shop) == expected - START
+
+
+def close_at_the_till(xseries: SandboxHandle, sale_id: str, cash: str) -> None:
+    """The till takes the rest in cash and closes the sale (no webhook reaches us)."""
+    stored = xseries.get(f"/api/register_sales/{sale_id}")["register_sales"][0]
+    body = {k: v for k, v in stored.items() if k not in ("totals", "taxes", "state")}
+    body["status"] = "CLOSED"
+    body["register_sale_payments"] = [
+        *stored["register_sale_payments"],
+        {"retailer_payment_type_id": CASH, "amount": Decimal(cash)},
+    ]
+    response = xseries.post("/api/register_sales", json.loads(json.dumps(body, default=str)))
+    assert response.status_code == 200, response.text
+
+
+@pytest.mark.parametrize("chosen", [VoidPolicy.RETURN, VoidPolicy.KEEP])
+async def test_a_sale_part_paid_with_points_closed_and_voided_unseen_follows_the_policy(
+    shop: Gateway, xseries: SandboxHandle, runtime: Runtime, chosen: VoidPolicy
+) -> None:
+    await policy(shop, chosen)
+    sale = (await create(shop, status="SAVED"))["sale"]
+    assert (await pay(shop, sale["id"], "10"))["sale"]["status"] == "SAVED"
+    close_at_the_till(xseries, pos_id(sale), "13")
+    assert balance(xseries, TONY) == START - 10 + 2  # X-Series credited the lines' 2
+    void(xseries, pos_id(sale))
+    await reconcile(runtime)
+    await hook(shop, pos_id(sale))
+    await reconcile(runtime)
+    expected = START if chosen is VoidPolicy.RETURN else START - 10
+    assert balance(xseries, TONY) == expected
+    assert await told(shop) == expected - START
+
+
+@pytest.mark.parametrize("act", ["reject", "delete"])
+async def test_a_discount_reward_on_an_order_that_is_gone_gives_its_points_back(
+    café: Gateway, kounta: SandboxHandle, runtime: Runtime, act: str
+) -> None:
+    await ledger_gift(café, JOHN_KOUNTA, "150")
+    pos = KountaPos(café)
+    found = (await pos.lookup(JOHN_KOUNTA, JOHN_KOUNTA)).json()
+    assert await pos.redeem(reward_url(found, "ten-off"), JOHN_ORDER) == {"success": True}
+    assert await kounta_balance(café, JOHN_KOUNTA) == Decimal(50)
+    assert till(kounta, JOHN_ORDER, act, deliveries=3) == [200] * 3
+    await reconcile(runtime)
+    assert await kounta_balance(café, JOHN_KOUNTA) == Decimal(150)
+    assert await told(café, JOHN_KOUNTA) == Decimal(0)
+
+
+def till_sale(xseries: SandboxHandle, loyalty: str) -> str:
+    """A sale at the till, left open, paid ``loyalty`` with points (of 46)."""
+    body = {
+        "register_id": REGISTER,
+        "user_id": USER,
+        "customer_id": TONY,
+        "status": "SAVED",
+        "register_sale_products": [
+            {"product_id": TSHIRT, "quantity": 2, "price": 20, "tax": 3, "tax_id": GST}
+        ],
+        "register_sale_payments": [{"retailer_payment_type_id": LOYALTY, "amount": loyalty}],
+    }
+    response = xseries.post("/api/register_sales", body)
+    assert response.status_code == 200, response.text
+    sale_id: str = response.json()["register_sale"]["id"]
+    return sale_id
+
+
+async def test_a_refused_rule_5_correction_does_not_keep_the_sale_out_of_the_history(
+    shop: Gateway, xseries: SandboxHandle, runtime: Runtime
+) -> None:
+    """10 of a sale paid with points through the gateway; the till closes it (X-Series
+    credits 2) after the customer spent everything at the till: the rule-5 correction
+    (0.87) is refused for now, and must not stop the gateway telling what X-Series did."""
+    sale = (await create(shop, status="SAVED"))["sale"]
+    assert (await pay(shop, sale["id"], "10"))["sale"]["status"] == "SAVED"
+    spent = [till_sale(xseries, "40")]
+    close_at_the_till(xseries, pos_id(sale), "13")
+    spent.append(till_sale(xseries, "2"))
+    assert balance(xseries, TONY) == Decimal(0)
+    for sale_id in (pos_id(sale), *spent):
+        await hook(shop, sale_id)
+    await reconcile(runtime)
+    assert balance(xseries, TONY) == Decimal(0)  # the correction waits for points
+    assert await told(shop) == balance(xseries, TONY) - START
