@@ -392,3 +392,47 @@ async def test_a_refused_rule_5_correction_does_not_keep_the_sale_out_of_the_his
     await reconcile(runtime)
     assert balance(xseries, TONY) == Decimal(0)  # the correction waits for points
     assert await told(shop) == balance(xseries, TONY) - START
+
+
+def closed_till_sale(xseries: SandboxHandle, quantity: str, loyalty_value: str) -> str:
+    """A T-shirt sold at the till to Tony, closed, paid in cash: X-Series credits
+    ``loyalty_value`` × ``quantity``."""
+    cash = (Decimal(23) * Decimal(quantity)).quantize(Decimal("0.01"))
+    body = {
+        "register_id": REGISTER,
+        "user_id": USER,
+        "customer_id": TONY,
+        "status": "CLOSED",
+        "register_sale_products": [
+            {
+                "product_id": TSHIRT,
+                "quantity": quantity,
+                "price": 20,
+                "tax": 3,
+                "tax_id": GST,
+                "loyalty_value": loyalty_value,
+            }
+        ],
+        "register_sale_payments": [{"retailer_payment_type_id": CASH, "amount": str(cash)}],
+    }
+    response = xseries.post("/api/register_sales", body)
+    assert response.status_code == 200, response.text
+    sale_id: str = response.json()["register_sale"]["id"]
+    return sale_id
+
+
+async def test_one_sale_the_poll_cannot_follow_does_not_stop_the_pass(
+    shop: Gateway, xseries: SandboxHandle, runtime: Runtime
+) -> None:
+    """Whatever goes wrong with one sale (here: the fraction of a point X-Series credits
+    for a third of a T-shirt), the pass goes on with the others and returns."""
+    closed_till_sale(xseries, "0.3333", "1.38")
+    closed_till_sale(xseries, "1", "2")
+    report = await recover_once(Services(runtime), reconcile=True)
+    assert [done.looked_at for done in report.reconciled] == [2]
+    async with runtime.db.read() as session:
+        told_earnings = [
+            row.points
+            for row in (await activity.page(session, shop.merchant.id, TONY, first=10))[0]
+        ]
+    assert Decimal(2) in told_earnings
