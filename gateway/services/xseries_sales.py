@@ -25,7 +25,7 @@ from gateway.domain.merchant import PointsSource, Pos
 from gateway.domain.money import ZERO
 from gateway.domain.sales import SaleState, state_of
 from gateway.pos.errors import UpstreamNotFound
-from gateway.pos.xseries.models import RegisterSale
+from gateway.pos.xseries.models import RegisterSale, balance_step
 from gateway.pos.xseries.translate import to_sale
 from gateway.services import catalog, create_sale, pay_with_loyalty, writes
 from gateway.services.afterlife import ensure_settled, settle_redeemed
@@ -110,15 +110,15 @@ async def _tell_till(scope: Scope, sale: RegisterSale, state: SaleState) -> None
 
 async def _earned_at_close(scope: Scope, sale: RegisterSale) -> Decimal:
     """What X-Series credits when the sale closes: every line's ``loyalty_value`` times its
-    quantity, if loyalty is on for the account and the customer (a return's lines are
-    negative, so is this)."""
+    quantity, to the places the balance keeps, if loyalty is on for the account and the
+    customer (a return's lines are negative, so is this)."""
     config = await catalog.account_config(scope)
     if not config.enable_loyalty:
         return ZERO
     customer = await get_xseries_customer(scope, sale.customer_id or "")
     if not customer.loyalty_enabled:
         return ZERO
-    return sum((line.loyalty_value * line.quantity for line in sale.lines), ZERO)
+    return balance_step(sum((line.loyalty_value * line.quantity for line in sale.lines), ZERO))
 
 
 async def _after_void(scope: Scope, sale: RegisterSale) -> None:

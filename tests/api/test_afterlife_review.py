@@ -436,3 +436,15 @@ async def test_one_sale_the_poll_cannot_follow_does_not_stop_the_pass(
             for row in (await activity.page(session, shop.merchant.id, TONY, first=10))[0]
         ]
     assert Decimal(2) in told_earnings
+
+
+async def test_a_fraction_of_a_point_credited_at_the_till_is_told_as_the_balance_shows_it(
+    shop: Gateway, xseries: SandboxHandle, runtime: Runtime
+) -> None:
+    """A third of a T-shirt earns 0.3333 × 1.38 = 0.459954 at X-Series, whose balance
+    shows five places: told as 0.45995, and the webhook is answered, not a 500."""
+    sale_id = closed_till_sale(xseries, "0.3333", "1.38")
+    await hook(shop, sale_id)
+    await reconcile(runtime)
+    assert balance(xseries, TONY) == Decimal("50.45995")
+    assert await told(shop) == balance(xseries, TONY) - START
