@@ -448,3 +448,37 @@ async def test_a_fraction_of_a_point_credited_at_the_till_is_told_as_the_balance
     await reconcile(runtime)
     assert balance(xseries, TONY) == Decimal("50.45995")
     assert await told(shop) == balance(xseries, TONY) - START
+
+
+async def test_two_workers_reconciling_at_once_apply_each_change_once(
+    café: Gateway, kounta: SandboxHandle, runtime: Runtime
+) -> None:
+    afterlife.pay_cash(kounta, JOHN_ORDER, afterlife.TOTAL)
+    till(kounta, JOHN_ORDER, "complete", deliveries=0)
+    till(kounta, JOHN_ORDER, "refund", 0, method_id=afterlife.CASH, amount=Decimal("-12.50"))
+    await asyncio.gather(*(recover_once(Services(runtime), reconcile=True) for _ in range(2)))
+    await reconcile(runtime)
+    expected = afterlife.EARNED - afterlife.share(Decimal("12.50"))
+    assert await kounta_balance(café, JOHN_KOUNTA) == expected
+    assert await told(café, JOHN_KOUNTA) == expected
+
+
+async def test_a_redemption_in_flight_when_the_till_rejects_is_settled_then_given_back(
+    café: Gateway, kounta: SandboxHandle, runtime: Runtime
+) -> None:
+    """The reward's payment reached Kounta but its answer was lost; the till rejects the
+    order meanwhile: the webhook is asked again later (503), nothing is decided until the
+    redemption settles, then its points come back once (RETURN)."""
+    await ledger_gift(café, JOHN_KOUNTA, "100")
+    pos = KountaPos(café)
+    found = (await pos.lookup(JOHN_KOUNTA, JOHN_KOUNTA)).json()
+    payments = f"/v1/companies/{KOUNTA_COMPANY}/orders/{JOHN_ORDER}/payments"
+    kounta.faults(status=503, fail_next=1, method="POST", path=payments, after=True)
+    answer = await pos.redeem(reward_url(found, "free-coffee"), JOHN_ORDER)
+    assert answer["success"] is False, answer
+    assert till(kounta, JOHN_ORDER, "reject", deliveries=2) == [503, 503]
+    assert await kounta_balance(café, JOHN_KOUNTA) == Decimal(60)
+    await reconcile(runtime)
+    await reconcile(runtime)
+    assert await kounta_balance(café, JOHN_KOUNTA) == Decimal(100)
+    assert await told(café, JOHN_KOUNTA) == Decimal(0)
