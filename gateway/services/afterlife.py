@@ -65,7 +65,8 @@ async def settle_redeemed(
     for member_id in sorted(set(redeemed) | set(by_pos)):
         give = redeemed_to_give(policy, redeemed.get(member_id, Decimal(0)),
                                 by_pos.get(member_id, Decimal(0)))  # fmt: skip
-        key = f"void:{pos.value.lower()}:{sale_id}:redeemed"
+        # One key per member: two members may have redeemed on one order.
+        key = f"void:{pos.value.lower()}:{sale_id}:redeemed:{member_id}"
         if give > 0:
             movement = Movement(ActivityKind.RETURNED, f"Given back: {what}", pos, sale_id)
             await points_book(scope).credit(member_id, give, key, movement)

@@ -34,7 +34,7 @@ from gateway.domain.sales import (
     closing_status,
     state_of,
 )
-from gateway.pos.xseries.models import LineWrite, PaymentWrite
+from gateway.pos.xseries.models import LineWrite, PaymentWrite, RegisterSale
 from gateway.pos.xseries.models import NewSale as SaleWrite
 from gateway.pos.xseries.translate import to_sale
 from gateway.services import catalog, writes
@@ -50,6 +50,8 @@ from gateway.store.writes import WriteStatus
 
 OPERATION = "createSale"
 KIND = "xseries.sale_create"
+# The intent's record of the loyalty payment a sale was created with.
+LOYALTY_FIELD = "loyalty_payment"
 SALE = TypeAdapter(Sale)
 SOURCE_NAMESPACE = uuid.UUID("6f3b0c3e-6a4c-4b55-9f59-2f0a8e4c1d10")
 # How long before it was sent a read-back starts looking for a sale whose answer was lost
@@ -182,7 +184,7 @@ async def _create(scope: Scope, checked: _CheckedSale, attempt: Attempt) -> Sale
         customer = await get_xseries_customer(scope, checked.customer_pos_id, fresh=True)
         sale = await _sale_to_post(scope, checked, customer, source_id)
         lease.ensure_held()
-        return await _post(scope, attempt.key, sale)
+        return await _post(scope, attempt.key, sale, checked.loyalty_payment)
 
 
 async def created_already(scope: Scope, owner: str) -> Sale | None:
@@ -208,18 +210,34 @@ async def _find_sale(scope: Scope, intent: dict[str, Any]) -> dict[str, Any] | N
     return {"sale_id": found.id} if found else None
 
 
-async def _post(scope: Scope, owner: str, sale: SaleWrite) -> Sale:
+def created_target(scope: Scope, source_id: str) -> str:
+    """A sale not yet created has no id: its source id names it, so only this request's
+    own writes can be in each other's way."""
+    return writes.xseries_sale(scope, f"source:{source_id}")
+
+
+async def loyalty_paid_at_creation(scope: Scope, sale: RegisterSale) -> Decimal:
+    """The loyalty payment the gateway created ``sale`` with (0 if it did not create it,
+    or without one): a loyalty payment made through the gateway like any other, which
+    X-Series gives back on a void (services/xseries_sales.py)."""
+    if not sale.source_id:
+        return ZERO
+    return await writes.landed_amount(
+        scope, created_target(scope, sale.source_id), KIND, LOYALTY_FIELD
+    )
+
+
+async def _post(scope: Scope, owner: str, sale: SaleWrite, loyalty: Decimal = ZERO) -> Sale:
     client = await scope.xseries()
     posted = await writes.send(
         scope,
         owner=owner,
-        # A sale not yet created has no id: its source id names it, so only this
-        # request's own writes can be in each other's way.
-        target=writes.xseries_sale(scope, f"source:{sale.source_id}"),
+        target=created_target(scope, sale.source_id),
         kind=KIND,
         intent={
             "source_id": sale.source_id,
             "since": (scope.runtime.clock() - RECONCILE_WINDOW).isoformat(),
+            LOYALTY_FIELD: str(loyalty),
         },
         write=lambda: client.create_sale(sale),
         outcome=lambda created: {"sale_id": created.id},

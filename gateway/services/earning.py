@@ -138,8 +138,15 @@ async def order_earning(scope: Scope, order: Order, member_enabled: bool) -> Quo
         at=datetime.now(UTC),
     )
     method_id = scope.merchant.account(Pos.KOUNTA).settings.get("payment_method_id")
+    # What was paid with points when it was paid: a later refund of that tender (a negative
+    # payment) does not make it earn, so the earning is the same whenever it is worked out.
     paid_with_points = sum(
-        (p.amount for p in order.payments if method_id and p.method_id == method_id), ZERO
+        (
+            p.amount
+            for p in order.payments
+            if method_id and p.method_id == method_id and p.amount > 0
+        ),
+        ZERO,
     )
     lines = [
         LineToQuote(line.product_id or "", line.quantity, *order.line_amounts(line))

@@ -142,7 +142,9 @@ class LedgerPoints:
             if amount < 0 and current + amount < 0:
                 raise InsufficientBalance.of(current, -amount, "points")
             crash_point(f"points.before:{key.split(':', 1)[0]}")
-            await ledger.append(session, merchant_id, member_id, amount, key, movement.reason)
+            if not await ledger.append(session, merchant_id, member_id, amount, key,
+                                       movement.reason):  # fmt: skip
+                return  # written meanwhile by another: idempotent by key
             await activity.record(
                 session, merchant_id=merchant_id, member_id=member_id, key=key, points=amount,
                 movement=movement, at=datetime.now(UTC), balance_after=current + amount,

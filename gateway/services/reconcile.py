@@ -123,10 +123,16 @@ async def _xseries(scope: Scope, since: datetime, done: Pass) -> None:
 
 
 async def _follow(done: Pass, label: str, work: Awaitable[object]) -> None:
-    """One change, applied; a failure is noted (the checkpoint stays) and the pass goes on."""
+    """One change, applied; a failure is noted (the checkpoint stays) and the pass goes on.
+    A fault of ours with one change (not one of the error vocabulary) is noted too, and
+    logged with its trace: left to raise, it would stop every pass at the same change,
+    for every merchant after it, for good."""
     try:
         await work
     except GatewayError as failure:
         if failure.transient:
             done.failed.append(f"{label}: {failure.message}")
         log.info("not reconciled", merchant=done.merchant, item=label, reason=failure.message)
+    except Exception:
+        done.failed.append(f"{label}: a fault of the gateway's (logged)")
+        log.exception("not reconciled: a fault", merchant=done.merchant, item=label)

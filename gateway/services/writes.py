@@ -73,11 +73,12 @@ def hold(scope: Scope, target: str) -> AbstractAsyncContextManager[Lease]:
     )
 
 
-async def landed_amount(scope: Scope, target: str, kind: str) -> Decimal:
-    """What the gateway's landed writes of ``kind`` to ``target`` paid, in all."""
+async def landed_amount(scope: Scope, target: str, kind: str, field: str = "amount") -> Decimal:
+    """What the gateway's landed writes of ``kind`` to ``target`` paid, in all: the sum of
+    their intents' ``field`` (absent: 0)."""
     async with scope.runtime.db.read() as session:
         landed = await store.landed_on(session, target, kind)
-    return sum((Decimal(write.intent["amount"]) for write in landed), Decimal(0))
+    return sum((Decimal(write.intent.get(field) or 0) for write in landed), Decimal(0))
 
 
 async def follow_up(

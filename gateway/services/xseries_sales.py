@@ -16,20 +16,25 @@ from __future__ import annotations
 from collections import defaultdict
 from decimal import Decimal
 
+import structlog
+
 from gateway import priority
 from gateway.domain.activity import ActivityKind, Movement
+from gateway.domain.errors import GatewayError
 from gateway.domain.merchant import PointsSource, Pos
 from gateway.domain.money import ZERO
 from gateway.domain.sales import SaleState, state_of
 from gateway.pos.errors import UpstreamNotFound
-from gateway.pos.xseries.models import RegisterSale
+from gateway.pos.xseries.models import RegisterSale, balance_step
 from gateway.pos.xseries.translate import to_sale
-from gateway.services import catalog, pay_with_loyalty, writes
+from gateway.services import catalog, create_sale, pay_with_loyalty, writes
 from gateway.services.afterlife import ensure_settled, settle_redeemed
 from gateway.services.context import Scope
 from gateway.services.customers import get_xseries_customer
 from gateway.services.points import points_book, tell
 from gateway.store import activity
+
+log = structlog.get_logger("gateway.xseries_sales")
 
 
 def earned_key(sale_id: str) -> str:
@@ -39,7 +44,7 @@ def earned_key(sale_id: str) -> str:
 async def follow_sale(scope: Scope, sale_id: str, sale: RegisterSale | None = None) -> str:
     """Look at the sale as X-Series has it now; says what it found."""
     with priority.background():
-        await pay_with_loyalty.follow_up_sale(scope, sale_id)  # rule 5, if the gateway paid
+        await _rule_5(scope, sale_id)
         if scope.merchant.points_source is not PointsSource.XSERIES:
             return "not followed: the balance of record is the gateway's"
         if sale is None:
@@ -55,6 +60,18 @@ async def follow_sale(scope: Scope, sale_id: str, sale: RegisterSale | None = No
             await _after_void(scope, sale)
             return "voided"
         return state.value.lower()
+
+
+async def _rule_5(scope: Scope, sale_id: str) -> None:
+    """Rule 5, if the gateway paid part of the sale. Refused (the points spent at the till
+    meanwhile), it is marked for the worker's later try, and must not keep what X-Series
+    did from the history; anything transient is looked at again (the sale with it)."""
+    try:
+        await pay_with_loyalty.follow_up_sale(scope, sale_id)
+    except GatewayError as failed:
+        if failed.transient:
+            raise
+        log.info("rule 5 left to the worker", sale=sale_id, reason=failed.message)
 
 
 async def _tell_till(scope: Scope, sale: RegisterSale, state: SaleState) -> None:
@@ -93,15 +110,15 @@ async def _tell_till(scope: Scope, sale: RegisterSale, state: SaleState) -> None
 
 async def _earned_at_close(scope: Scope, sale: RegisterSale) -> Decimal:
     """What X-Series credits when the sale closes: every line's ``loyalty_value`` times its
-    quantity, if loyalty is on for the account and the customer (a return's lines are
-    negative, so is this)."""
+    quantity, to the places the balance keeps, if loyalty is on for the account and the
+    customer (a return's lines are negative, so is this)."""
     config = await catalog.account_config(scope)
     if not config.enable_loyalty:
         return ZERO
     customer = await get_xseries_customer(scope, sale.customer_id or "")
     if not customer.loyalty_enabled:
         return ZERO
-    return sum((line.loyalty_value * line.quantity for line in sale.lines), ZERO)
+    return balance_step(sum((line.loyalty_value * line.quantity for line in sale.lines), ZERO))
 
 
 async def _after_void(scope: Scope, sale: RegisterSale) -> None:
@@ -122,5 +139,6 @@ async def _after_void(scope: Scope, sale: RegisterSale) -> None:
             await points_book(scope).credit(member_id, points, f"void:xseries:{sale.id}:rule5",
                                             movement)  # fmt: skip
     paid = await writes.landed_amount(scope, target, pay_with_loyalty.KIND)
+    paid += await create_sale.loyalty_paid_at_creation(scope, sale)
     returned = {sale.customer_id or "": paid} if paid else {}
     await settle_redeemed(scope, Pos.XSERIES, sale.id, f"sale {label} was voided", returned)

@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.store.models import LedgerEntryRow
@@ -41,15 +42,20 @@ async def append(
     amount: Decimal,
     key: str,
     reason: str | None = None,
-) -> None:
-    session.add(
-        LedgerEntryRow(
-            merchant_id=merchant_id,
-            member_id=member_id,
-            amount=amount,
-            key=key,
-            reason=reason,
-            created_at=datetime.now(UTC),
-        )
+) -> bool:
+    """Write the entry; False if another transaction wrote one with this key meanwhile
+    (two hints of one change at once: the movement is made once, and this one is not)."""
+    row = LedgerEntryRow(
+        merchant_id=merchant_id,
+        member_id=member_id,
+        amount=amount,
+        key=key,
+        reason=reason,
+        created_at=datetime.now(UTC),
     )
-    await session.flush()
+    try:
+        async with session.begin_nested():
+            session.add(row)
+    except IntegrityError:
+        return False
+    return True

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field
@@ -27,6 +27,14 @@ from gateway.pos.fields import (
 
 CLOSED_STATUSES = frozenset({"CLOSED", "ONACCOUNT_CLOSED", "LAYBY_CLOSED"})
 LOYALTY_PAYMENT_TYPE_ID = "106"
+# A loyalty balance is kept to five places (0.9 sends "50.00000", docs/pos-contracts.md).
+BALANCE_STEP = Decimal("0.00001")
+
+
+def balance_step(value: Decimal) -> Decimal:
+    """A movement of a loyalty balance as the balance shows it: a line's loyalty times a
+    fractional quantity can be finer than the balance keeps."""
+    return value.quantize(BALANCE_STEP, rounding=ROUND_HALF_UP)
 
 
 class XModel(BaseModel):
