@@ -19,7 +19,7 @@ from datetime import UTC, datetime, timedelta
 import structlog
 
 from gateway.domain import signed
-from gateway.domain.errors import GatewayError, ValidationError
+from gateway.domain.errors import ErrorCode, GatewayError, ValidationError
 from gateway.domain.merchant import ConnectionStatus, Merchant, PointsSource, Pos, PosAccount
 from gateway.domain.rewards import default_rewards
 from gateway.pos.errors import UpstreamError
@@ -29,7 +29,7 @@ from gateway.pos.kounta.client import KountaClient
 from gateway.pos.kounta.models import PaymentMethod
 from gateway.pos.oauth import TokenSet
 from gateway.pos.xseries import oauth as xseries_oauth
-from gateway.services import subscriptions
+from gateway.services import earning, subscriptions
 from gateway.services.context import Services
 from gateway.settings import Settings
 from gateway.store import api_keys
@@ -288,7 +288,16 @@ async def _store(
         loaded = await merchant_store.get_merchant(session, merchant.id)
     assert loaded is not None
     log.info("pos connected", merchant=loaded.name, pos=account.pos.value)
+    await repaired(services, loaded.id)
     return loaded
+
+
+async def repaired(services: Services, merchant_id: str) -> int:
+    """A connection (re)made: earnings a broken one refused are owed, not done. They are
+    opened again for the worker, which credits them on its next pass."""
+    refused = frozenset({ErrorCode.UNAUTHORIZED.value, ErrorCode.POS_DISCONNECTED.value})
+    return await services.idempotency.store.reopen_refused(merchant_id, earning.OPERATION,
+                                                           refused)  # fmt: skip
 
 
 def _loyalty_method(methods: list[PaymentMethod]) -> PaymentMethod | None:

@@ -124,6 +124,9 @@ async def _earned_at_close(scope: Scope, sale: RegisterSale) -> Decimal:
 async def _after_void(scope: Scope, sale: RegisterSale) -> None:
     target = writes.xseries_sale(scope, sale.id)
     await ensure_settled(scope, Pos.XSERIES, sale.id, target)
+    if sale.source_id:  # created through the gateway: its creation settled too
+        await ensure_settled(scope, Pos.XSERIES, sale.id,
+                             create_sale.created_target(scope, sale.source_id))  # fmt: skip
     label = sale.invoice_number or sale.id
     async with scope.runtime.db.read() as session:
         told = await activity.on_sale(session, scope.merchant.id, Pos.XSERIES, sale.id)

@@ -124,6 +124,28 @@ class IdempotencyStore:
         """Give up without an answer; the next attempt resumes from the checkpoint."""
         return await self._update(lease, merchant_id, key, status=Status.RETRYABLE.value)
 
+    async def reopen_refused(self, merchant_id: str, operation: str, codes: frozenset[str]) -> int:
+        """Answers of ``operation`` that were refusals with one of ``codes`` become
+        RETRYABLE again, for the worker: work no caller waits on, refused by a connection
+        that has since been repaired (services/connect.py), is owed, not done."""
+        reopened = 0
+        async with self.db.transaction() as session:
+            rows = await session.scalars(
+                select(IdempotencyRow).where(
+                    IdempotencyRow.merchant_id == merchant_id,
+                    IdempotencyRow.operation == operation,
+                    IdempotencyRow.status == Status.COMPLETED.value,
+                    IdempotencyRow.result_json.startswith('{"error"'),
+                )
+            )
+            for row in rows:
+                error = json.loads(row.result_json or "{}").get("error") or {}
+                if error.get("code") in codes:
+                    row.status, row.result_json = Status.RETRYABLE.value, None
+                    row.updated_at = datetime(2000, 1, 1, tzinfo=UTC)  # due at once
+                    reopened += 1
+        return reopened
+
     async def unfinished(
         self,
         *,

@@ -13,15 +13,18 @@ import httpx
 import pytest
 
 from gateway.app import create_app
-from gateway.domain.merchant import VoidPolicy
+from gateway.domain.merchant import Pos, VoidPolicy
 from gateway.runtime import Runtime
+from gateway.sandbox.xseries import SCOPES
+from gateway.services import connect
 from gateway.services.context import Services
 from gateway.services.recovery import recover_once
 from gateway.settings import Settings
-from gateway.store import activity, ledger
+from gateway.store import activity, checkpoints, ledger
 from gateway.store.merchants import set_void_policy
 from tests.api.conftest import KOUNTA_COMPANY, Gateway, KountaPos, make_kounta_gateway, reward_url
 from tests.api.test_kounta_adapters import JOHN_KOUNTA, JOHN_ORDER, kounta_order, xseries_balance
+from tests.api.test_loyalty_permission import NO_LOYALTY_WRITE
 from tests.demo_ids import JOHN_SMITH
 from tests.support import SandboxHandle, ServerThread, free_port
 
@@ -257,5 +260,41 @@ async def test_an_xseries_balance_is_reversed_the_same_way(
         await reconcile(runtime)
         assert xseries_balance(xseries, JOHN_SMITH) == start + EARNED - share(Decimal("12.50"))
         assert kounta_order(kounta, JOHN_ORDER)["status"] == "COMPLETE"
+    finally:
+        await gw.client.aclose()
+
+
+async def reconcile_refused_again(runtime: Runtime) -> None:
+    report = await recover_once(Services(runtime), reconcile=True)
+    assert any(done.failed for done in report.reconciled)
+
+
+async def test_a_change_refused_for_now_keeps_the_checkpoint_until_it_applies(
+    runtime: Runtime, live: ServerThread, kounta: SandboxHandle, xseries: SandboxHandle
+) -> None:
+    """Nothing is dropped: while the X-Series token may not write loyalty, the lost
+    completion is refused (once: the refusal is remembered, never asked again) and the
+    checkpoint waits for it; once the store is reconnected with the permission, the worker
+    credits it, once."""
+    gw = await make_kounta_gateway(runtime, kounta, "Stark Industries", xseries=xseries)
+    try:
+        start = xseries_balance(xseries, JOHN_SMITH)
+        pay_cash(kounta, JOHN_ORDER, TOTAL)
+        till(kounta, JOHN_ORDER, "complete", deliveries=0)
+        xseries.scopes(NO_LOYALTY_WRITE)
+        report = await recover_once(Services(runtime), reconcile=True)
+        kounta_pass = next(p for p in report.reconciled if p.pos.value == "KOUNTA")
+        assert kounta_pass.failed and f"order {JOHN_ORDER}" in kounta_pass.failed[0]
+        async with runtime.db.read() as session:
+            assert await checkpoints.get(session, gw.merchant.id, Pos.KOUNTA) is None
+        await reconcile_refused_again(runtime)  # remembered: X-Series is not asked again
+        assert xseries.count("POST /api/2026-07/loyalty/adjustments/bulk") == 1
+        xseries.scopes(" ".join(SCOPES))
+        assert await connect.repaired(Services(runtime), gw.merchant.id) == 1  # reconnected
+        await reconcile(runtime)
+        await reconcile(runtime)
+        assert xseries_balance(xseries, JOHN_SMITH) == start + EARNED
+        async with runtime.db.read() as session:
+            assert await checkpoints.get(session, gw.merchant.id, Pos.KOUNTA) is not None
     finally:
         await gw.client.aclose()
