@@ -10,6 +10,8 @@ from __future__ import annotations
 import asyncio
 import os
 import secrets
+import shutil
+import tempfile
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +27,7 @@ from gateway.runtime import Runtime, utc_now
 from gateway.sandbox import kounta as kounta_sandbox
 from gateway.sandbox import xseries as xseries_sandbox
 from gateway.settings import Environment, Settings
+from gateway.store.db import Database
 from gateway.store.models import Base
 from tests.support import ManualClock, SandboxHandle, ServerThread
 
@@ -200,15 +203,48 @@ async def fresh_runtime(
 ) -> Runtime:
     """The gateway's resources on a clean, migrated store and an empty cache; ``transport``
     stands in for the network (an answer no sandbox gives)."""
+    copied = await _from_template(settings.database_url)
     runtime = Runtime(settings, clock=clock or utc_now, transport=transport)
     if runtime.db.dialect == "postgresql":
         async with runtime.db.engine.begin() as connection:
             tables = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
             await connection.execute(text(f"TRUNCATE {tables} CASCADE"))
-    else:
+    elif not copied:
         await runtime.db.migrate()
     await runtime.cache.clear()
     return runtime
+
+
+SQLITE = "sqlite+aiosqlite:///"
+_SQLITE_TEMPLATE: list[Path] = []  # the session's migrated SQLite file, made on first use
+
+
+def _new_sqlite_file(url: str) -> Path | None:
+    target = Path(url.removeprefix(SQLITE))
+    return target if url.startswith(SQLITE) and not target.exists() else None
+
+
+async def _from_template(url: str) -> bool:
+    """A new SQLite file starts as a copy of one migrated once per session (migrating each
+    test's file took most of a small test's time); False when ``url`` is not such a file."""
+    target = _new_sqlite_file(url)
+    if target is None:
+        return False
+    if not _SQLITE_TEMPLATE:
+        template = Path(tempfile.mkdtemp(prefix="gateway-template-")) / "migrated.db"
+        database = Database(f"{SQLITE}{template}")
+        try:
+            await database.migrate()
+        finally:
+            await database.dispose()  # the last connection closed: the WAL is folded in
+        _SQLITE_TEMPLATE.append(template)
+    shutil.copyfile(_SQLITE_TEMPLATE[0], target)
+    return True
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    for template in _SQLITE_TEMPLATE:
+        shutil.rmtree(template.parent, ignore_errors=True)
 
 
 @pytest.fixture

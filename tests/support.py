@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import subprocess
+import sys
 import threading
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -141,14 +144,28 @@ async def until(
         await asyncio.sleep(0.02)
 
 
+@contextmanager
+def sandbox_process(which: str, port: int, *flags: str) -> Iterator[str]:
+    """``gateway sandbox WHICH`` as a process of its own; yields the line it announces itself
+    with. Its output pipe is closed and the process reaped however the test ends."""
+    command = [sys.executable, "-m", "gateway.cli", "sandbox", which, "--port", str(port)]
+    with subprocess.Popen(
+        [*command, *flags], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    ) as process:
+        try:
+            assert process.stdout is not None
+            yield process.stdout.readline().strip()
+        finally:
+            process.terminate()
+            process.wait(timeout=30)
+
+
 class GatewayProcess:
     """``gateway serve`` as a real process of its own (so it can crash, or run beside
     another on one database), on a free port, with ``env`` on top of a clean environment."""
 
     def __init__(self, env: Mapping[str, str], *, port: int | None = None) -> None:
         import os
-        import subprocess
-        import sys
         import tempfile
 
         self.port = port or free_port()

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import secrets
-import subprocess
-import sys
 from pathlib import Path
 
 import httpx
@@ -16,7 +14,7 @@ from gateway.cli import app
 from gateway.services.subscriptions import KOUNTA_TOPICS
 from tests.conftest import XSERIES_TOKEN
 from tests.demo_ids import JOHNNY, TONY
-from tests.support import SandboxHandle, free_port
+from tests.support import SandboxHandle, free_port, sandbox_process
 
 runner = CliRunner()
 
@@ -184,24 +182,12 @@ def test_sandbox_command_serves_demo_data_and_fixtures(tmp_path: Path) -> None:
         (["--fixtures", str(fixtures)], "Fixture Shop"),
     ):
         port = free_port()
-        process = subprocess.Popen(
-            [sys.executable, "-m", "gateway.cli", "sandbox", "xseries", "--port", str(port),
-             "--token", "t0k", *extra],
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        )  # fmt: skip
-        try:
-            assert process.stdout is not None
-            assert (
-                process.stdout.readline().strip()
-                == f"X-Series sandbox on http://127.0.0.1:{port}/api"
-            )
+        with sandbox_process("xseries", port, "--token", "t0k", *extra) as announced:
+            assert announced == f"X-Series sandbox on http://127.0.0.1:{port}/api"
             url = f"http://127.0.0.1:{port}/api/config"
             assert httpx.get(url).status_code == 401
             config = httpx.get(url, headers={"Authorization": "Bearer t0k"}).json()["config"]
             assert config["retailer_name"] == expected
-        finally:
-            process.terminate()
-            process.wait(timeout=30)
 
 
 def test_sandbox_command_explains_bad_fixtures(tmp_path: Path) -> None:
@@ -214,14 +200,9 @@ def test_sandbox_command_explains_bad_fixtures(tmp_path: Path) -> None:
 
 def test_sandbox_command_restricts_its_tokens_to_the_scopes_given() -> None:
     port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "gateway.cli", "sandbox", "xseries", "--port", str(port),
-         "--token", "t0k", "--scopes", "retailer:read customers:read"],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )  # fmt: skip
-    try:
-        assert process.stdout is not None
-        assert process.stdout.readline().strip().startswith("X-Series sandbox on")
+    scopes = "retailer:read customers:read"
+    with sandbox_process("xseries", port, "--token", "t0k", "--scopes", scopes) as announced:
+        assert announced.startswith("X-Series sandbox on")
         headers = {"Authorization": "Bearer t0k"}
         base = f"http://127.0.0.1:{port}"
         assert httpx.get(f"{base}/api/config", headers=headers).status_code == 200
@@ -229,9 +210,6 @@ def test_sandbox_command_restricts_its_tokens_to_the_scopes_given() -> None:
         sales = httpx.get(f"{base}/api/register_sales", headers=headers)
         assert (sales.status_code, sales.json()) == (403, {"error": "permission denied"})
         assert httpx.get(f"{base}/api/config").status_code == 401
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
 
 
 def test_sandbox_command_explains_unknown_scopes() -> None:
@@ -306,21 +284,13 @@ def test_worker_once_with_nothing_to_do(env: Path) -> None:
 
 def test_kounta_sandbox_command(tmp_path: Path) -> None:
     port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "gateway.cli", "sandbox", "kounta", "--port", str(port), "--token", "k"],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )  # fmt: skip
-    try:
-        assert process.stdout is not None
-        assert process.stdout.readline().strip() == f"Kounta sandbox on http://127.0.0.1:{port}/v1"
+    with sandbox_process("kounta", port, "--token", "k") as announced:
+        assert announced == f"Kounta sandbox on http://127.0.0.1:{port}/v1"
         me = httpx.get(
             f"http://127.0.0.1:{port}/v1/companies/me",
             headers={"Authorization": "Bearer k", "Accept": "application/json"},
         )
         assert me.json()["name"] == "Stark Café"
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
 
 
 def test_invite_prints_a_connect_link_alone_on_its_last_line(

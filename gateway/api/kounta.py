@@ -29,15 +29,14 @@ from gateway.api.deadlines import answer_within
 from gateway.domain.errors import GatewayError, NotFound, Transient, ValidationError
 from gateway.domain.merchant import Pos
 from gateway.domain.money import cents_within, parse_amount
+from gateway.domain.signed import same_secret
 from gateway.domain.text import check_text
-from gateway.services import members, rewards
+from gateway.services import members, merchants, rewards
 from gateway.services.context import Scope, Services
 from gateway.services.customers import clean_keyword
 from gateway.services.merchants import by_kounta_company
 from gateway.services.redeem import redeem
 from gateway.services.redemption_records import RedemptionRequest
-from gateway.store.crypto import same_secret
-from gateway.store.merchants import get_merchant
 
 log = structlog.get_logger("gateway.kounta")
 
@@ -227,8 +226,7 @@ async def redeem_offer(request: Request) -> Response:
         return KountaJSON({"success": False, "error": str(refused)}, status_code=400)
     try:
         offer = rewards.read_offer(services.runtime, token)
-        async with services.runtime.db.read() as session:
-            merchant = await get_merchant(session, offer.merchant_id)
+        merchant = await merchants.by_id(services, offer.merchant_id)
         if merchant is None or not merchant.has(Pos.KOUNTA):
             return KountaJSON({"success": False, "error": "this store no longer offers rewards"})
         check_ids(params)

@@ -10,14 +10,11 @@ from starlette.routing import Route
 
 from gateway import jsonx
 from gateway.domain.errors import GatewayError, ValidationError
-from gateway.domain.merchant import Merchant, Pos
 from gateway.domain.text import check_text
-from gateway.services import catalog
+from gateway.services import catalog, merchants
 from gateway.services.context import Scope, Services
 from gateway.services.kounta_orders import follow_order
 from gateway.services.xseries_sales import follow_sale
-from gateway.store.crypto import same_secret
-from gateway.store.merchants import find_merchant_by_account, get_merchant, webhook_secret
 
 log = structlog.get_logger("gateway.webhooks")
 
@@ -38,15 +35,9 @@ async def kounta(request: Request) -> Response:
         order_id, company_id = _id(order, "id"), _id(order, "company_id")
     except ValidationError as bad:
         return _refused(f"expected an order with id and company_id: {bad.message}")
-    async with services.runtime.db.read() as session:
-        merchant = await find_merchant_by_account(session, Pos.KOUNTA, company_id)
-        secret = (
-            await webhook_secret(session, services.runtime.cipher, merchant.id, Pos.KOUNTA)
-            if merchant
-            else None
-        )
     presented = request.headers.get("authorization", "")
-    if merchant is None or not secret or not same_secret(presented, secret):
+    merchant = await merchants.kounta_webhook_sender(services, company_id, presented)
+    if merchant is None:
         return JSONResponse({"error": "unknown company or wrong Authorization"}, status_code=401)
     # The payload's word is only used to decide whether to ask again later: an order it
     # calls complete but that Kounta still shows open is not complete *yet*.
@@ -79,7 +70,7 @@ async def xseries(request: Request) -> Response:
     gateway paid part of with loyalty is looked at at once (rule 5 when it closes). Nothing
     here moves money on the payload's word."""
     services: Services = request.app.state.services
-    merchant = await _by_secret(services, request.path_params["secret"])
+    merchant = await merchants.xseries_webhook_sender(services, request.path_params["secret"])
     if merchant is None:
         return JSONResponse({"error": "unknown webhook address"}, status_code=401)
     form = await request.form()
@@ -106,17 +97,6 @@ async def xseries(request: Request) -> Response:
 
 
 PRODUCT_FIELDS = ("sku", "handle", "price_book_entries", "supply_price")
-
-
-async def _by_secret(services: Services, secret: str) -> Merchant | None:
-    """The merchant whose secret address this is (its id, then the secret part)."""
-    merchant_id, _, _ = secret[:200].partition(".")
-    async with services.runtime.db.read() as session:
-        merchant = await get_merchant(session, merchant_id) if merchant_id else None
-        if merchant is None or not merchant.has(Pos.XSERIES):
-            return None
-        stored = await webhook_secret(session, services.runtime.cipher, merchant.id, Pos.XSERIES)
-    return merchant if stored and same_secret(secret, stored) else None
 
 
 async def _follow_up_sale(scope: Scope, sale_id: str) -> None:

@@ -8,6 +8,11 @@ import hashlib
 import hmac
 
 
+def same_secret(presented: str, expected: str) -> bool:
+    """Compare secrets in constant time (an attacker learns nothing from the timing)."""
+    return hmac.compare_digest(presented.encode(), expected.encode())
+
+
 def sign(key: bytes, purpose: str, value: str) -> str:
     return f"{value}.{_mac(key, purpose, value)}"
 

@@ -13,6 +13,7 @@ import structlog
 from gateway.domain.errors import ValidationError
 from gateway.domain.merchant import Merchant, PointsSource, Pos, PosAccount
 from gateway.domain.rewards import default_rewards
+from gateway.domain.signed import same_secret
 from gateway.pos.errors import UpstreamError
 from gateway.pos.http import BearerToken
 from gateway.pos.kounta.client import KountaClient
@@ -162,6 +163,39 @@ async def verify_kounta(runtime: Runtime, credentials: KountaCredentials) -> Non
         raise ValidationError(
             f"Kounta has no payment method {credentials.payment_method_id}; it has {known}"
         )
+
+
+async def by_id(services: Services, merchant_id: str) -> Merchant | None:
+    async with services.runtime.db.read() as session:
+        return await store.get_merchant(session, merchant_id)
+
+
+async def kounta_webhook_sender(
+    services: Services, company_id: str, presented: str
+) -> Merchant | None:
+    """The merchant whose Kounta company this is, if ``presented`` is the Authorization its
+    webhooks were registered with (docs/architecture.md, "Connecting a shop")."""
+    async with services.runtime.db.read() as session:
+        merchant = await store.find_merchant_by_account(session, Pos.KOUNTA, company_id)
+        if merchant is None:
+            return None
+        secret = await store.webhook_secret(
+            session, services.runtime.cipher, merchant.id, Pos.KOUNTA
+        )
+    return merchant if secret and same_secret(presented, secret) else None
+
+
+async def xseries_webhook_sender(services: Services, secret: str) -> Merchant | None:
+    """The merchant whose secret webhook address this is (its id, then the secret part)."""
+    merchant_id, _, _ = secret[:200].partition(".")
+    async with services.runtime.db.read() as session:
+        merchant = await store.get_merchant(session, merchant_id) if merchant_id else None
+        if merchant is None or not merchant.has(Pos.XSERIES):
+            return None
+        stored = await store.webhook_secret(
+            session, services.runtime.cipher, merchant.id, Pos.XSERIES
+        )
+    return merchant if stored and same_secret(secret, stored) else None
 
 
 async def by_kounta_company(services: Services, company_id: str) -> Merchant | None:

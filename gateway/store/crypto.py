@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import hmac
 import secrets
 
 from cryptography.fernet import Fernet, InvalidToken
@@ -57,8 +56,3 @@ def hash_api_key(key: str) -> str:
 def api_key_prefix(key: str) -> str:
     """The part of a key safe to show in listings, enough to tell keys apart."""
     return key[: len(API_KEY_PREFIX) + 6]
-
-
-def same_secret(presented: str, expected: str) -> bool:
-    """Compare secrets in constant time (an attacker learns nothing from the timing)."""
-    return hmac.compare_digest(presented.encode(), expected.encode())

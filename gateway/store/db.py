@@ -7,17 +7,20 @@ transaction; PostgreSQL needs none of that.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import aiosqlite
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import event, text
-from sqlalchemy.engine import Connection
+from sqlalchemy.dialects.sqlite.aiosqlite import SQLiteDialect_aiosqlite
+from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -92,7 +95,7 @@ def _upgrade(connection: Connection) -> None:
 def _create_engine(url: str, *, echo: bool) -> AsyncEngine:
     if not url.startswith("sqlite"):
         return create_async_engine(url, echo=echo, pool_pre_ping=True)
-    engine = create_async_engine(url, echo=echo, connect_args={"timeout": 30})
+    engine = create_async_engine(url, echo=echo, async_creator=_sqlite_connector(url))
 
     @event.listens_for(engine.sync_engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -114,3 +117,31 @@ def _create_engine(url: str, *, echo: bool) -> AsyncEngine:
         connection.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
     return engine
+
+
+def _sqlite_connector(url: str) -> Any:
+    """Connect as SQLAlchemy would, but wait for aiosqlite's thread when connecting fails.
+
+    On a failed connect (a missing directory, no permission) aiosqlite queues its worker
+    thread's stop and returns at once; the thread then reports back to the event loop, which
+    may be closed by then: "Event loop is closed" raised in a thread, after the caller has
+    long handled the failure. Waiting for the thread here keeps the failure where it belongs.
+    """
+    args, kwargs = _create_sqlite_args(url)
+
+    async def connect() -> aiosqlite.Connection:
+        connection = aiosqlite.connect(*args, **kwargs)
+        # aiosqlite's worker thread must never keep the process alive (as SQLAlchemy sets).
+        connection._thread.daemon = True
+        try:
+            return await connection
+        except BaseException:
+            await asyncio.to_thread(connection._thread.join, 5)
+            raise
+
+    return connect
+
+
+def _create_sqlite_args(url: str) -> tuple[list[Any], dict[str, Any]]:
+    args, kwargs = SQLiteDialect_aiosqlite().create_connect_args(make_url(url))
+    return list(args), {**kwargs, "timeout": 30}

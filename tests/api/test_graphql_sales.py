@@ -361,7 +361,9 @@ async def test_twenty_concurrent_payments_apply_exactly_what_the_balance_covers(
 
 
 def sale_id_local(results: list[dict[str, Any]]) -> str:
-    return next(r["sale"]["posId"] for r in results if r["__typename"] == "PayWithLoyaltySuccess")
+    return str(
+        next(r["sale"]["posId"] for r in results if r["__typename"] == "PayWithLoyaltySuccess")
+    )
 
 
 async def test_two_gateway_processes_share_the_lock(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import httpx
 
 from gateway.api.graphql.schema import CACHE_SIZE
@@ -129,7 +131,7 @@ async def test_depth_and_alias_limits(gateway: Gateway) -> None:
 async def test_validation_is_cached_across_requests(gateway: Gateway) -> None:
     from strawberry.extensions.validation_cache import _get_validate_cache
 
-    cache = _get_validate_cache(CACHE_SIZE)
+    cache: Any = _get_validate_cache(CACHE_SIZE)  # an lru_cache, typed as a plain callable
     query = "{ merchant { name pointsLabel } }"
     await gateway.data(query)
     hits = cache.cache_info().hits

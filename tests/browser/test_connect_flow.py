@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import httpx
 import pytest
@@ -25,6 +26,9 @@ from tests.api.pages import pointed_at_sandboxes
 from tests.conftest import Backend
 from tests.support import SandboxHandle, ServerThread, free_port
 
+if TYPE_CHECKING:
+    from playwright.async_api import ViewportSize
+
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "screenshots"
 CHROMIUM_FLAGS = [
     "--no-sandbox",
@@ -35,7 +39,7 @@ CHROMIUM_FLAGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-PHONE = {"width": 360, "height": 780}
+PHONE: ViewportSize = {"width": 360, "height": 780}
 PNG = b"\x89PNG\r\n\x1a\n"
 NAME = "Corner Café"
 TIMEOUT_MS = 30_000

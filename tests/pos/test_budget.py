@@ -172,7 +172,7 @@ async def test_a_spent_window_is_refused_until_it_ends_then_probed_afresh() -> N
     assert [await budget.spend(ACCOUNT, probe_ttl_s=10) for _ in range(3)] == [
         Spend(),
         Spend(),
-        Spend(refused_for=pytest.approx(int(NOW) + 60 - NOW)),
+        Spend(refused_for=pytest.approx(int(NOW) + 60 - NOW)),  # type: ignore[arg-type]
     ]
     clock.now = int(NOW) + 60
     assert await budget.spend(ACCOUNT, probe_ttl_s=10) == Spend(probe=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -78,8 +78,8 @@ def tshirt_line(quantity: int = 1, loyalty: str = "2") -> dict[str, Any]:
 
 
 def new_sale(
-    status: str, lines: list[dict[str, Any]], payments: list[dict[str, Any]] = ()
-) -> dict[str, Any]:  # type: ignore[assignment]
+    status: str, lines: list[dict[str, Any]], payments: Sequence[dict[str, Any]] = ()
+) -> dict[str, Any]:
     return {
         "register_id": REGISTER,
         "user_id": USER,

@@ -239,7 +239,10 @@ async def test_a_bad_consent_request_is_a_400_page_and_never_a_redirect(
 
 
 async def test_a_parameter_given_twice_is_refused(web: httpx.AsyncClient, pos: Pos) -> None:
-    query = [*consent_query(**pos.asks).items(), ("redirect_uri", "https://evil.example/")]
+    query: list[tuple[str, str | int | float | bool | None]] = [
+        *consent_query(**pos.asks).items(),
+        ("redirect_uri", "https://evil.example/"),
+    ]
     answer = await web.get(pos.consent, params=query)
     assert answer.status_code == 400
     assert "redirect_uri is given more than once" in answer.text

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -13,7 +11,7 @@ from typer.testing import CliRunner
 
 from gateway.cli import app
 from tests.sandbox.consent import APP, consent_query, read_form, redirect_params
-from tests.support import free_port
+from tests.support import free_port, sandbox_process
 
 CALLBACK = "https://gw.example/cb"
 SANDBOXES = {
@@ -25,19 +23,11 @@ SANDBOXES = {
 @contextmanager
 def sandbox(which: str, *flags: str) -> Iterator[httpx.Client]:
     port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "gateway.cli", "sandbox", which, "--port", str(port), *flags],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )  # fmt: skip
-    try:
-        assert process.stdout is not None
-        assert "sandbox on http://127.0.0.1" in process.stdout.readline()
+    with sandbox_process(which, port, *flags) as announced:
+        assert "sandbox on http://127.0.0.1" in announced
         headers = SANDBOXES[which][4]
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", headers=headers) as client:
             yield client
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
 
 
 def connect(

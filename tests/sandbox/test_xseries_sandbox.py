@@ -142,7 +142,7 @@ async def test_without_a_configured_token_any_bearer_token_is_accepted() -> None
 
 def _requests_needing(scope: str) -> list[tuple[str, str, dict[str, str]]]:
     """Every route the scope table gives ``scope``, as a concrete request."""
-    found = []
+    found: list[tuple[str, str, dict[str, str]]] = []
     for (method, path), needs in ROUTE_SCOPES.items():
         url = path.replace("{id}", TSHIRT if "products" in path else JOHNNY_SALE)
         if isinstance(needs, str):

@@ -170,7 +170,7 @@ async def test_a_live_attempt_is_waited_for_not_redone(runtime: Runtime) -> None
     second = asyncio.create_task(call())
     await leases.found_busy.wait()
     finish.set()
-    assert await asyncio.gather(first, second) == [5, 5]
+    assert list(await asyncio.gather(first, second)) == [5, 5]
     assert runs == 1
 
 

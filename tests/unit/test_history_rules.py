@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+from collections.abc import Callable
 from datetime import UTC, datetime
 from decimal import Decimal
 
@@ -56,6 +57,7 @@ def test_a_cursor_names_its_place_in_its_own_list_only() -> None:
     assert cursors.decode(KEY, "m1:member-1", cursor) == (AT, "row-9")
     payload, _, signature = cursor.partition(".")
     forged = base64.urlsafe_b64encode(b'["c1","2999-01-01T00:00:00+00:00","row-9"]').decode()
+    wrong: Callable[[], object]
     for wrong in (
         lambda: cursors.decode(KEY, "m1:member-2", cursor),  # another customer's list
         lambda: cursors.decode(KEY, "m2:member-1", cursor),  # another merchant's

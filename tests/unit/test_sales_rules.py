@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from decimal import Decimal
 
 import pytest
@@ -93,6 +94,7 @@ def test_global_ids_round_trip_and_are_scoped_to_their_merchant() -> None:
     value = ids.encode(Kind.CUSTOMER, Pos.XSERIES, "m1", "06e35f89")
     decoded = ids.decode(value, Kind.CUSTOMER, "m1")
     assert (decoded.pos, decoded.local_id) == (Pos.XSERIES, "06e35f89")
+    wrong_merchant_or_kind: Callable[[], object]
     for wrong_merchant_or_kind in (
         lambda: ids.decode(value, Kind.CUSTOMER, "m2"),
         lambda: ids.decode(value, Kind.SALE, "m1"),
