@@ -39,8 +39,13 @@ async def rotate_secret(
         done: rotation.Rekeyed | None = None
         try:
             while done is None:  # the row changed under us (a token refresh): read it again
+                async with runtime.db.read() as session:
+                    read = await rotation.secrets(session, credential.id)
+                if read is None:  # disconnected and deleted meanwhile: nothing stored
+                    done = rotation.Rekeyed(0, 0)
+                    break
                 async with runtime.db.transaction() as session:
-                    done = await rotation.rekey(session, cipher, credential.id)
+                    done = await rotation.rekey(session, cipher, credential.id, read)
         except UndecryptableToken:
             report.unreadable.append((credential.merchant, credential.pos))
         else:

@@ -44,11 +44,11 @@ async def credentials(session: AsyncSession) -> list[Credential]:
     return [Credential(id, name, pos) for id, name, pos in rows.all()]
 
 
-async def rekey(session: AsyncSession, cipher: TokenCipher, credential_id: int) -> Rekeyed | None:
-    """Re-encrypt one row's secrets; None if the row changed since it was read (try again).
+Secrets = dict[str, bytes | None]  # each secret column as it was read
 
-    Raises ``UndecryptableToken`` when no configured key reads one of them.
-    """
+
+async def secrets(session: AsyncSession, credential_id: int) -> Secrets | None:
+    """One row's secret columns as stored; None if the row is gone."""
     row = (
         await session.execute(
             select(*(getattr(PosCredentialRow, c) for c in SECRET_COLUMNS)).where(
@@ -56,9 +56,17 @@ async def rekey(session: AsyncSession, cipher: TokenCipher, credential_id: int) 
             )
         )
     ).one_or_none()
-    if row is None:
-        return Rekeyed(0, 0)  # deleted meanwhile: nothing of it is stored any more
-    read = dict(zip(SECRET_COLUMNS, row, strict=True))
+    return None if row is None else dict(zip(SECRET_COLUMNS, row, strict=True))
+
+
+async def rekey(
+    session: AsyncSession, cipher: TokenCipher, credential_id: int, read: Secrets
+) -> Rekeyed | None:
+    """Re-encrypt what ``read`` holds under the current key, if the row still holds exactly
+    that; None if it changed since (a token refresh): read it again.
+
+    Raises ``UndecryptableToken`` when no configured key reads one of them.
+    """
     stored = {column: value for column, value in read.items() if value is not None}
     stale = {column: value for column, value in stored.items() if not cipher.is_current(value)}
     if stale:

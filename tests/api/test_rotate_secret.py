@@ -24,6 +24,7 @@ from gateway.services import connect
 from gateway.services.context import Services
 from gateway.settings import Settings
 from gateway.store import merchants as merchant_store
+from gateway.store import rotation
 from gateway.store.crypto import UndecryptableToken, hash_api_key
 from gateway.store.models import ApiKeyRow, PosCredentialRow
 from tests.api.conftest import KOUNTA_ACCESS, KOUNTA_REFRESH, Gateway, KountaPos, reward_url
@@ -133,6 +134,30 @@ async def test_stored_tokens_are_readable_before_during_and_after_a_rotation(
     for output in (out, again):
         for secret in (old, NEW_KEY, XSERIES_TOKEN, KOUNTA_ACCESS, KOUNTA_REFRESH, both.key):
             assert secret not in output
+
+
+async def test_a_token_refreshed_while_its_row_is_rotated_is_kept(
+    both: Gateway, settings: Settings, rekeyed: list[Runtime]
+) -> None:
+    """A serving process renews Kounta's single-use refresh token between the rotation's
+    read of the row and its write: the rotation must not put the spent one back."""
+    during = on(rekeyed, keyed(settings, NEW_KEY, previous=old_key(settings)))
+    async with during.db.read() as session:
+        kounta = next(c for c in await rotation.credentials(session) if c.pos == Pos.KOUNTA.value)
+        read = await rotation.secrets(session, kounta.id)
+    assert read is not None
+    fresh = merchant_store.Tokens("fresh-access", "fresh-refresh")
+    async with during.db.transaction() as session:
+        await merchant_store.save_tokens(session, during.cipher, both.merchant.id, Pos.KOUNTA,
+                                         fresh)  # fmt: skip
+    async with during.db.transaction() as session:
+        assert await rotation.rekey(session, during.cipher, kounta.id, read) is None
+
+    code, out = await rotate(settings, previous=old_key(settings))
+    assert code == 0, out
+    after = on(rekeyed, keyed(settings, NEW_KEY))
+    tokens = (await stored_tokens(after, both))[Pos.KOUNTA]
+    assert (tokens.access_token, tokens.refresh_token) == ("fresh-access", "fresh-refresh")
 
 
 async def test_rotating_without_the_old_key_names_the_fix_and_changes_nothing(
