@@ -290,6 +290,35 @@ def migrate() -> None:
     typer.echo("database is at the newest schema")
 
 
+@app.command("rotate-secret")
+def rotate_secret() -> None:
+    """Re-encrypt every stored POS secret under GATEWAY_SECRET_KEY, readable until then
+    with a key in GATEWAY_PREVIOUS_SECRET_KEYS (docs/operations.md, "Rotating
+    GATEWAY_SECRET_KEY"). Safe while the gateway serves, and to run again."""
+    from gateway.services.rotate_secret import rotate_secret as rotate
+    from gateway.store.rotation import Credential, Rekeyed
+
+    def progress(credential: Credential, done: Rekeyed | None) -> None:
+        state = (
+            "UNREADABLE with every configured key"
+            if done is None
+            else f"{done.rotated} re-encrypted, {done.current} already current"
+        )
+        typer.echo(f"{credential.merchant} {Pos(credential.pos).label}: {state}")
+
+    report = _run(lambda runtime: rotate(runtime, progress))
+    typer.echo(
+        f"{report.connections} connections: {report.rotated} secrets re-encrypted, "
+        f"{report.current} already under the current key"
+    )
+    if report.unreadable:
+        fail(
+            f"{len(report.unreadable)} connections hold a secret no configured key reads: "
+            "add the key they were stored with to GATEWAY_PREVIOUS_SECRET_KEYS and run again"
+        )
+    typer.echo("nothing stored needs a previous key now: GATEWAY_PREVIOUS_SECRET_KEYS may go")
+
+
 @app.command("export-schema")
 def export_schema(
     output: Annotated[Path, typer.Option(help="Where to write the SDL.")] = Path(

@@ -63,7 +63,8 @@ class Runtime:
     @cached_property
     def cipher(self) -> TokenCipher:
         """Needs GATEWAY_SECRET_KEY, so only commands that touch tokens require it."""
-        return TokenCipher(self.settings.secret_key_bytes)
+        settings = self.settings
+        return TokenCipher(settings.secret_key_bytes, settings.previous_secret_keys_bytes)
 
     async def aclose(self) -> None:
         await self.http.aclose()

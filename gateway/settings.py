@@ -28,6 +28,9 @@ class Settings(BaseSettings):
     secret_key: SecretStr | None = None
     # Where the secret key is kept instead, when it is not in the environment (the demo).
     secret_key_file: Path | None = None
+    # Keys retired by a rotation (docs/operations.md, "Rotating GATEWAY_SECRET_KEY"),
+    # comma-separated: still read (stored tokens, signed links and cursors), never written.
+    previous_secret_keys: SecretStr | None = None
     public_url: str | None = None
     kounta_addon_token: SecretStr | None = None
     # The gateway's OAuth apps at each POS (defaults: the sandboxes' development app).
@@ -135,6 +138,20 @@ class Settings(BaseSettings):
             if key:
                 return key.encode()
         raise MissingSecretKey
+
+    @cached_property
+    def previous_secret_keys_bytes(self) -> tuple[bytes, ...]:
+        """The retired keys, newest first as listed; what they signed or encrypted is still
+        accepted, so a rotation never strands a stored token or a link in flight."""
+        if self.previous_secret_keys is None:
+            return ()
+        listed = self.previous_secret_keys.get_secret_value().split(",")
+        return tuple(key.strip().encode() for key in listed if key.strip())
+
+    @cached_property
+    def secret_keys_bytes(self) -> tuple[bytes, ...]:
+        """Every key that may be read with: the current one first (the only one written)."""
+        return (self.secret_key_bytes, *self.previous_secret_keys_bytes)
 
 
 class MissingSecretKey(RuntimeError):

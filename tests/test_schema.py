@@ -16,7 +16,7 @@ def test_schema_graphql_is_current() -> None:
     )
 
 
-def test_schema_keeps_the_design_contract_names() -> None:
+def test_schema_keeps_the_published_contract_names() -> None:
     sdl = schema_sdl()
     for name in (
         "scalar Decimal",

@@ -14,6 +14,7 @@ import binascii
 import hashlib
 import hmac
 import json
+from collections.abc import Sequence
 from datetime import datetime
 
 from gateway.domain.errors import ValidationError
@@ -28,16 +29,26 @@ def encode(key: bytes, owner: str, at: datetime, row_id: str) -> str:
     return f"{payload}.{_b64(_sign(key, owner, payload))}"
 
 
-def decode(key: bytes, owner: str, cursor: str, field: str = "after") -> tuple[datetime, str]:
-    """The place ``cursor`` names in ``owner``'s list, if it was minted for that list."""
+def decode(
+    key: bytes,
+    owner: str,
+    cursor: str,
+    field: str = "after",
+    *,
+    previous: Sequence[bytes] = (),
+) -> tuple[datetime, str]:
+    """The place ``cursor`` names in ``owner``'s list, if it was minted for that list (with
+    ``key``, or one of the ``previous`` keys: a page read before a key rotation)."""
     refused = ValidationError(
         f"{field} is not a cursor of this list: pass an endCursor as it was given", field=field
     )
     if len(cursor) > MAX_LENGTH:
         raise refused
     payload, _, signature = cursor.partition(".")
-    if not hmac.compare_digest(
-        _b64(_sign(key, owner, payload)).encode(), signature.encode(errors="surrogatepass")
+    presented = signature.encode(errors="surrogatepass")
+    if not any(
+        hmac.compare_digest(_b64(_sign(signer, owner, payload)).encode(), presented)
+        for signer in (key, *previous)
     ):
         raise refused
     try:

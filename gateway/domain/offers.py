@@ -14,6 +14,7 @@ import hashlib
 import hmac
 import json
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from gateway.domain.errors import ValidationError
@@ -39,14 +40,17 @@ def mint(key: bytes, merchant_id: str, member_id: str, reward_id: str, expires_a
     return f"{payload}.{_b64(_sign(key, payload))}"
 
 
-def verify(key: bytes, token: str, now: float) -> Offer:
-    """The offer, if ``token`` is exactly as minted. Base64's last character carries unused
-    bits, so one signature has several spellings; only the canonical one is accepted, or
-    a re-spelled URL would be a second idempotency key for the same offer."""
+def verify(key: bytes, token: str, now: float, *, previous: Sequence[bytes] = ()) -> Offer:
+    """The offer, if ``token`` is exactly as minted, with ``key`` or one of the ``previous``
+    keys (an offer handed out before a key rotation). Base64's last character carries
+    unused bits, so one signature has several spellings; only the canonical one is
+    accepted, or a re-spelled URL would be a second idempotency key for the same offer."""
     payload, _, signature = token.partition(".")
     try:
-        expected = _sign(key, payload)
-        if not hmac.compare_digest(_b64(expected), signature):
+        if not any(
+            hmac.compare_digest(_b64(_sign(signer, payload)), signature)
+            for signer in (key, *previous)
+        ):
             raise OfferRefused("this reward link is not valid")
         merchant_id, member_id, reward_id, expires_at, nonce = json.loads(_unb64(payload))
     except (ValueError, TypeError, binascii.Error):

@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+from collections.abc import Sequence
 
 
 def same_secret(presented: str, expected: str) -> bool:
@@ -17,10 +18,13 @@ def sign(key: bytes, purpose: str, value: str) -> str:
     return f"{value}.{_mac(key, purpose, value)}"
 
 
-def unsign(key: bytes, purpose: str, token: str) -> str | None:
-    """The value, if ``token`` is exactly as signed for ``purpose``; else None."""
+def unsign(key: bytes, purpose: str, token: str, *, previous: Sequence[bytes] = ()) -> str | None:
+    """The value, if ``token`` is exactly as signed for ``purpose`` with ``key`` or one of
+    the ``previous`` keys (a link handed out before a key rotation); else None."""
     value, _, mac = token.rpartition(".")
-    if not value or not hmac.compare_digest(_mac(key, purpose, value), mac):
+    if not value or not any(
+        hmac.compare_digest(_mac(signer, purpose, value), mac) for signer in (key, *previous)
+    ):
         return None
     return value
 

@@ -117,7 +117,8 @@ async def invite(
 async def open_invite(services: Services, token: str) -> Invitation:
     """The invitation behind a link; refused if forged, unknown, expired or finished."""
     runtime = services.runtime
-    invite_id = signed.unsign(runtime.settings.secret_key_bytes, INVITE, token[:200])
+    key, *previous = runtime.settings.secret_keys_bytes
+    invite_id = signed.unsign(key, INVITE, token[:200], previous=previous)
     if invite_id is None:
         raise ConnectRefused("this connect link is not valid: ask for a new one")
     async with runtime.db.read() as session:
@@ -167,7 +168,8 @@ async def finish(
     stored, the webhooks registered. Returns the invitation, to show its page again."""
     runtime = services.runtime
     settings = runtime.settings
-    state_id = signed.unsign(settings.secret_key_bytes, STATE, state[:200])
+    key, *previous = settings.secret_keys_bytes
+    state_id = signed.unsign(key, STATE, state[:200], previous=previous)
     async with runtime.db.transaction() as session:
         invite_id = (
             await store.take_state(session, state_id, pos.value, datetime.now(UTC))

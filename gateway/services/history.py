@@ -13,7 +13,7 @@ from gateway.runtime import Runtime
 from gateway.services import members
 from gateway.services.context import Scope
 from gateway.store import activity as store
-from gateway.store.crypto import derive_key
+from gateway.store.crypto import derive_keys
 
 MAX_PAGE = 100  # README, "GraphQL": ``first`` is capped
 
@@ -37,8 +37,9 @@ def check_first(first: int) -> int:
     return first
 
 
-def cursor_key(runtime: Runtime) -> bytes:
-    return derive_key(runtime.settings.secret_key_bytes, "gateway/activity-cursors/v1")
+def cursor_keys(runtime: Runtime) -> tuple[bytes, ...]:
+    """The current key first; the others read cursors handed out before a key rotation."""
+    return derive_keys(runtime.settings.secret_keys_bytes, "gateway/activity-cursors/v1")
 
 
 async def member_id_of(scope: Scope, customer: Customer) -> str | None:
@@ -53,9 +54,9 @@ async def member_id_of(scope: Scope, customer: Customer) -> str | None:
 async def page(scope: Scope, customer: Customer, *, first: int, after: str | None) -> Page:
     first = check_first(first)
     member_id = await member_id_of(scope, customer)
-    key = cursor_key(scope.runtime)
+    key, *previous = cursor_keys(scope.runtime)
     owner = _owner(scope, member_id or "")
-    place = None if after is None else cursors.decode(key, owner, after, "after")
+    place = None if after is None else cursors.decode(key, owner, after, "after", previous=previous)
     if member_id is None:
         return Page([], False, None)
     async with scope.runtime.db.read() as session:

@@ -225,7 +225,8 @@ async def _tell_payment(
 
 async def _no_loyalty_on_loyalty_paid(scope: Scope, sale: RegisterSale) -> None:
     """Rule 5 on an existing sale, without rewriting its lines (they may be CONFIRMED, i.e.
-    read-only, and the seed's own partial payment keeps the line's ``loyalty_value``).
+    read-only, and Loyalty 101's own partial payment keeps the line's ``loyalty_value``:
+    docs/architecture.md, "Money rules").
 
     When the sale closes, X-Series credits every line's ``loyalty_value`` as it stands, and
     those values do not know of the loyalty paid through the gateway since they were

@@ -13,7 +13,7 @@ from gateway.runtime import Runtime
 from gateway.services.context import Scope
 from gateway.services.members import Member
 from gateway.store import rewards as store
-from gateway.store.crypto import derive_key
+from gateway.store.crypto import derive_keys
 
 
 @dataclass(frozen=True)
@@ -61,8 +61,16 @@ async def archive_reward(scope: Scope, reward_id: str) -> None:
     scope.services.memo.forget("rewards", scope.merchant.id)
 
 
+OFFERS = "gateway/kounta-offers/v1"
+
+
 def offer_key(runtime: Runtime) -> bytes:
-    return derive_key(runtime.settings.secret_key_bytes, "gateway/kounta-offers/v1")
+    return offer_keys(runtime)[0]
+
+
+def offer_keys(runtime: Runtime) -> tuple[bytes, ...]:
+    """The current key first; the others read offers handed out before a key rotation."""
+    return derive_keys(runtime.settings.secret_keys_bytes, OFFERS)
 
 
 async def offers_for(scope: Scope, member: Member) -> list[RewardOffer]:
@@ -83,4 +91,5 @@ async def offers_for(scope: Scope, member: Member) -> list[RewardOffer]:
 
 def read_offer(runtime: Runtime, token: str) -> offers.Offer:
     """A genuine, unexpired offer, or ``OfferRefused``; it names its merchant."""
-    return offers.verify(offer_key(runtime), token, time.time())
+    key, *previous = offer_keys(runtime)
+    return offers.verify(key, token, time.time(), previous=previous)

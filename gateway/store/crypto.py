@@ -1,4 +1,5 @@
-"""Secrets at rest: POS tokens encrypted (Fernet, key derived from GATEWAY_SECRET_KEY),
+"""Secrets at rest: POS tokens encrypted (Fernet, key derived from GATEWAY_SECRET_KEY; keys
+retired by a rotation still decrypt, docs/operations.md, "Rotating GATEWAY_SECRET_KEY"),
 API keys stored only as a SHA-256 digest (they are long random strings, so a fast hash is
 enough and lookups stay an index probe)."""
 
@@ -7,8 +8,9 @@ from __future__ import annotations
 import base64
 import hashlib
 import secrets
+from collections.abc import Sequence
 
-from cryptography.fernet import Fernet, InvalidToken
+from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
@@ -22,26 +24,52 @@ def derive_key(secret: bytes, purpose: str) -> bytes:
     )
 
 
+def derive_keys(secrets: Sequence[bytes], purpose: str) -> tuple[bytes, ...]:
+    """``derive_key`` for each master secret, in order (the current one first)."""
+    return tuple(derive_key(secret, purpose) for secret in secrets)
+
+
 class TokenCipher:
-    def __init__(self, secret: bytes) -> None:
-        key = derive_key(secret, "gateway/pos-credentials/v1")
-        self._fernet = Fernet(base64.urlsafe_b64encode(key))
+    """Encrypts with the current key only; decrypts with it or any previous key."""
+
+    def __init__(self, secret: bytes, previous: Sequence[bytes] = ()) -> None:
+        self._current = _fernet(secret)
+        self._any = MultiFernet([self._current, *(_fernet(key) for key in previous)])
 
     def encrypt(self, plaintext: str) -> bytes:
-        return self._fernet.encrypt(plaintext.encode())
+        return self._current.encrypt(plaintext.encode())
 
     def decrypt(self, ciphertext: bytes) -> str:
         try:
-            return self._fernet.decrypt(ciphertext).decode()
+            return self._any.decrypt(ciphertext).decode()
         except InvalidToken:
             raise UndecryptableToken from None
+
+    def is_current(self, ciphertext: bytes) -> bool:
+        """Whether the current key reads it, i.e. rotating it would change nothing."""
+        try:
+            self._current.decrypt(ciphertext)
+        except InvalidToken:
+            return False
+        return True
+
+    def rotate(self, ciphertext: bytes) -> bytes:
+        """The same secret encrypted under the current key."""
+        try:
+            return self._any.rotate(ciphertext)
+        except InvalidToken:
+            raise UndecryptableToken from None
+
+
+def _fernet(secret: bytes) -> Fernet:
+    return Fernet(base64.urlsafe_b64encode(derive_key(secret, "gateway/pos-credentials/v1")))
 
 
 class UndecryptableToken(RuntimeError):
     def __init__(self) -> None:
         super().__init__(
-            "a stored POS token cannot be decrypted: GATEWAY_SECRET_KEY differs from the key "
-            "it was stored with"
+            "a stored POS token cannot be decrypted: neither GATEWAY_SECRET_KEY nor any of "
+            "GATEWAY_PREVIOUS_SECRET_KEYS is the key it was stored with"
         )
 
 

@@ -2,9 +2,9 @@
 
 Extensions are passed as factories, so each request gets its own extension objects:
 Strawberry 0.341 assigns ``extension.execution_context`` per request onto the object, so a
-shared instance is overwritten by concurrent requests. research/graphql.md warns that
-factories defeat the validation cache because each call builds new rule classes; here
-the depth and alias rules are built ONCE and every request's extension carries those same
+shared instance is overwritten by concurrent requests. But factories can defeat the
+validation cache, each call building new rule classes; here the depth and alias rules
+are built ONCE and every request's extension carries those same
 classes, so the cache key (document, rules) stays stable. The parse and validation LRU
 caches are module-level in this Strawberry version, shared by all requests.
 """
