@@ -15,6 +15,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from gateway.api import connect, health, kounta, webhooks
+from gateway.api.graphql.ide import assets_route
 from gateway.api.graphql.schema import build_schema
 from gateway.api.graphql.view import GraphQLEndpoint, GraphQLView
 from gateway.api.middleware import BodyLimit, RequestContext
@@ -65,6 +66,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     routes: list[BaseRoute] = [
         *health.routes,
         Route("/graphql", graphql, methods=["GET", "POST"]),
+        *([assets_route()] if graphql.view.graphql_ide else []),  # GraphiQL's scripts, styles
         *kounta.routes,
         *webhooks.routes,
         *connect.routes,

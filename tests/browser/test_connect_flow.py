@@ -1,15 +1,11 @@
 """The connect flow in a real browser: Debian's Chromium, driven by Playwright (its async
 API, in pytest's own event loop), against a real gateway server and both sandboxes, at a
 phone's width. A screenshot of each page is kept under ``test-artifacts/screenshots/``.
-
-The browser is the system's (``/usr/bin/chromium``, or ``GATEWAY_TEST_CHROMIUM``); none is
-ever downloaded. Without one the test is skipped, saying how to enable it, unless
-``GATEWAY_TEST_BROWSER_REQUIRED=1`` (``.ci/run`` sets it): then it fails.
+Which browser, and when the test is skipped: tests/browser/conftest.py.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -23,50 +19,17 @@ from gateway.services import connect
 from gateway.services.context import Services
 from gateway.settings import Settings
 from tests.api.pages import pointed_at_sandboxes
+from tests.browser.conftest import CHROMIUM_FLAGS, SCREENSHOTS
 from tests.conftest import Backend
 from tests.support import SandboxHandle, ServerThread, free_port
 
 if TYPE_CHECKING:
     from playwright.async_api import ViewportSize
 
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "screenshots"
-CHROMIUM_FLAGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 PHONE: ViewportSize = {"width": 360, "height": 780}
 PNG = b"\x89PNG\r\n\x1a\n"
 NAME = "Corner Café"
 TIMEOUT_MS = 30_000
-
-
-@pytest.fixture
-def chromium() -> str:
-    """The Chromium binary; skip (or, where required, fail) saying how to get one. Asked
-    for first, before any server starts."""
-    path = os.environ.get("GATEWAY_TEST_CHROMIUM") or "/usr/bin/chromium"
-    problem = None
-    if not (os.path.isfile(path) and os.access(path, os.X_OK)):
-        problem = f"no Chromium at {path}"
-    else:
-        try:
-            import playwright.async_api  # noqa: F401
-        except ImportError:
-            problem = "Playwright for Python is not installed (uv sync installs it)"
-    if problem is None:
-        return path
-    message = (
-        f"{problem}: install Debian's browser with `apt-get install chromium`, or set "
-        "GATEWAY_TEST_CHROMIUM to a Chromium binary (a browser is never downloaded)"
-    )
-    if os.environ.get("GATEWAY_TEST_BROWSER_REQUIRED") == "1":
-        pytest.fail(f"{message}; GATEWAY_TEST_BROWSER_REQUIRED=1 makes this a failure")
-    pytest.skip(message)
 
 
 @pytest.fixture

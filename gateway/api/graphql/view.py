@@ -17,6 +17,7 @@ from strawberry.http.parse_content_type import parse_content_type
 
 from gateway.api.deadlines import answer_within
 from gateway.api.graphql.context import Context
+from gateway.api.graphql.ide import graphiql_html
 from gateway.api.graphql.request import read_json, request_data
 from gateway.domain.errors import Unavailable
 from gateway.services.auth import authenticate, bearer_token
@@ -28,6 +29,12 @@ class GraphQLView(GraphQL[Context, None]):
         super().__init__(schema, graphql_ide="graphiql" if ide else None)
         self.services = services
         self.max_json_depth = services.runtime.settings.max_json_depth
+        self._ide_html = graphiql_html() if ide else ""
+
+    @property
+    def graphql_ide_html(self) -> str:
+        """Strawberry's GraphiQL page on the gateway's own copies of its assets: no CDN."""
+        return self._ide_html
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Strawberry says a malformed request in plain text; a GraphQL client reads JSON."""
