@@ -22,7 +22,7 @@ MAX_NAME = 64
 MAX_NAMES = 200
 ANONYMOUS = "anonymous"
 OTHER = "other"
-_counted: set[str] = set()
+counted: set[str] = set()  # the names given a series of their own, in this process
 
 
 def operation_label(name: str | None) -> str:
@@ -34,11 +34,11 @@ def operation_label(name: str | None) -> str:
 
 
 def _bounded(label: str) -> str:
-    if label in _counted:
+    if label in counted:
         return label
-    if len(_counted) >= MAX_NAMES:
+    if len(counted) >= MAX_NAMES:
         return OTHER
-    _counted.add(label)
+    counted.add(label)
     return label
 
 
