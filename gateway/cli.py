@@ -253,6 +253,11 @@ def serve(
 def worker(
     interval: Annotated[float, typer.Option(help="Seconds between passes.")] = 30.0,
     once: Annotated[bool, typer.Option(help="One pass, then exit.")] = False,
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(help="Serve this worker's /metrics on this port (docs/metrics.md)."),
+    ] = None,
+    host: Host = "127.0.0.1",
 ) -> None:
     """Finish or undo what crashes and outages left half-done (unsettled POS writes,
     interrupted redemptions and payments, earnings Kounta must not lose), and reconcile
@@ -262,6 +267,14 @@ def worker(
 
     async def work(runtime: Runtime) -> None:
         services = Services(runtime)
+        if metrics_port is not None:
+            # The worker's own figures (its lag, what it found unsettled, connections)
+            # exist only in its process: a web process running no worker cannot tell them.
+            from prometheus_client import start_http_server
+
+            from gateway.metrics import REGISTRY
+
+            start_http_server(metrics_port, addr=host, registry=REGISTRY)
         if not once:
             await run(services, interval, asyncio.Event())
             return

@@ -20,14 +20,23 @@ HTTP_LATENCY = Histogram(
 )
 UPSTREAM_REQUESTS = Counter(
     "gateway_upstream_requests_total",
-    "Calls to a POS API, by POS, method and outcome (status code, timeout or error).",
-    ["pos", "method", "status"],
+    "Calls to a POS API (each attempt), by POS, endpoint (method and path template, "
+    "never an id) and outcome (status code, timeout or error).",
+    ["pos", "endpoint", "status"],
     registry=REGISTRY,
 )
 UPSTREAM_LATENCY = Histogram(
     "gateway_upstream_request_seconds",
-    "Time of one call to a POS API.",
-    ["pos", "method"],
+    "Time of one attempt at a POS API call, by POS and endpoint.",
+    ["pos", "endpoint"],
+    registry=REGISTRY,
+)
+GRAPHQL_OPERATIONS = Counter(
+    "gateway_graphql_operations_total",
+    "GraphQL operations by name (anonymous; other past a bound, or when not a plain name) "
+    "and outcome: ok, the first error member answered (its type name), or error (top-level "
+    "errors).",
+    ["operation", "outcome"],
     registry=REGISTRY,
 )
 CACHE_LOOKUPS = Counter(
@@ -54,5 +63,32 @@ POS_CONNECTIONS = Gauge(
     "Merchants' POS connections by POS and state (CONNECTED, RECONNECT_NEEDED, "
     "DISCONNECTED), as the recovery worker last counted them: alert on RECONNECT_NEEDED.",
     ["pos", "status"],
+    registry=REGISTRY,
+)
+UNSETTLED_OPERATIONS = Gauge(
+    "gateway_unsettled_operations",
+    "Operations the worker found not settled at its last pass, by kind: write (a POS write "
+    "whose answer was lost, past its settle window), redemption (unfinished), operation "
+    "(an attempt that died at work), take_back (unfinished); at most 100 of each, what "
+    "one pass takes on.",
+    ["kind"],
+    registry=REGISTRY,
+)
+WORKER_LAST_PASS = Gauge(
+    "gateway_worker_last_pass_timestamp_seconds",
+    "When this process's worker last completed a pass (Unix time; 0: never).",
+    registry=REGISTRY,
+)
+WORKER_LAG = Gauge(
+    "gateway_worker_lag_seconds",
+    "Seconds since this process's worker last completed a pass (since it started, before "
+    "the first); NaN in a process that runs no worker.",
+    registry=REGISTRY,
+)
+RATE_BUDGET_REMAINING = Gauge(
+    "gateway_upstream_rate_budget_remaining",
+    "Calls left in a POS account's rate window, as its last answer said, by POS and account "
+    "(the store's API address).",
+    ["pos", "account"],
     registry=REGISTRY,
 )

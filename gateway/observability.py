@@ -1,4 +1,5 @@
-"""Logs (JSON, one line per event, with the request id) that never carry a secret."""
+"""Logs (JSON, one line per event, with the request id, the merchant and the GraphQL
+operation while serving a request) that never carry a secret."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ from collections.abc import MutableMapping
 from typing import Any
 
 import structlog
+
+from gateway import telemetry
 
 SECRET_KEYS = re.compile(
     r"(authorization|token|secret|password|api[_-]?key|refresh|cookie|signature)", re.I
@@ -52,6 +55,21 @@ def redact_secrets(
     return event
 
 
+def add_request_context(
+    _logger: Any, _method: str, event: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
+    """structlog processor: every line logged while serving a request says which request,
+    and, once known, for which merchant and GraphQL operation (``gateway/telemetry.py``)."""
+    record = telemetry.current()
+    if record is not None:
+        event.setdefault("request_id", record.request_id)
+        if record.merchant_id is not None:
+            event.setdefault("merchant_id", record.merchant_id)
+        if record.operation is not None:
+            event.setdefault("operation", record.operation)
+    return event
+
+
 def configure_logging(level: str = "INFO", *, json: bool = True) -> None:
     renderer: Any = (
         structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer(colors=False)
@@ -59,6 +77,7 @@ def configure_logging(level: str = "INFO", *, json: bool = True) -> None:
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,
+            add_request_context,
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             structlog.processors.format_exc_info,

@@ -1,5 +1,5 @@
-"""Per-request plumbing: a request id, one redacted log line, metrics, no stack traces, and
-a bound on the body.
+"""Per-request plumbing: a request id, Server-Timing, one redacted log line, metrics, no
+stack traces, and a bound on the body.
 
 Pure ASGI (no BaseHTTPMiddleware) so it adds little to every request.
 """
@@ -16,14 +16,20 @@ import structlog
 from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from gateway import telemetry
 from gateway.metrics import HTTP_LATENCY, HTTP_REQUESTS
 from gateway.observability import redact_path
 
 log = structlog.get_logger("gateway.http")
-REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,128}")
 
 
 class RequestContext:
+    """Per request: the id (the caller's ``X-Request-ID`` when it is a sane token, else a
+    new one), returned in ``X-Request-ID``; a ``Server-Timing`` header with the time spent
+    in POS calls, in the database and in all (``gateway/telemetry.py``); one access line
+    carrying those, the merchant and the GraphQL operation; the route's metrics."""
+
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
@@ -33,7 +39,8 @@ class RequestContext:
             return
         request_id = _request_id(scope)
         scope.setdefault("state", {})["request_id"] = request_id
-        structlog.contextvars.bind_contextvars(request_id=request_id)
+        record, token = telemetry.start(request_id)
+        id_header = (b"x-request-id", request_id.encode())
         started = time.perf_counter()
         status = 500
         response_started = False
@@ -43,8 +50,8 @@ class RequestContext:
             if message["type"] == "http.response.start":
                 response_started = True
                 status = message["status"]
-                headers = list(message.get("headers", []))
-                headers.append((b"x-request-id", request_id.encode()))
+                timing = record.server_timing(time.perf_counter() - started)
+                headers = [*message.get("headers", ()), id_header, (b"server-timing", timing)]
                 message = {**message, "headers": headers}
             await send(message)
 
@@ -56,13 +63,15 @@ class RequestContext:
                 raise
             status = 500
             body = orjson.dumps({"error": "internal error", "request_id": request_id})
+            timing = record.server_timing(time.perf_counter() - started)
             await send(
                 {
                     "type": "http.response.start",
                     "status": 500,
                     "headers": [
                         (b"content-type", b"application/json"),
-                        (b"x-request-id", request_id.encode()),
+                        id_header,
+                        (b"server-timing", timing),
                     ],
                 }
             )
@@ -78,8 +87,11 @@ class RequestContext:
                 path=redact_path(scope["path"]),
                 status=status,
                 ms=round(elapsed * 1000, 1),
+                upstream_calls=record.upstream_calls,
+                upstream_ms=round(record.upstream.busy_s * 1000, 1),
+                db_ms=round(record.db.busy_s * 1000, 1),
             )
-            structlog.contextvars.unbind_contextvars("request_id")
+            telemetry.stop(token)
 
 
 class BodyTooLarge(Exception):
@@ -151,7 +163,7 @@ def _request_id(scope: Scope) -> str:
     for name, value in scope.get("headers", []):
         if name == b"x-request-id":
             candidate = value.decode("latin-1")
-            if REQUEST_ID.match(candidate):
+            if REQUEST_ID.fullmatch(candidate):
                 return str(candidate)
     return uuid.uuid4().hex
 

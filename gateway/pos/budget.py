@@ -35,7 +35,7 @@ import structlog
 
 from gateway import deadline, priority
 from gateway.cache import Cache
-from gateway.metrics import UPSTREAM_BUDGET_REFUSALS
+from gateway.metrics import RATE_BUDGET_REMAINING, UPSTREAM_BUDGET_REFUSALS
 from gateway.pos.errors import UpstreamUnavailable
 
 log = structlog.get_logger("gateway.upstream")
@@ -203,6 +203,8 @@ class RateBudget:
         seen = observe(status, headers, retry_after_s=retry_after_s, now=now, rule=account.rule)
         if seen is None:
             return
+        remaining = RATE_BUDGET_REMAINING.labels(pos=account.pos, account=account.key)
+        remaining.set(seen.limit - seen.used)
         reset_at = seen.reset_at
         if reset_at is None:
             current = await self.window(account, now)

@@ -40,7 +40,7 @@ from urllib.parse import urlencode
 import httpx
 import structlog
 
-from gateway import deadline, jsonx, priority
+from gateway import deadline, jsonx, priority, telemetry
 from gateway.cache import Cache
 from gateway.domain.errors import MAX_RETRY_AFTER_S
 from gateway.metrics import UPSTREAM_LATENCY, UPSTREAM_REQUESTS
@@ -250,9 +250,19 @@ class Upstream:
         fresh: bool = False,
         headers: Mapping[str, str] | None = None,
     ) -> UpstreamResponse:
-        """GET, sharing an identical call already in flight unless ``fresh``."""
+        """GET, sharing an identical call already in flight unless ``fresh``. A request
+        waiting on a shared call counts it as its own (``gateway/telemetry.py``)."""
         if fresh:
             return await self.request("GET", path, params=params, extra_headers=headers)
+        record = telemetry.upstream_begin()
+        try:
+            return await self._shared_get(path, params, headers)
+        finally:
+            telemetry.upstream_end(record)
+
+    async def _shared_get(
+        self, path: str, params: Params | None, headers: Mapping[str, str] | None
+    ) -> UpstreamResponse:
         auth = await self.auth.headers()
         extra = repr(sorted((headers or {}).items()))
         # A caller never shares a call with background work: it may be refused the budget.
@@ -261,7 +271,7 @@ class Upstream:
         task = self.layer.in_flight.get(key)
         if task is None:
             task = asyncio.ensure_future(
-                self.request("GET", path, params=params, extra_headers=headers)
+                self._request("GET", path, params=params, extra_headers=headers)
             )
             self.layer.in_flight[key] = task
             task.add_done_callback(lambda done: self.layer.forget(key, done))
@@ -288,6 +298,33 @@ class Upstream:
     ) -> UpstreamResponse:
         """One call with the layer's guarantees. ``form`` sends a form-encoded body (OAuth
         token endpoints); ``authenticated=False`` sends no credentials (the same)."""
+        record = telemetry.upstream_begin()
+        try:
+            return await self._request(
+                method,
+                path,
+                params=params,
+                json_body=json_body,
+                form=form,
+                extra_headers=extra_headers,
+                idempotent=idempotent,
+                authenticated=authenticated,
+            )
+        finally:
+            telemetry.upstream_end(record)
+
+    async def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Params | None = None,
+        json_body: object = None,
+        form: Mapping[str, str] | None = None,
+        extra_headers: Mapping[str, str] | None = None,
+        idempotent: bool = False,
+        authenticated: bool = True,
+    ) -> UpstreamResponse:
         safe = method in SAFE_METHODS or idempotent
         policy = self.policy
         account = self.account  # None: no published rate limit to keep under
@@ -492,8 +529,9 @@ class Upstream:
 
     def _observe(self, method: str, path: str, outcome: str, started: float) -> None:
         elapsed = time.perf_counter() - started
-        UPSTREAM_REQUESTS.labels(pos=self.pos, method=method, status=outcome).inc()
-        UPSTREAM_LATENCY.labels(pos=self.pos, method=method).observe(elapsed)
+        called = endpoint(method, path)
+        UPSTREAM_REQUESTS.labels(pos=self.pos, endpoint=called, status=outcome).inc()
+        UPSTREAM_LATENCY.labels(pos=self.pos, endpoint=called).observe(elapsed)
         log.debug(
             "upstream",
             pos=self.pos,
@@ -505,6 +543,30 @@ class Upstream:
 
 
 # --------------------------------------------------------------------------- helpers
+
+# Literal segments are words; where an API puts a version after ``/api`` or first (``v1``),
+# that is literal too. Everything else in a path is an id (X-Series' are UUIDs, Kounta's
+# numbers), so a metric label never carries one.
+_WORD = frozenset("abcdefghijklmnopqrstuvwxyz_")
+_VERSION = frozenset("0123456789.-v")
+MAX_WORD = 40
+
+
+def endpoint(method: str, path: str) -> str:
+    """The call's method and path template, ``GET /api/register_sales/{id}``: the bounded
+    label of the upstream metrics."""
+    parts = path.split("/")
+    for i, part in enumerate(parts):
+        if not part:
+            continue
+        if len(part) <= MAX_WORD and _WORD.issuperset(part):
+            continue
+        after_api = i == 2 and parts[1] == "api"
+        first_version = i == 1 and part[0] == "v"
+        if (after_api or first_version) and len(part) <= 10 and _VERSION.issuperset(part):
+            continue
+        parts[i] = "{id}"
+    return f"{method} {'/'.join(parts)}"
 
 
 def retry_after_seconds(value: str | None, now: float) -> float | None:

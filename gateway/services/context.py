@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from gateway import telemetry
 from gateway.cache import Memo
 from gateway.domain.merchant import Merchant
 from gateway.pos.kounta.client import KountaClient
@@ -27,6 +28,9 @@ class Services:
         self.idempotency = Idempotency(IdempotencyStore(runtime.db, self.leases), self.leases)
 
     def scope(self, merchant: Merchant) -> Scope:
+        """The merchant's view; a request it is made in is then known to act for it (its
+        log lines say which merchant, ``gateway/telemetry.py``)."""
+        telemetry.note_merchant(merchant.id)
         return Scope(self, merchant)
 
 

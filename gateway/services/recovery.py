@@ -20,6 +20,8 @@ away before anything was sent is left for the caller's retry, or its points are 
 from __future__ import annotations
 
 import asyncio
+import math
+import time
 from collections.abc import Awaitable, Callable
 from contextlib import suppress
 from dataclasses import dataclass, field
@@ -30,7 +32,7 @@ import structlog
 from gateway import priority
 from gateway.domain.errors import GatewayError
 from gateway.domain.merchant import ConnectionStatus, Pos
-from gateway.metrics import POS_CONNECTIONS
+from gateway.metrics import POS_CONNECTIONS, UNSETTLED_OPERATIONS, WORKER_LAG, WORKER_LAST_PASS
 from gateway.services import adjust, create_sale, earning, pay_with_loyalty, redeem, take_back
 from gateway.services.context import Scope, Services
 from gateway.services.idempotency import LeftForRetry
@@ -51,6 +53,21 @@ RECOVERERS: dict[str, Recoverer] = {
 }
 
 
+class _Passes:
+    """When this process's worker started and last completed a pass (for /metrics)."""
+
+    started: float | None = None
+    completed: float | None = None
+
+    @classmethod
+    def lag(cls) -> float:
+        since = cls.completed or cls.started
+        return math.nan if since is None else time.time() - since
+
+
+WORKER_LAG.set_function(_Passes.lag)
+
+
 @dataclass
 class Recovery:
     finished: list[str] = field(default_factory=list)
@@ -66,7 +83,9 @@ async def recover_once(services: Services, *, reconcile: bool = False) -> Recove
         report = await _one_pass(services)
         if reconcile:
             report.reconciled = await reconcile_all(services)
-        return report
+    _Passes.completed = time.time()
+    WORKER_LAST_PASS.set(_Passes.completed)
+    return report
 
 
 async def _one_pass(services: Services) -> Recovery:
@@ -78,10 +97,12 @@ async def _one_pass(services: Services) -> Recovery:
     # done even if its operation's answer was recorded (a fault of ours): the money first.
     due: dict[tuple[str, str], None] = {}
     async with runtime.db.read() as session:
-        for write in await writes.unsettled(session, settle_ago):
-            due[(write.merchant_id, write.owner)] = None
-        for row in await redemptions.unfinished(session, lease_ago):
-            due[(row.merchant_id, row.key)] = None
+        unsettled = await writes.unsettled(session, settle_ago)
+        unfinished = await redemptions.unfinished(session, lease_ago)
+    for write in unsettled:
+        due[(write.merchant_id, write.owner)] = None
+    for row in unfinished:
+        due[(row.merchant_id, row.key)] = None
     left_in_store = set(due)
     store = services.idempotency.store
     died = await store.unfinished(
@@ -91,6 +112,9 @@ async def _one_pass(services: Services) -> Recovery:
     )
     for record in died:
         due[(record.merchant_id, record.key)] = None
+    UNSETTLED_OPERATIONS.labels(kind="write").set(len(unsettled))
+    UNSETTLED_OPERATIONS.labels(kind="redemption").set(len(unfinished))
+    UNSETTLED_OPERATIONS.labels(kind="operation").set(len(died))
     report = Recovery()
     await _count_connections(services)
     await _follow_ups(services, report)
@@ -163,6 +187,7 @@ async def _take_backs(services: Services, before: datetime, report: Recovery) ->
     """Take-backs whose process died after writing them down: the same movement, once."""
     async with services.runtime.db.read() as session:
         due = await take_backs.unfinished(session, before)
+    UNSETTLED_OPERATIONS.labels(kind="take_back").set(len(due))
     for record in due:
         async with services.runtime.db.read() as session:
             merchant = await get_merchant(session, record.merchant_id)
@@ -197,6 +222,7 @@ async def run(services: Services, interval_s: float, stop: asyncio.Event) -> Non
     """Passes until ``stop`` is set, reconciling every ``reconcile_interval_s`` (the first
     pass included); a failing pass is logged, never fatal."""
     every = services.runtime.settings.reconcile_interval_s
+    _Passes.started = time.time()
     next_reconcile = 0.0
     loop = asyncio.get_running_loop()
     while not stop.is_set():

@@ -28,6 +28,8 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+from gateway import telemetry
+
 MIGRATIONS = Path(__file__).parent / "migrations"
 READ_ONLY = "gateway_read_only"
 
@@ -47,16 +49,26 @@ class Database:
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:
-        """A session inside one transaction: committed on success, rolled back on error."""
-        async with self._sessions() as session, session.begin():
-            yield session
+        """A session inside one transaction: committed on success, rolled back on error.
+        Its time, waiting for the write lock included, is the request's ``db`` time
+        (``gateway/telemetry.py``)."""
+        record = telemetry.db_begin()
+        try:
+            async with self._sessions() as session, session.begin():
+                yield session
+        finally:
+            telemetry.db_end(record)
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncSession]:
         """A transaction that only reads: on SQLite it does not take the write lock, so
         reads never queue behind writes or each other (WAL gives them a snapshot)."""
-        async with self._readers() as session, session.begin():
-            yield session
+        record = telemetry.db_begin()
+        try:
+            async with self._readers() as session, session.begin():
+                yield session
+        finally:
+            telemetry.db_end(record)
 
     async def migrate(self) -> None:
         """Bring the schema to the newest revision (idempotent)."""

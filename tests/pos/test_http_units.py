@@ -11,7 +11,7 @@ import pytest
 from gateway.domain.errors import MAX_RETRY_AFTER_S
 from gateway.jsonx import dumps as encode_json
 from gateway.jsonx import loads as decode_json
-from gateway.pos.http import CircuitBreaker, HttpPolicy, retry_after_seconds
+from gateway.pos.http import CircuitBreaker, HttpPolicy, endpoint, retry_after_seconds
 
 NOW = 1_800_000_000.0
 
@@ -119,3 +119,24 @@ def test_json_keeps_decimals_exact_both_ways() -> None:
     assert encode_json(body) == b'{"amount":25.30,"tiny":0.00001,"n":3}'
     parsed = decode_json(b'{"amount": 25.30, "big": 12345678901234567.89, "n": 3}')
     assert parsed == {"amount": Decimal("25.30"), "big": Decimal("12345678901234567.89"), "n": 3}
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "template"),
+    [
+        ("GET", "/api/register_sales/3b0e8c1a-0000-4000-8000-00000000a001",
+         "GET /api/register_sales/{id}"),
+        ("GET", "/api/2.0/search", "GET /api/2.0/search"),
+        ("POST", "/api/2026-07/loyalty/adjustments/bulk",
+         "POST /api/2026-07/loyalty/adjustments/bulk"),
+        ("POST", "/api/1.0/token", "POST /api/1.0/token"),
+        ("PUT", "/v1/companies/5678/orders/93824701", "PUT /v1/companies/{id}/orders/{id}"),
+        ("GET", "/v1/companies/me", "GET /v1/companies/me"),
+        ("GET", "/v1/companies/5678/orders/deleted", "GET /v1/companies/{id}/orders/deleted"),
+        ("DELETE", "/v1/companies/5678/webhooks/77", "DELETE /v1/companies/{id}/webhooks/{id}"),
+        ("GET", "/api/products/Mug%20Blue", "GET /api/products/{id}"),
+        ("GET", "/v1/companies/5678/customers/v2", "GET /v1/companies/{id}/customers/{id}"),
+    ],
+)  # fmt: skip
+def test_an_endpoint_label_is_a_template_never_an_id(method: str, path: str, template: str) -> None:
+    assert endpoint(method, path) == template

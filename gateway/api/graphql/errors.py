@@ -13,6 +13,7 @@ from decimal import Decimal, InvalidOperation
 import strawberry
 from graphql import GraphQLError
 
+from gateway import telemetry
 from gateway.domain.errors import ErrorCode, GatewayError, Transient
 
 strawberry.enum(ErrorCode, name="ErrorCode")
@@ -186,8 +187,9 @@ ERROR_TYPES = tuple(error_type for error_type, _ in BY_CODE.values())
 
 
 def to_graphql(error: GatewayError) -> Error:
-    """The union member for a failure."""
-    _, build = BY_CODE[error.code]
+    """The union member for a failure (the operation's outcome in /metrics, if first)."""
+    error_type, build = BY_CODE[error.code]
+    telemetry.note_error_member(error_type.__name__)
     return build(error, error.code)
 
 

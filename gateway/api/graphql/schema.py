@@ -33,6 +33,7 @@ from strawberry.types import ExecutionContext
 
 from gateway.api.graphql.errors import ERROR_TYPES
 from gateway.api.graphql.mutations import Mutation
+from gateway.api.graphql.observe import Observe
 from gateway.api.graphql.operations import OneOperation
 from gateway.api.graphql.queries import Query
 from gateway.api.graphql.scalars import DECIMAL, SIGNED_DECIMAL, SignedDecimal
@@ -77,6 +78,7 @@ def build_schema(settings: Settings) -> strawberry.Schema:
         lambda: AddValidationRules(limits),
         lambda: MaxTokensLimiter(max_token_count=MAX_TOKENS),
         OneOperation,
+        Observe,
     ]
     if settings.is_production:
         extensions += [
