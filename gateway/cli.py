@@ -11,7 +11,7 @@ import socket
 from collections.abc import Awaitable, Callable
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
 
 import typer
 import uvicorn
@@ -25,6 +25,9 @@ from gateway.settings import MissingSecretKey, Settings
 from gateway.store import api_keys as key_store
 from gateway.store import merchants as merchant_store
 from gateway.store.crypto import UndecryptableToken
+
+if TYPE_CHECKING:
+    from gateway.services.doctor import Report
 
 T = TypeVar("T")
 
@@ -288,6 +291,68 @@ def migrate() -> None:
 
     _run(work, migrated=False)
     typer.echo("database is at the newest schema")
+
+
+@app.command()
+def doctor(
+    merchant: Annotated[
+        str | None, typer.Option(help="Check only this merchant's POS (default: every one).")
+    ] = None,
+    fix: Annotated[
+        bool, typer.Option(help="Register the gateway's missing webhooks at each POS.")
+    ] = False,
+) -> None:
+    """Check settings, database, cache, worker and each merchant's POS connections; print a
+    row per check with a fix for each problem. Exit 1 when a check FAILs (warnings alone
+    exit 0). Progress goes to stderr."""
+    from gateway.services.doctor import UnknownMerchant, diagnose
+
+    async def runner() -> Report:
+        runtime = Runtime(Settings())
+        try:
+            return await diagnose(runtime, merchant=merchant, fix_webhooks=fix, progress=_progress)
+        finally:
+            await runtime.aclose()
+
+    try:
+        report = asyncio.run(runner())
+    except UnknownMerchant as exc:
+        fail(str(exc))
+    _render(report)
+    if report.failed:
+        raise typer.Exit(1)
+
+
+def _progress(message: str) -> None:
+    typer.echo(f"… {message}", err=True)
+
+
+def _render(report: Report) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    from gateway.services.doctor import Status
+
+    styles = {Status.OK: "green", Status.WARN: "yellow", Status.FAIL: "bold red"}
+    table = Table(show_lines=False, header_style="bold")
+    for column in ("subject", "check", "status", "found", "fix"):
+        table.add_column(column, overflow="fold")
+    for check in report.checks:
+        status = f"[{styles[check.status]}]{check.status.value}[/]"
+        table.add_row(check.subject, check.check, status, check.detail, check.fix or "")
+    # Piped (a log, a test): no wrapping, one line per row, whatever its length.
+    console = Console(width=None if _is_terminal() else 1000)
+    console.print(table)
+    failed = sum(1 for c in report.checks if c.status is Status.FAIL)
+    warned = sum(1 for c in report.checks if c.status is Status.WARN)
+    verdict = "needs attention" if failed else "ok"
+    console.print(f"{verdict}: {failed} failed, {warned} warnings, {len(report.checks)} checks")
+
+
+def _is_terminal() -> bool:
+    import sys
+
+    return sys.stdout.isatty()
 
 
 @app.command("export-schema")

@@ -10,7 +10,7 @@ from decimal import Decimal
 
 import structlog
 
-from gateway.domain.errors import ValidationError
+from gateway.domain.errors import GatewayError, ValidationError
 from gateway.domain.merchant import Merchant, PointsSource, Pos, PosAccount
 from gateway.domain.rewards import default_rewards
 from gateway.pos.errors import UpstreamError
@@ -108,6 +108,13 @@ async def add_merchant(
     assert loaded is not None
     if kounta:
         await subscriptions.ensure_kounta(services, loaded)
+    if xseries:
+        # As a connection by consent does: its sales and customers reach the gateway now,
+        # not after the next restart of `gateway serve`.
+        try:
+            await subscriptions.ensure_xseries(services, loaded)
+        except GatewayError as exc:
+            (warn or _log_warning)(f"X-Series webhooks not registered: {exc.message}")
     return loaded
 
 
