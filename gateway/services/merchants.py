@@ -108,9 +108,10 @@ async def add_merchant(
     assert loaded is not None
     if kounta:
         await subscriptions.ensure_kounta(services, loaded)
-    if xseries:
+    if xseries and runtime.settings.public_url:
         # As a connection by consent does: its sales and customers reach the gateway now,
-        # not after the next restart of `gateway serve`.
+        # not after the next restart of `gateway serve` (without a public URL there is
+        # nowhere to register, which that restart logs).
         try:
             await subscriptions.ensure_xseries(services, loaded)
         except GatewayError as exc:
