@@ -268,7 +268,7 @@ def worker(
         if not once:
             await run(services, interval, asyncio.Event())
             return
-        report = await recover_once(services, reconcile=True)
+        report = await recover_once(services, reconcile=True, progress=_progress)
         typer.echo(f"finished {len(report.finished)}, still failing "
                    f"{len(report.still_failing)}, left for the caller's retry "
                    f"{len(report.left_for_retry)}")  # fmt: skip
@@ -287,6 +287,7 @@ def migrate() -> None:
     """Create or upgrade the database schema."""
 
     async def work(runtime: Runtime) -> None:
+        _progress("migrating the database to the newest schema")
         await runtime.db.migrate()
 
     _run(work, migrated=False)

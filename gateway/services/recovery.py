@@ -60,16 +60,22 @@ class Recovery:
 
 
 async def recover_once(
-    services: Services, *, reconcile: bool = False, interval_s: float | None = None
+    services: Services,
+    *,
+    reconcile: bool = False,
+    interval_s: float | None = None,
+    progress: Callable[[str], None] | None = None,
 ) -> Recovery:
     """One pass; with ``reconcile``, also one full reconciliation pass after it. The pass is
     written down when it ends (``store/worker_passes.py``, with the loop's ``interval_s``),
     so ``gateway doctor`` can tell a worker that keeps up from one that stopped."""
     # Nobody waits on the worker: callers keep the last of each POS rate window.
     with priority.background():
+        if progress is not None:
+            progress("recovery pass: unsettled writes, unfinished operations and take-backs")
         report = await _one_pass(services)
         if reconcile:
-            report.reconciled = await reconcile_all(services)
+            report.reconciled = await reconcile_all(services, progress)
     async with services.runtime.db.transaction() as session:
         await worker_passes.record(session, datetime.now(UTC), interval_s=interval_s,
                                    reconciled=reconcile)  # fmt: skip
