@@ -14,7 +14,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from sqlalchemy import update
+from sqlalchemy import delete, update
 from typer.testing import CliRunner
 
 from gateway import demo
@@ -25,7 +25,8 @@ from gateway.sandbox import xseries as xseries_sandbox
 from gateway.services.context import Services
 from gateway.services.recovery import recover_once
 from gateway.settings import Settings
-from gateway.store.models import WorkerPassRow
+from gateway.store import merchants as merchant_store
+from gateway.store.models import IdempotencyRow, WorkerPassRow
 from tests.support import SandboxHandle, ServerThread
 
 PUBLIC_URL = "http://127.0.0.1:9"  # the POS never deliver here in these tests
@@ -239,3 +240,29 @@ def test_an_unknown_merchant_is_an_error(env: dict[str, str]) -> None:
     result = CliRunner().invoke(app, ["doctor", "--merchant", "Nobody"])
     assert result.exit_code == 1
     assert "no merchant named 'Nobody'" in result.stderr
+
+
+def test_old_unsettled_work_and_no_worker_pass_are_warnings_exit_0(seeded: None) -> None:
+    """An operation whose attempt died an hour ago is the worker's backlog; with no pass on
+    record the doctor says to start the worker. Both only warn: nothing fails yet."""
+
+    async def stall(runtime: Runtime) -> None:
+        an_hour_ago = datetime.now(UTC) - timedelta(hours=1)
+        async with runtime.db.transaction() as session:
+            merchant = await merchant_store.get_merchant_by_name(session, DEMO)
+            assert merchant is not None
+            session.add(IdempotencyRow(
+                merchant_id=merchant.id, key="till-7-0042", operation="pay_with_loyalty",
+                fingerprint="f" * 64, status="IN_PROGRESS", created_at=an_hour_ago,
+                updated_at=an_hour_ago,
+            ))  # fmt: skip
+            await session.execute(delete(WorkerPassRow))
+
+    on_runtime(stall)
+    code, out, _ = doctor("--merchant", DEMO)
+    assert code == 0, out
+    backlog = row(out, "worker", "backlog")
+    assert "warn" in backlog and "1 operations in progress or to retry" in backlog
+    assert "`gateway worker --once`" in backlog
+    last = row(out, "worker", "last pass")
+    assert "warn" in last and "no pass recorded" in last and "`gateway worker`" in last

@@ -29,7 +29,9 @@ async def unsettled(session: AsyncSession, retry_operations: tuple[str, ...]) ->
         & IdempotencyRow.operation.in_(retry_operations)
     )
     return [
-        await _count(session, "operations", IdempotencyRow.updated_at, operations),
+        await _count(
+            session, "operations in progress or to retry", IdempotencyRow.updated_at, operations
+        ),
         await _count(
             session,
             "unsettled POS writes",
