@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.store.models import WorkerPassRow
@@ -32,8 +33,13 @@ async def record(
     last pass is what matters). A pass without reconciliation keeps the last one's time."""
     row = await session.get(WorkerPassRow, name)
     if row is None:
-        row = WorkerPassRow(name=name, finished_at=finished_at)
-        session.add(row)
+        try:
+            async with session.begin_nested():  # two workers' first passes at once
+                session.add(WorkerPassRow(name=name, finished_at=finished_at))
+        except IntegrityError:
+            pass  # the other one's row is there now: update it
+        row = await session.get(WorkerPassRow, name, populate_existing=True)
+        assert row is not None
     row.finished_at = max(row.finished_at, finished_at)
     row.interval_s = interval_s
     if reconciled:
