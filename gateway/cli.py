@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
+import sys
 from collections.abc import Awaitable, Callable
 from enum import StrEnum
 from pathlib import Path
@@ -329,31 +330,31 @@ def _progress(message: str) -> None:
 
 
 def _render(report: Report) -> None:
+    """A table, the fix column only when something needs one. Every cell is plain text
+    (a POS's message in square brackets is not markup)."""
     from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
 
     from gateway.services.doctor import Status
 
     styles = {Status.OK: "green", Status.WARN: "yellow", Status.FAIL: "bold red"}
-    table = Table(show_lines=False, header_style="bold")
-    for column in ("subject", "check", "status", "found", "fix"):
+    columns = 5 if any(check.fix for check in report.checks) else 4
+    table = Table(header_style="bold")
+    for column in ("subject", "check", "status", "found", "fix")[:columns]:
         table.add_column(column, overflow="fold")
     for check in report.checks:
-        status = f"[{styles[check.status]}]{check.status.value}[/]"
-        table.add_row(check.subject, check.check, status, check.detail, check.fix or "")
+        status = Text(check.status.value, style=styles[check.status])
+        cells = [Text(check.subject), Text(check.check), status, Text(check.detail),
+                 Text(check.fix or "")]  # fmt: skip
+        table.add_row(*cells[:columns])
     # Piped (a log, a test): no wrapping, one line per row, whatever its length.
-    console = Console(width=None if _is_terminal() else 1000)
+    console = Console(width=None if sys.stdout.isatty() else 1000)
     console.print(table)
     failed = sum(1 for c in report.checks if c.status is Status.FAIL)
     warned = sum(1 for c in report.checks if c.status is Status.WARN)
     verdict = "needs attention" if failed else "ok"
     console.print(f"{verdict}: {failed} failed, {warned} warnings, {len(report.checks)} checks")
-
-
-def _is_terminal() -> bool:
-    import sys
-
-    return sys.stdout.isatty()
 
 
 @app.command("export-schema")
