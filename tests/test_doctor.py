@@ -266,3 +266,26 @@ def test_old_unsettled_work_and_no_worker_pass_are_warnings_exit_0(seeded: None)
     assert "`gateway worker --once`" in backlog
     last = row(out, "worker", "last pass")
     assert "warn" in last and "no pass recorded" in last and "`gateway worker`" in last
+
+
+def test_loyalty_off_and_a_missing_payment_method_fail_naming_the_fix(
+    seeded: None, xseries: SandboxHandle, kounta: SandboxHandle
+) -> None:
+    """The store turned loyalty off (its Loyalty payment type goes with it), and the Kounta
+    payment method rewards are paid with was deleted."""
+    store = json.loads(xseries_sandbox.DEMO_FIXTURES.read_text())
+    store["config"]["enable_loyalty"] = False
+    store["payment_types"] = [t for t in store["payment_types"] if t["payment_type_id"] != 106]
+    xseries.reset(store)
+    company = json.loads(kounta_sandbox.DEMO_FIXTURES.read_text())
+    company["payment_methods"] = [m for m in company["payment_methods"] if m["id"] != 12]
+    kounta.reset(company)
+    code, out, _ = doctor("--merchant", DEMO)
+    assert code == 1
+    enabled = row(out, f"{DEMO} / X-Series", "loyalty enabled")
+    assert "FAIL" in enabled and "turn loyalty on in the X-Series back office" in enabled
+    payment_type = row(out, f"{DEMO} / X-Series", "Loyalty payment type")
+    assert "FAIL" in payment_type and "turn loyalty on" in payment_type
+    method = row(out, f"{DEMO} / Kounta", "payment method")
+    assert "FAIL" in method and "(12) is not in the company" in method
+    assert f'`gateway merchants invite --name "{DEMO}"`' in method
