@@ -289,3 +289,16 @@ def test_loyalty_off_and_a_missing_payment_method_fail_naming_the_fix(
     method = row(out, f"{DEMO} / Kounta", "payment method")
     assert "FAIL" in method and "(12) is not in the company" in method
     assert f'`gateway merchants invite --name "{DEMO}"`' in method
+
+
+def test_a_nearly_spent_rate_window_warns_with_when_it_resets(
+    seeded: None, xseries: SandboxHandle
+) -> None:
+    """X-Series says (X-RateLimit headers) the store allows 6 calls a window: after the
+    doctor's own four, what is left is within the callers' reserve (GATEWAY_UPSTREAM_BUDGET
+    _RESERVE, 0.2: 2 of 6), so background work waits."""
+    xseries.faults(rate_limit={"limit": 6, "window_s": 300})
+    code, out, _ = doctor("--merchant", DEMO)
+    assert code == 0, out  # a warning
+    line = row(out, f"{DEMO} / X-Series", "rate budget")
+    assert "warn" in line and "2 of 6 left" in line and "it resets in" in line
