@@ -44,7 +44,7 @@ from gateway.store import merchants as merchant_store
 from gateway.store.crypto import UndecryptableToken
 
 # A production key shorter than this is not a real secret (it signs offers and encrypts
-# every stored token); the README's generator gives 43 characters.
+# every stored token); the generator ``MissingSecretKey`` suggests gives 43 characters.
 MIN_SECRET_KEY_CHARS = 32
 # How long a backend may take to answer a ping before it counts as unreachable.
 PING_TIMEOUT_S = 5.0
@@ -76,10 +76,6 @@ class Report:
     @property
     def failed(self) -> bool:
         return any(check.status is Status.FAIL for check in self.checks)
-
-    @property
-    def warned(self) -> bool:
-        return any(check.status is Status.WARN for check in self.checks)
 
     def add(
         self, subject: str, check: str, status: Status, detail: str, fix: str | None = None
@@ -150,7 +146,8 @@ def _settings(runtime: Runtime, report: Report) -> None:
                 "secret key",
                 Status.FAIL,
                 f"shorter than {MIN_SECRET_KEY_CHARS} characters in production",
-                key_fix + " (then re-encrypt the stored tokens under it)",
+                key_fix + " (tokens stored under the old key must then be re-encrypted, or the "
+                "shops reconnected)",
             )
         else:
             report.add(subject, "secret key", Status.OK, "set (not shown)")
