@@ -8,10 +8,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
+import sys
 from collections.abc import Awaitable, Callable
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
 
 import typer
 import uvicorn
@@ -25,6 +26,9 @@ from gateway.settings import MissingSecretKey, Settings
 from gateway.store import api_keys as key_store
 from gateway.store import merchants as merchant_store
 from gateway.store.crypto import UndecryptableToken
+
+if TYPE_CHECKING:
+    from gateway.services.doctor import Report
 
 T = TypeVar("T")
 
@@ -278,7 +282,7 @@ def worker(
         if not once:
             await run(services, interval, asyncio.Event())
             return
-        report = await recover_once(services, reconcile=True)
+        report = await recover_once(services, reconcile=True, progress=_progress)
         typer.echo(f"finished {len(report.finished)}, still failing "
                    f"{len(report.still_failing)}, left for the caller's retry "
                    f"{len(report.left_for_retry)}")  # fmt: skip
@@ -297,6 +301,7 @@ def migrate() -> None:
     """Create or upgrade the database schema."""
 
     async def work(runtime: Runtime) -> None:
+        _progress("migrating the database to the newest schema")
         await runtime.db.migrate()
 
     _run(work, migrated=False)
@@ -330,6 +335,68 @@ def rotate_secret() -> None:
             "add the key they were stored with to GATEWAY_PREVIOUS_SECRET_KEYS and run again"
         )
     typer.echo("nothing stored needs a previous key now: GATEWAY_PREVIOUS_SECRET_KEYS may go")
+
+
+@app.command()
+def doctor(
+    merchant: Annotated[
+        str | None, typer.Option(help="Check only this merchant's POS (default: every one).")
+    ] = None,
+    fix: Annotated[
+        bool, typer.Option(help="Register the gateway's missing webhooks at each POS.")
+    ] = False,
+) -> None:
+    """Check settings, database, cache, worker and each merchant's POS connections; print a
+    row per check with a fix for each problem. Exit 1 when a check FAILs (warnings alone
+    exit 0). Progress goes to stderr."""
+    from gateway.services.doctor import UnknownMerchant, diagnose
+
+    async def runner() -> Report:
+        runtime = Runtime(Settings())
+        try:
+            return await diagnose(runtime, merchant=merchant, fix_webhooks=fix, progress=_progress)
+        finally:
+            await runtime.aclose()
+
+    try:
+        report = asyncio.run(runner())
+    except UnknownMerchant as exc:
+        fail(str(exc))
+    _render(report)
+    if report.failed:
+        raise typer.Exit(1)
+
+
+def _progress(message: str) -> None:
+    typer.echo(f"… {message}", err=True)
+
+
+def _render(report: Report) -> None:
+    """A table, the fix column only when something needs one. Every cell is plain text
+    (a POS's message in square brackets is not markup)."""
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
+    from gateway.services.doctor import Status
+
+    styles = {Status.OK: "green", Status.WARN: "yellow", Status.FAIL: "bold red"}
+    columns = 5 if any(check.fix for check in report.checks) else 4
+    table = Table(header_style="bold")
+    for column in ("subject", "check", "status", "found", "fix")[:columns]:
+        table.add_column(column, overflow="fold")
+    for check in report.checks:
+        status = Text(check.status.value, style=styles[check.status])
+        cells = [Text(check.subject), Text(check.check), status, Text(check.detail),
+                 Text(check.fix or "")]  # fmt: skip
+        table.add_row(*cells[:columns])
+    # Piped (a log, a test): no wrapping, one line per row, whatever its length.
+    console = Console(width=None if sys.stdout.isatty() else 1000)
+    console.print(table)
+    failed = sum(1 for c in report.checks if c.status is Status.FAIL)
+    warned = sum(1 for c in report.checks if c.status is Status.WARN)
+    verdict = "needs attention" if failed else "ok"
+    console.print(f"{verdict}: {failed} failed, {warned} warnings, {len(report.checks)} checks")
 
 
 @app.command("export-schema")

@@ -41,7 +41,9 @@ def test_commands_refuse_an_unmigrated_database(env: Path) -> None:
 
 def test_migrate_is_idempotent(env: Path) -> None:
     assert gateway("migrate")[0] == 0
-    assert gateway("migrate") == (0, "database is at the newest schema\n")
+    again = runner.invoke(app, ["migrate"])
+    assert (again.exit_code, again.stdout) == (0, "database is at the newest schema\n")
+    assert "migrating the database" in again.stderr  # progress, on stderr only
     assert env.exists()
 
 
@@ -461,8 +463,12 @@ def test_merchants_set_the_void_policy_and_show_it_and_worker_once_reconciles(
 
     # The lost completion of a fixture order is found and earned by one pass, once.
     kounta.post("/_sandbox/orders/93824701/complete", {"deliveries": 0}).raise_for_status()
-    code, out = gateway("worker", "--once")
-    assert code == 0, out
+    result = runner.invoke(app, ["worker", "--once"])
+    out = result.stdout
+    assert result.exit_code == 0, result.output
     assert "reconciled Café Kounta since" in out and "looked at 1, failed 0" in out
+    # Progress on stderr, merchant by merchant, never mixed into the report.
+    assert "reconciling Café Kounta (merchant 1/1)" in result.stderr
+    assert "reconciling" not in out
     code, again = gateway("worker", "--once")
     assert code == 0 and "failed 0" in again

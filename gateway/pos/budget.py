@@ -84,6 +84,13 @@ class Window:
 
 
 @dataclass(frozen=True)
+class Headroom:
+    limit: int
+    remaining: int
+    reset_at: int
+
+
+@dataclass(frozen=True)
 class Observation:
     """What one answer says: the limit, the units the POS has counted, the window's end
     (None when the answer does not say)."""
@@ -222,6 +229,16 @@ class RateBudget:
         if spend.probe:
             await self.cache.delete(NAMESPACE, f"{account.key}#probe")
             self._tell(account)
+
+    async def headroom(self, account: Account) -> Headroom | None:
+        """What is left of the current window as the shared count says (None: no answer
+        has told the window yet, or it ended): for ``gateway doctor``, spending nothing."""
+        now = self.clock()
+        window = await self.window(account, now)
+        if window is None:
+            return None
+        used = _count(await self.cache.peek(NAMESPACE, f"{account.key}@{window.reset_at}")) or 0
+        return Headroom(window.limit, max(0, window.limit - used), window.reset_at)
 
     async def window(self, account: Account, now: float) -> Window | None:
         """The current window, if an answer has told it and it has not ended."""

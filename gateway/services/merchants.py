@@ -10,7 +10,7 @@ from decimal import Decimal
 
 import structlog
 
-from gateway.domain.errors import ValidationError
+from gateway.domain.errors import GatewayError, ValidationError
 from gateway.domain.merchant import Merchant, PointsSource, Pos, PosAccount
 from gateway.domain.rewards import default_rewards
 from gateway.domain.signed import same_secret
@@ -109,6 +109,14 @@ async def add_merchant(
     assert loaded is not None
     if kounta:
         await subscriptions.ensure_kounta(services, loaded)
+    if xseries and runtime.settings.public_url:
+        # As a connection by consent does: its sales and customers reach the gateway now,
+        # not after the next restart of `gateway serve` (without a public URL there is
+        # nowhere to register, which that restart logs).
+        try:
+            await subscriptions.ensure_xseries(services, loaded)
+        except GatewayError as exc:
+            (warn or _log_warning)(f"X-Series webhooks not registered: {exc.message}")
     return loaded
 
 

@@ -19,7 +19,7 @@ only slower. X-Series 0.9 lists sales ``since`` a time they changed.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -52,14 +52,20 @@ class Pass:
     skipped: bool = False  # another worker was on it
 
 
-async def reconcile_all(services: Services) -> list[Pass]:
-    """One pass over every connected merchant and POS."""
+async def reconcile_all(
+    services: Services, progress: Callable[[str], None] | None = None
+) -> list[Pass]:
+    """One pass over every connected merchant and POS; ``progress`` is told each in turn
+    (``gateway worker --once`` shows it: a pass over many merchants takes a while)."""
     with priority.background():
         async with services.runtime.db.read() as session:
             merchants = await list_merchants(session)
         passes = []
-        for merchant in merchants:
+        for number, merchant in enumerate(merchants, 1):
             for pos in _followed(merchant):
+                if progress is not None:
+                    progress(f"reconciling {merchant.name} {pos.label} "
+                             f"(merchant {number}/{len(merchants)})")  # fmt: skip
                 try:
                     passes.append(await reconcile(services.scope(merchant), pos))
                 except GatewayError as failure:

@@ -37,7 +37,7 @@ from gateway.services import adjust, create_sale, earning, pay_with_loyalty, red
 from gateway.services.context import Scope, Services
 from gateway.services.idempotency import LeftForRetry
 from gateway.services.reconcile import Pass, reconcile_all
-from gateway.store import redemptions, take_backs, writes
+from gateway.store import redemptions, take_backs, worker_passes, writes
 from gateway.store.idempotency import KeyRecord
 from gateway.store.merchants import get_merchant, list_merchants
 
@@ -76,13 +76,26 @@ class Recovery:
     reconciled: list[Pass] = field(default_factory=list)
 
 
-async def recover_once(services: Services, *, reconcile: bool = False) -> Recovery:
-    """One pass; with ``reconcile``, also one full reconciliation pass after it."""
+async def recover_once(
+    services: Services,
+    *,
+    reconcile: bool = False,
+    interval_s: float | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> Recovery:
+    """One pass; with ``reconcile``, also one full reconciliation pass after it. The pass is
+    written down when it ends (``store/worker_passes.py``, with the loop's ``interval_s``),
+    so ``gateway doctor`` can tell a worker that keeps up from one that stopped."""
     # Nobody waits on the worker: callers keep the last of each POS rate window.
     with priority.background():
+        if progress is not None:
+            progress("recovery pass: unsettled writes, unfinished operations and take-backs")
         report = await _one_pass(services)
         if reconcile:
-            report.reconciled = await reconcile_all(services)
+            report.reconciled = await reconcile_all(services, progress)
+    async with services.runtime.db.transaction() as session:
+        await worker_passes.record(session, datetime.now(UTC), interval_s=interval_s,
+                                   reconciled=reconcile)  # fmt: skip
     _Passes.completed = time.time()
     WORKER_LAST_PASS.set(_Passes.completed)
     return report
@@ -230,7 +243,7 @@ async def run(services: Services, interval_s: float, stop: asyncio.Event) -> Non
             reconcile = loop.time() >= next_reconcile
             if reconcile:
                 next_reconcile = loop.time() + every
-            report = await recover_once(services, reconcile=reconcile)
+            report = await recover_once(services, reconcile=reconcile, interval_s=interval_s)
             if report.finished or report.still_failing:
                 log.info(
                     "recovery pass",

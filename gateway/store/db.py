@@ -77,11 +77,16 @@ class Database:
 
     async def is_current(self) -> bool:
         """Whether the schema is at the newest migration (commands refuse to run otherwise)."""
+        current, head = await self.revisions()
+        return current == head
+
+    async def revisions(self) -> tuple[str | None, str | None]:
+        """The schema's migration and the newest one this code knows (None: none applied)."""
         async with self.engine.connect() as connection:
             current = await connection.run_sync(
                 lambda sync: MigrationContext.configure(sync).get_current_revision()
             )
-        return current == ScriptDirectory.from_config(alembic_config()).get_current_head()
+        return current, ScriptDirectory.from_config(alembic_config()).get_current_head()
 
     async def ping(self) -> None:
         async with self.engine.connect() as connection:

@@ -9,6 +9,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -355,3 +356,16 @@ class SyncCheckpointRow(Base):
     pos: Mapped[str] = mapped_column(String(16), primary_key=True)
     position: Mapped[datetime] = mapped_column(UtcDateTime())
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+class WorkerPassRow(Base):
+    """When the recovery worker last finished a pass (``gateway doctor`` reads it): one row
+    per worker kind, overwritten each pass, so its age is the worker's lag."""
+
+    __tablename__ = "worker_passes"
+
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    finished_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    # The loop's pace, so a reader knows when the next pass is overdue (None: ``--once``).
+    interval_s: Mapped[float | None] = mapped_column(Float, nullable=True)
+    reconciled_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
