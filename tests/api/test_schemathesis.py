@@ -164,20 +164,23 @@ def answered(failure: Failure) -> bool:
 
 
 def outcome(label: str, response: schemathesis.Response) -> str:
-    """What one request came to, for the numbers: its status, and a GraphQL answer's codes."""
+    """What one request came to, for the numbers: its status, and a GraphQL answer's codes
+    or whether a redemption was made."""
     try:
         body = response.json()
     except ValueError:
         body = None
     errors = body.get("errors") if isinstance(body, dict) and "data" in body else None
     codes = sorted({str((e.get("extensions") or {}).get("code", "-")) for e in errors or []})
+    if isinstance(body, dict) and "success" in body:  # a Kounta redemption's answer
+        codes = ["redeemed" if body["success"] else "refused"]
     return f"{label} {response.status_code} {','.join(codes) or 'ok'}"
 
 
 def fuzz(
     schema: BaseSchema,
     checks: list[Any],
-    overrides: Callable[[Operation], dict[str, Any]],
+    overrides: Callable[[Operation], list[dict[str, Any]]],
     headers: dict[str, str] | None = None,
 ) -> Tally:
     """Every operation, positive and negative, ``MAX_EXAMPLES`` each; failures collected
@@ -191,7 +194,12 @@ def fuzz(
         operation = result.ok()
         tally.operations += 1
         for mode in GenerationMode:
-            strategy = operation.as_strategy(generation_mode=mode, **overrides(operation))
+            strategy = st.one_of(
+                [
+                    operation.as_strategy(generation_mode=mode, **fixed)
+                    for fixed in overrides(operation)
+                ]
+            )
 
             @hypothesis.settings(
                 max_examples=MAX_EXAMPLES,
@@ -223,16 +231,28 @@ def fuzz(
 async def test_the_kounta_urls_conform_and_never_fail_on_the_server(
     shop: Gateway, live: ServerThread
 ) -> None:
-    pay = reward_url(await john(KountaPos(shop)), "pay-with-points")
-    offer = pay.split("/kounta/redeem/")[1].split("?")[0]
+    member = await john(KountaPos(shop))
+    offer, coffee = (
+        reward_url(member, reward).split("/kounta/redeem/")[1].split("?")[0]
+        for reward in ("pay-with-points", "free-coffee")
+    )
 
-    def overrides(operation: Operation) -> dict[str, Any]:
+    def overrides(operation: Operation) -> list[dict[str, Any]]:
+        """Values fixed in some of the requests, the rest generated: the door's keys
+        always; a real member, or a real open order (with a variable reward and a fixed one),
+        in part of them."""
         if "{token}" in operation.path:
-            return {
-                "path_parameters": {"token": ADDON_TOKEN},
-                "query": {"company_id": KOUNTA_COMPANY},
-            }
-        return {"path_parameters": {"offer": offer}}
+            door = {"path_parameters": {"token": ADDON_TOKEN}}
+            member = {"customer_id": JOHN_KOUNTA, "reference_id": JOHN_SMITH}
+            return [
+                {**door, "query": {"company_id": KOUNTA_COMPANY}},
+                {**door, "query": {"company_id": KOUNTA_COMPANY, **member}},
+            ]
+        return [
+            {"path_parameters": {"offer": offer}},
+            {"path_parameters": {"offer": offer}, "query": {"order_id": JOHN_ORDER}},
+            {"path_parameters": {"offer": coffee}, "query": {"order_id": JOHN_ORDER}},
+        ]
 
     def run() -> Tally:
         schema = schemathesis.openapi.from_url(f"{live.url}/kounta/openapi.json")
@@ -254,7 +274,7 @@ async def test_graphql_conforms_and_never_fails_on_the_server(
 
     def run() -> Tally:
         schema = schemathesis.graphql.from_url(f"{live.url}/graphql", headers=auth)
-        return fuzz(schema, GRAPHQL_CHECKS, lambda _: {}, headers=auth)
+        return fuzz(schema, GRAPHQL_CHECKS, lambda _: [{}], headers=auth)
 
     started = time.monotonic()
     tally = await asyncio.to_thread(run)
