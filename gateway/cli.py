@@ -404,13 +404,19 @@ def export_schema(
     output: Annotated[Path, typer.Option(help="Where to write the SDL.")] = Path(
         "schema/schema.graphql"
     ),
+    kounta_output: Annotated[
+        Path, typer.Option(help="Where to write the Kounta URLs' OpenAPI document.")
+    ] = Path("schema/kounta-adapters.openapi.json"),
 ) -> None:
-    """Write the GraphQL schema (SDL) that frontends generate code from."""
+    """Write the published contracts: the GraphQL schema (SDL) that frontends generate code
+    from, and the OpenAPI document of the URLs Kounta's POS calls."""
     from gateway.api.graphql.schema import schema_sdl
+    from gateway.api.kounta_openapi import document_text
 
-    output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(schema_sdl())
-    typer.echo(f"wrote {output}")
+    for path, text in ((output, schema_sdl()), (kounta_output, document_text())):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+        typer.echo(f"wrote {path}")
 
 
 @app.command()

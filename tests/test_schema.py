@@ -52,3 +52,27 @@ def test_schema_keeps_the_published_contract_names() -> None:
         "adjustPoints(input: AdjustPointsInput!): AdjustPointsResult!",
     ):
         assert name in sdl, name
+
+
+def test_kounta_openapi_is_current() -> None:
+    from gateway.api.kounta_openapi import document_text
+
+    published = (ROOT / "schema" / "kounta-adapters.openapi.json").read_text()
+    assert published == document_text(), (
+        "schema/kounta-adapters.openapi.json is stale: run `uv run gateway export-schema`"
+    )
+
+
+def test_export_schema_writes_both_contracts(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from gateway.api.kounta_openapi import document_text
+    from gateway.cli import app
+
+    sdl, openapi = tmp_path / "s.graphql", tmp_path / "k.json"
+    result = CliRunner().invoke(
+        app, ["export-schema", f"--output={sdl}", f"--kounta-output={openapi}"]
+    )
+    assert result.exit_code == 0, result.output
+    assert sdl.read_text() == schema_sdl()
+    assert openapi.read_text() == document_text()

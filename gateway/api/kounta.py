@@ -25,7 +25,17 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from gateway import jsonx
+from gateway.api import kounta_openapi
 from gateway.api.deadlines import answer_within
+from gateway.api.kounta_models import (
+    KountaAnswer,
+    KountaError,
+    KountaMember,
+    KountaMembers,
+    KountaReward,
+    RedeemDone,
+    RedeemRefused,
+)
 from gateway.domain.errors import GatewayError, NotFound, Transient, ValidationError
 from gateway.domain.merchant import Pos
 from gateway.domain.money import cents_within, parse_amount
@@ -44,14 +54,24 @@ MAX_MEMBERS = 20
 
 
 class KountaJSON(Response):
+    """An answer built from its model (``gateway/api/kounta_models.py``), the published
+    contract's source, so nothing is sent that the contract does not describe."""
+
     media_type = "application/json"
+
+    def __init__(self, answer: KountaAnswer, status_code: int = 200) -> None:
+        super().__init__(answer.body(), status_code=status_code)
 
     def render(self, content: Any) -> bytes:
         return jsonx.dumps(content)
 
 
 def error(message: str, status: int) -> Response:
-    return KountaJSON({"error": message}, status_code=status)
+    return KountaJSON(KountaError(error=message), status_code=status)
+
+
+def refused(message: str, status: int = 200) -> Response:
+    return KountaJSON(RedeemRefused(error=message), status_code=status)
 
 
 # --------------------------------------------------------------------------- shapes
@@ -94,19 +114,19 @@ def _digest(text: str) -> str:
 
 def reward_record(
     offer: rewards.RewardOffer, label: str, redeem_base: str, order_id: str
-) -> dict[str, Any]:
+) -> KountaReward:
     reward = offer.reward
-    return {
-        "id": reward.id,
-        "title": reward.title,
-        "terms": reward.terms or "",
-        "points_required": points_required(offer.points_required),
-        "points_label": label,
-        "action_label": reward.action_label or "Redeem",
-        "variable_quantity": reward.variable_quantity,
+    return KountaReward(
+        id=reward.id,
+        title=reward.title,
+        terms=reward.terms or "",
+        points_required=points_required(offer.points_required),
+        points_label=label,
+        action_label=reward.action_label or "Redeem",
+        variable_quantity=reward.variable_quantity,
         # The order_id Kounta sent (a placeholder) goes back unchanged; Kounta swaps it.
-        "redeem_url": f"{redeem_base}/kounta/redeem/{offer.offer}?order_id={quote(order_id)}",
-    }
+        redeem_url=f"{redeem_base}/kounta/redeem/{offer.offer}?order_id={quote(order_id)}",
+    )
 
 
 def member_record(
@@ -115,24 +135,24 @@ def member_record(
     label: str,
     redeem_base: str,
     order_id: str,
-) -> dict[str, Any]:
+) -> KountaMember:
     customer = member.customer
     points = current_points(customer.balance)
-    return {
-        "id": member.id,
-        "first_name": customer.first_name or customer.display_name or member.id,
-        "last_name": customer.last_name or "",
-        "email_address": email_address(member),
-        "current_points": points,
-        "points_label": label,
-        "intro_text": f"{customer.display_name}: {points} {label}",
-        "params": {label: points, "Programme": "active" if customer.loyalty_enabled else "off"},
-        "rewards": [
+    return KountaMember(
+        id=member.id,
+        first_name=customer.first_name or customer.display_name or member.id,
+        last_name=customer.last_name or "",
+        email_address=email_address(member),
+        current_points=points,
+        points_label=label,
+        intro_text=f"{customer.display_name}: {points} {label}",
+        params={label: points, "Programme": "active" if customer.loyalty_enabled else "off"},
+        rewards=[
             reward_record(offer, label, redeem_base, order_id)
             for offer in offers
             if offer.available
         ],
-    }
+    )
 
 
 # --------------------------------------------------------------------------- handlers
@@ -194,14 +214,14 @@ async def customer_search(request: Request, scope: Scope) -> Response:
     keyword = request.query_params.get("keyword", "")
     order_id = request.query_params.get("order_id", "")
     if not keyword.strip():
-        return KountaJSON({"members": {}})
+        return KountaJSON(KountaMembers(members={}))
     found = await members.search_members(scope, clean_keyword(keyword, "keyword"), MAX_MEMBERS)
     base, label = _redeem_base(request, scope), scope.merchant.points_label
-    records: dict[str, Any] = {}
+    records: dict[str, KountaMember] = {}
     for member in found:
         offers = await rewards.offers_for(scope, member)
         records[member.id] = member_record(member, offers, label, base, order_id)
-    return KountaJSON({"members": records})
+    return KountaJSON(KountaMembers(members=records))
 
 
 async def reward_lookup(request: Request, scope: Scope) -> Response:
@@ -222,17 +242,17 @@ async def redeem_offer(request: Request) -> Response:
     token = request.path_params["offer"]
     try:
         params = await _params(request, services.runtime.settings.max_json_depth)
-    except UnreadableBody as refused:
-        return KountaJSON({"success": False, "error": str(refused)}, status_code=400)
+    except UnreadableBody as unreadable:
+        return refused(str(unreadable), status=400)
     try:
         offer = rewards.read_offer(services.runtime, token)
         merchant = await merchants.by_id(services, offer.merchant_id)
         if merchant is None or not merchant.has(Pos.KOUNTA):
-            return KountaJSON({"success": False, "error": "this store no longer offers rewards"})
+            return refused("this store no longer offers rewards")
         check_ids(params)
         order_id = params.get("order_id", "").strip()
         if not order_id:
-            return KountaJSON({"success": False, "error": "order_id is missing"})
+            return refused("order_id is missing")
         request_ = RedemptionRequest(
             key=hashlib.sha256(token.encode()).hexdigest(),
             key_space="offer",
@@ -246,8 +266,8 @@ async def redeem_offer(request: Request) -> Response:
         await answer_within(seconds, redeem(services.scope(merchant), request_))
     except GatewayError as failure:
         log.info("kounta redemption refused", code=failure.code.value, reason=failure.message)
-        return KountaJSON({"success": False, "error": failure.message})
-    return KountaJSON({"success": True})
+        return refused(failure.message)
+    return KountaJSON(RedeemDone())
 
 
 class UnreadableBody(ValueError):
@@ -293,6 +313,7 @@ def _quantity(value: str | None) -> Decimal | None:
 
 
 routes = [
+    Route(kounta_openapi.PATH, kounta_openapi.openapi, methods=["GET"]),
     Route("/kounta/{token}/customer-search", _merchant_call(customer_search), methods=["GET"]),
     Route("/kounta/{token}/reward-lookup", _merchant_call(reward_lookup), methods=["GET"]),
     # Kounta's text does not say which method it uses on a redeem_url: accept both.
