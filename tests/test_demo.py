@@ -40,7 +40,17 @@ class Demo:
         )
         self.lines: queue.Queue[str | None] = queue.Queue()
         self.output: list[str] = []
-        threading.Thread(target=self._read, daemon=True).start()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def stop(self) -> None:
+        """Killed if still running, reaped, and its output pipe closed once read to the end."""
+        if self.process.poll() is None:
+            self.process.kill()
+        self.process.wait(timeout=30)
+        self._reader.join(timeout=30)
+        if self.process.stdout is not None:
+            self.process.stdout.close()
 
     def _read(self) -> None:
         assert self.process.stdout is not None
@@ -121,9 +131,7 @@ def click_through_reconnect(link: str, label: str) -> Page:
 def demo(tmp_path: Path) -> Iterator[Demo]:
     running = Demo(tmp_path)
     yield running
-    if running.process.poll() is None:
-        running.process.kill()
-        running.process.wait(timeout=30)
+    running.stop()
 
 
 def test_demo_serves_everything_and_stops_on_ctrl_c(demo: Demo) -> None:
@@ -246,5 +254,4 @@ def test_the_demo_runs_the_recovery_worker(tmp_path: Path) -> None:
         assert Decimal(points()) == 120  # read back: not on the order; points given back
         assert "given back" in httpx.get(redeem_url).json()["error"]
     finally:
-        demo.process.kill()
-        demo.process.wait(timeout=30)
+        demo.stop()
