@@ -31,6 +31,10 @@ from gateway.store.db import Database
 from gateway.store.models import Base
 from tests.support import ManualClock, SandboxHandle, ServerThread
 
+# The gateway's own fixtures (a gateway on each backend, its merchants, an API client), for
+# every folder: the API's tests and the use cases' alike.
+pytest_plugins = ["tests.gateways"]
+
 XSERIES_TOKEN = "test-xseries-token"
 KOUNTA_STATIC_TOKEN = "test-kounta-static-token"
 POSTGRES_URL = os.environ.get("GATEWAY_TEST_POSTGRES_URL")

@@ -29,7 +29,11 @@ from gateway.services.context import Services
 from gateway.services.merchants import XSeriesCredentials, add_merchant
 from gateway.settings import Environment
 from gateway.store.api_keys import create_api_key
-from tests.api.conftest import (
+from tests.api.test_graphql_sales import CREATE, PAY, balance, line
+from tests.api.test_kounta_adapters import JOHN_KOUNTA, JOHN_ORDER, john, kounta_order
+from tests.conftest import XSERIES_TOKEN
+from tests.demo_ids import JOHN_SMITH, JOHNNY, JOHNNY_SALE, REGISTER, TONY, USER
+from tests.gateways import (
     ADDON_TOKEN,
     KOUNTA_COMPANY,
     Gateway,
@@ -38,10 +42,6 @@ from tests.api.conftest import (
     make_kounta_gateway,
     reward_url,
 )
-from tests.api.test_graphql_sales import CREATE, PAY, balance, line
-from tests.api.test_kounta_adapters import JOHN_KOUNTA, JOHN_ORDER, john, kounta_order
-from tests.conftest import XSERIES_TOKEN
-from tests.demo_ids import JOHN_SMITH, JOHNNY, JOHNNY_SALE, REGISTER, TONY, USER
 from tests.support import SandboxHandle, ServerThread
 
 # What Python says when it is left to speak for us.

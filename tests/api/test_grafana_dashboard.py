@@ -13,9 +13,9 @@ from prometheus_client.parser import text_string_to_metric_families
 from gateway.domain.ids import Kind
 from gateway.services.context import Services
 from gateway.services.recovery import recover_once
-from tests.api.conftest import Gateway, KountaPos, reward_url
 from tests.api.test_kounta_adapters import JOHN_ORDER, john
 from tests.demo_ids import TONY
+from tests.gateways import Gateway, KountaPos, reward_url
 from tests.support import SandboxHandle
 
 DASHBOARD = Path(__file__).parents[2] / "docs" / "grafana-dashboard.json"

@@ -1,6 +1,6 @@
 """GraphiQL's page takes every script and style from the gateway, never from a CDN, and each
 file is the one Strawberry's page names (its integrity hash matches). The page working in a
-real browser with every other site blocked: tests/browser/test_graphiql.py."""
+real browser with every other site blocked: tests/e2e/browser/test_graphiql.py."""
 
 from __future__ import annotations
 

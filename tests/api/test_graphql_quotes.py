@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 
 from gateway.domain.ids import Kind
-from tests.api.conftest import AIRPORT_REGISTER, Gateway, demo_fixtures, two_outlets
 from tests.demo_ids import GOLD_WATCH, GST, JOHNNY, MUG, PEPPER, REGISTER, TONY, TSHIRT
+from tests.gateways import AIRPORT_REGISTER, Gateway, demo_fixtures, two_outlets
 from tests.support import SandboxHandle
 
 QUOTE = """

@@ -5,8 +5,8 @@ from __future__ import annotations
 import uuid
 
 from gateway.domain.ids import Kind
-from tests.api.conftest import Gateway
 from tests.demo_ids import JOHNNY, JOHNNY_SALE, PEPPER, TONY, TONY_SALE
+from tests.gateways import Gateway
 from tests.support import SandboxHandle
 
 CUSTOMER_FIELDS = "id pos posId firstName lastName email loyaltyEnabled loyaltyBalance"

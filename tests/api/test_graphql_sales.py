@@ -13,7 +13,6 @@ import pytest
 from gateway.app import create_app
 from gateway.domain.ids import Kind
 from gateway.runtime import Runtime
-from tests.api.conftest import AIRPORT_REGISTER, Gateway, demo_fixtures, two_outlets
 from tests.demo_ids import (
     CASH,
     GOLD_WATCH,
@@ -29,6 +28,7 @@ from tests.demo_ids import (
     TSHIRT,
     USER,
 )
+from tests.gateways import AIRPORT_REGISTER, Gateway, demo_fixtures, two_outlets
 from tests.support import SandboxHandle
 
 SALE_FIELDS = """

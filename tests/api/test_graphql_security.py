@@ -12,9 +12,9 @@ from gateway.domain.ids import Kind
 from gateway.runtime import Runtime
 from gateway.settings import Environment
 from gateway.store.api_keys import revoke_api_key
-from tests.api.conftest import Gateway, make_gateway
 from tests.api.test_graphql_sales import PAY, create
 from tests.demo_ids import JOHNNY, JOHNNY_SALE
+from tests.gateways import Gateway, make_gateway
 from tests.support import SandboxHandle
 
 

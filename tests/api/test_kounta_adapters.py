@@ -10,8 +10,8 @@ from typing import Any
 from gateway.domain import offers
 from gateway.runtime import Runtime
 from gateway.services.rewards import offer_key
-from tests.api.conftest import KOUNTA_COMPANY, LOYALTY_METHOD, Gateway, KountaPos, reward_url
 from tests.demo_ids import JOHN_SMITH, TONY
+from tests.gateways import KOUNTA_COMPANY, LOYALTY_METHOD, Gateway, KountaPos, reward_url
 from tests.support import SandboxHandle
 
 JOHN_KOUNTA = "3842"

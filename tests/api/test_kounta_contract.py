@@ -18,9 +18,9 @@ from gateway.domain import offers
 from gateway.observability import redact_path
 from gateway.runtime import Runtime
 from gateway.services.rewards import offer_key
-from tests.api.conftest import Gateway, KountaPos, reward_url
 from tests.api.test_kounta_adapters import JOHN_ORDER, LUCY_COMPLETE_ORDER, john
 from tests.demo_ids import JOHN_SMITH
+from tests.gateways import Gateway, KountaPos, reward_url
 from tests.support import SandboxHandle
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -13,7 +13,6 @@ import pytest
 from gateway.domain import ids
 from gateway.domain.ids import Kind
 from gateway.domain.merchant import Pos
-from tests.api.conftest import KOUNTA_COMPANY, Gateway, KountaPos, reward_url
 from tests.api.test_graphql_sales import create
 from tests.api.test_kounta_adapters import (
     JOHN_KOUNTA,
@@ -23,6 +22,7 @@ from tests.api.test_kounta_adapters import (
     xseries_balance,
 )
 from tests.demo_ids import JOHN_SMITH, JOHNNY, JOHNNY_SALE, TONY
+from tests.gateways import KOUNTA_COMPANY, Gateway, KountaPos, reward_url
 from tests.support import SandboxHandle
 
 REDEEM = """

@@ -14,9 +14,9 @@ import pytest
 from gateway.runtime import Runtime
 from gateway.sandbox.kounta import DEMO_FIXTURES
 from gateway.store import ledger
-from tests.api.conftest import Gateway, KountaPos, make_kounta_gateway, reward_url
 from tests.api.test_kounta_adapters import JOHN_KOUNTA, JOHN_ORDER, john, kounta_order
 from tests.demo_ids import JOHN_SMITH, PEPPER
+from tests.gateways import Gateway, KountaPos, make_kounta_gateway, reward_url
 from tests.support import SandboxHandle
 
 

@@ -20,7 +20,11 @@ from gateway.domain.ids import Kind
 from gateway.observability import configure_logging
 from gateway.services.context import Services
 from gateway.services.recovery import recover_once
-from tests.api.conftest import (
+from tests.api.test_graphql_sales import pay
+from tests.api.test_kounta_adapters import JOHN_KOUNTA, JOHN_ORDER, john
+from tests.conftest import XSERIES_TOKEN
+from tests.demo_ids import JOHN_SMITH, JOHNNY_SALE, TONY
+from tests.gateways import (
     ADDON_TOKEN,
     KOUNTA_ACCESS,
     KOUNTA_COMPANY,
@@ -29,11 +33,7 @@ from tests.api.conftest import (
     KountaPos,
     reward_url,
 )
-from tests.api.test_graphql_recovery import LOSE_THE_ANSWER
-from tests.api.test_graphql_sales import pay
-from tests.api.test_kounta_adapters import JOHN_KOUNTA, JOHN_ORDER, john
-from tests.conftest import XSERIES_TOKEN
-from tests.demo_ids import JOHN_SMITH, JOHNNY_SALE, TONY
+from tests.services.test_graphql_recovery import LOSE_THE_ANSWER
 from tests.support import SandboxHandle
 
 # W3C Server-Timing: metrics separated by commas, each a name and ;dur=<milliseconds>.

@@ -40,14 +40,6 @@ from gateway.domain.ids import Kind
 from gateway.domain.merchant import Pos
 from gateway.runtime import Runtime
 from gateway.settings import Settings
-from tests.api.conftest import (
-    ADDON_TOKEN,
-    KOUNTA_COMPANY,
-    Gateway,
-    KountaPos,
-    make_kounta_gateway,
-    reward_url,
-)
 from tests.api.test_kounta_adapters import JOHN_KOUNTA, JOHN_ORDER, john
 from tests.demo_ids import (
     CASH,
@@ -63,6 +55,14 @@ from tests.demo_ids import (
     TONY_SALE,
     TSHIRT,
     USER,
+)
+from tests.gateways import (
+    ADDON_TOKEN,
+    KOUNTA_COMPANY,
+    Gateway,
+    KountaPos,
+    make_kounta_gateway,
+    reward_url,
 )
 from tests.support import SandboxHandle, ServerThread, free_port
 

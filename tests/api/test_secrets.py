@@ -5,7 +5,9 @@ from __future__ import annotations
 import pytest
 
 from gateway.observability import configure_logging, redact_path
-from tests.api.conftest import (
+from tests.api.test_kounta_adapters import JOHN_ORDER, john
+from tests.conftest import XSERIES_TOKEN
+from tests.gateways import (
     ADDON_TOKEN,
     KOUNTA_ACCESS,
     KOUNTA_REFRESH,
@@ -13,8 +15,6 @@ from tests.api.conftest import (
     KountaPos,
     reward_url,
 )
-from tests.api.test_kounta_adapters import JOHN_ORDER, john
-from tests.conftest import XSERIES_TOKEN
 
 
 async def test_a_whole_flow_logs_no_secret(
