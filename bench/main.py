@@ -251,6 +251,8 @@ class Bench:
             if hello is not None and hello.rps and result.top is not None:
                 result.ratio_to_hello = round(result.top.rps / hello.rps, 3)
         outcome.rss = self.rss(outcome.results)
+        if any(result.errors for result in outcome.results):
+            outcome.gateway_log = self.stack.log_tail()
         return outcome
 
 

@@ -3,7 +3,8 @@
 A redemption needs a fresh signed offer (one redeems once: a second call only replays it) on
 an open order; a loyalty payment needs an open sale. Orders and sales are made at the
 sandboxes directly (the till's part, not the gateway's); offers come from the gateway's own
-reward lookup, as Kounta's POS gets them.
+reward lookup, as Kounta's POS gets them. Item ``i`` belongs to bench member ``i``
+(bench/scenarios.py ``MEMBERS``).
 """
 
 from __future__ import annotations
@@ -17,15 +18,14 @@ import httpx
 from bench.scenarios import (
     ADDON,
     GST,
-    JOHN,
-    JOHN_KOUNTA,
     KOUNTA_COMPANY,
     KOUNTA_SITE,
     REGISTER,
-    TONY,
     TSHIRT,
     USER,
     Pool,
+    customer_id,
+    member,
     sale_id,
 )
 from bench.stack import Stack
@@ -34,21 +34,27 @@ PARALLEL = 16
 REWARD = "pay-with-points"
 
 
-async def _many(count: int, make: Callable[[httpx.AsyncClient], Awaitable[str]]) -> list[str]:
+Make = Callable[[httpx.AsyncClient, int], Awaitable[str]]
+
+
+async def _many(count: int, make: Make) -> list[str]:
+    """Item ``i`` is for bench member ``i``: consecutive requests, those in flight together,
+    are for different customers."""
     gate = asyncio.Semaphore(PARALLEL)
     limits = httpx.Limits(max_connections=PARALLEL)
     async with httpx.AsyncClient(timeout=60, limits=limits) as client:
 
-        async def one() -> str:
+        async def one(index: int) -> str:
             async with gate:
-                return await make(client)
+                return await make(client, index)
 
-        return list(await asyncio.gather(*(one() for _ in range(count))))
+        return list(await asyncio.gather(*(one(index) for index in range(count))))
 
 
-async def _offer(stack: Stack, client: httpx.AsyncClient) -> str:
-    """An order of 4.60 for John, and the redeem path of 1 point on it."""
-    order = {"status": "ON_HOLD", "customer_id": int(JOHN_KOUNTA), "site_id": int(KOUNTA_SITE),
+async def _offer(stack: Stack, client: httpx.AsyncClient, index: int) -> str:
+    """An order of 4.60 for a member, and the redeem path of 1 point on it."""
+    xseries_id, kounta_id = member(index)
+    order = {"status": "ON_HOLD", "customer_id": int(kounta_id), "site_id": int(KOUNTA_SITE),
              "lines": [{"product_id": 7302, "quantity": 1, "unit_price": 4.00,
                         "unit_tax": 0.60}]}  # fmt: skip
     made = await client.post(
@@ -57,7 +63,7 @@ async def _offer(stack: Stack, client: httpx.AsyncClient) -> str:
     )  # fmt: skip
     made.raise_for_status()
     order_id = str(made.json()["id"])
-    query = {"customer_id": JOHN_KOUNTA, "reference_id": JOHN, "company_id": KOUNTA_COMPANY,
+    query = {"customer_id": kounta_id, "reference_id": xseries_id, "company_id": KOUNTA_COMPANY,
              "site_id": KOUNTA_SITE, "order_id": order_id}  # fmt: skip
     lookup = await client.get(f"{stack.gateway}/kounta/{ADDON}/reward-lookup", params=query)
     lookup.raise_for_status()
@@ -66,9 +72,10 @@ async def _offer(stack: Stack, client: httpx.AsyncClient) -> str:
     return f"{url.path}?{url.query}&quantity=1"
 
 
-async def _open_sale(stack: Stack, merchant_id: str, client: httpx.AsyncClient) -> str:
-    """A saved sale of 23.00 for Tony, nothing paid yet."""
-    sale = {"register_id": REGISTER, "user_id": USER, "customer_id": TONY, "status": "SAVED",
+async def _open_sale(stack: Stack, merchant_id: str, client: httpx.AsyncClient, index: int) -> str:
+    """A saved sale of 23.00 for a member, nothing paid yet."""
+    sale = {"register_id": REGISTER, "user_id": USER, "customer_id": member(index)[0],
+            "status": "SAVED",
             "register_sale_products": [{"product_id": TSHIRT, "quantity": 1, "price": 20,
                                         "tax": 3, "tax_id": GST}]}  # fmt: skip
     made = await client.post(
@@ -79,6 +86,8 @@ async def _open_sale(stack: Stack, merchant_id: str, client: httpx.AsyncClient) 
 
 
 def prepare(stack: Stack, merchant_id: str, pool: Pool, count: int) -> list[str]:
+    if pool == "members":  # ids only: nothing to make
+        return [customer_id(merchant_id, member(index)[0]) for index in range(count)]
     if pool == "kounta-offers":
-        return asyncio.run(_many(count, lambda client: _offer(stack, client)))
-    return asyncio.run(_many(count, lambda client: _open_sale(stack, merchant_id, client)))
+        return asyncio.run(_many(count, lambda client, i: _offer(stack, client, i)))
+    return asyncio.run(_many(count, lambda client, i: _open_sale(stack, merchant_id, client, i)))

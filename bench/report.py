@@ -81,6 +81,8 @@ class Run:
     cpus: int
     results: list[Result] = field(default_factory=list)
     rss: Rss | None = None
+    gateway_log: list[str] = field(default_factory=list)
+    """The gateway's last log lines, when any request failed."""
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -141,6 +143,8 @@ def table(run: Run) -> str:
     for result in run.results:
         if result.first_error:
             notes.append(f"{result.name}: first error: {result.first_error[:200]}")
+    if run.gateway_log:
+        notes += ["gateway log, last lines:", *(f"  {line[:300]}" for line in run.gateway_log)]
     notes.append(f"reproduce: {run.command}")
     return "\n".join(lines + notes)
 

@@ -10,6 +10,7 @@ so that the gateway, not a POS quota, is measured.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
@@ -23,10 +24,19 @@ from typing import Any
 
 import httpx
 
-from bench.scenarios import ADDON, KOUNTA_COMPANY, KOUNTA_TOKEN, XSERIES_TOKEN
+from bench.scenarios import (
+    ADDON,
+    JOHN,
+    JOHN_KOUNTA,
+    KOUNTA_COMPANY,
+    KOUNTA_TOKEN,
+    MEMBERS,
+    XSERIES_TOKEN,
+    member,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
-XSERIES_FIXTURES = ROOT / "gateway" / "sandbox" / "fixtures" / "xseries_demo.json"
+FIXTURES = ROOT / "gateway" / "sandbox" / "fixtures"
 # Enough points that no payment or redemption of a run is refused for want of them.
 BALANCE = "100000000.00000"
 UNLIMITED = {"limit": 100_000_000, "window_s": 60}
@@ -64,6 +74,7 @@ class Stack:
     hello: str
     xseries: Sandbox
     kounta: Sandbox
+    log: Path
     processes: dict[str, subprocess.Popen[str]] = field(default_factory=dict)
     key: str = ""
 
@@ -74,16 +85,27 @@ class Stack:
         )  # fmt: skip
         return done.stdout
 
-    def start(self, name: str, *argv: str, announce: str | None = None) -> None:
-        process = subprocess.Popen(
-            [sys.executable, *argv], env=self.env, cwd=ROOT,
-            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-        )  # fmt: skip
+    def start(
+        self, name: str, *argv: str, announce: str | None = None, log: Path | None = None
+    ) -> None:
+        with contextlib.ExitStack() as files:
+            # Never an unread pipe: a process that logs much would block on it.
+            sink = files.enter_context(log.open("w")) if log else subprocess.DEVNULL
+            process = subprocess.Popen(
+                [sys.executable, *argv], env=self.env, cwd=ROOT,
+                stdout=subprocess.PIPE if announce else sink, stderr=sink, text=True,
+            )  # fmt: skip
         self.processes[name] = process
         if announce and process.stdout:
             line = process.stdout.readline()
             if announce not in line:
                 raise RuntimeError(f"{name} did not start: {line!r}")
+
+    def log_tail(self, lines: int = 20) -> list[str]:
+        """The gateway's last log lines (WARNING and above): why requests failed."""
+        if not self.log.exists():
+            return []
+        return self.log.read_text(errors="replace").splitlines()[-lines:]
 
     def pid(self, name: str) -> int:
         return self.processes[name].pid
@@ -112,14 +134,29 @@ def rss_kib(pid: int) -> int:
     raise RuntimeError(f"no VmRSS for process {pid}")
 
 
-def _rich_fixtures(workdir: Path) -> Path:
-    data = json.loads(XSERIES_FIXTURES.read_text())
-    for customer in data["customers"]:
+def _fixtures(workdir: Path) -> tuple[Path, Path]:
+    """The demo's, every loyalty member rich, plus ``MEMBERS`` bench members (each like
+    John: an X-Series customer and the Kounta customer linked to it)."""
+    xseries = json.loads((FIXTURES / "xseries_demo.json").read_text())
+    kounta = json.loads((FIXTURES / "kounta_demo.json").read_text())
+    for customer in xseries["customers"]:
         if customer.get("enable_loyalty"):
             customer["loyalty_balance"] = BALANCE
-    path = workdir / "xseries.json"
-    path.write_text(json.dumps(data))
-    return path
+    john = next(c for c in xseries["customers"] if c["id"] == JOHN)
+    john_kounta = next(c for c in kounta["customers"] if str(c["id"]) == JOHN_KOUNTA)
+    for index in range(MEMBERS):
+        xseries_id, kounta_id = member(index)
+        names = {"first_name": "Bench", "last_name": f"Member{index}"}
+        xseries["customers"].append(john | names | {
+            "id": xseries_id, "customer_code": f"BENCH{index}", "name": f"Bench Member{index}",
+            "email": f"bench{index}@example.com"})  # fmt: skip
+        kounta["customers"].append(john_kounta | names | {
+            "id": int(kounta_id), "reference_id": xseries_id, "tags": [],
+            "email": f"bench{index}@example.com", "phone": ""})  # fmt: skip
+    paths = workdir / "xseries.json", workdir / "kounta.json"
+    for path, data in zip(paths, (xseries, kounta), strict=True):
+        path.write_text(json.dumps(data))
+    return paths
 
 
 def _wait(url: str, what: str, *, post: dict[str, Any] | None = None) -> None:
@@ -150,14 +187,16 @@ def boot(workdir: Path) -> Stack:
         "GATEWAY_WORKER_IN_PROCESS": "false",
     }
     stack = Stack(env, url["gateway"], url["hello"], Sandbox(url["xseries"], XSERIES_TOKEN),
-                  Sandbox(url["kounta"], KOUNTA_TOKEN))  # fmt: skip
+                  Sandbox(url["kounta"], KOUNTA_TOKEN), workdir / "gateway.log")  # fmt: skip
+    xseries_fixtures, kounta_fixtures = _fixtures(workdir)
     try:
         cli = ("-m", "gateway.cli")
         stack.start("xseries", *cli, "sandbox", "xseries", "--port", str(ports["xseries"]),
-                    "--token", XSERIES_TOKEN, "--fixtures", str(_rich_fixtures(workdir)),
+                    "--token", XSERIES_TOKEN, "--fixtures", str(xseries_fixtures),
                     announce="X-Series sandbox on")  # fmt: skip
         stack.start("kounta", *cli, "sandbox", "kounta", "--port", str(ports["kounta"]),
-                    "--token", KOUNTA_TOKEN, announce="Kounta sandbox on")  # fmt: skip
+                    "--token", KOUNTA_TOKEN, "--fixtures", str(kounta_fixtures),
+                    announce="Kounta sandbox on")  # fmt: skip
         for sandbox in stack.sandboxes():
             sandbox.set_latency(0)
         stack.gw("migrate")
@@ -166,7 +205,7 @@ def boot(workdir: Path) -> Stack:
                  "--kounta-company-id", KOUNTA_COMPANY, "--kounta-access-token", KOUNTA_TOKEN,
                  "--kounta-payment-method-id", "12")  # fmt: skip
         stack.key = stack.gw("keys", "create", "--merchant", "Bench").strip().splitlines()[-1]
-        stack.start("gateway", *cli, "serve", "--port", str(ports["gateway"]))
+        stack.start("gateway", *cli, "serve", "--port", str(ports["gateway"]), log=stack.log)
         stack.start("hello", "-m", "bench.hello", "--port", str(ports["hello"]))
         _wait(f"{url['gateway']}/healthz", "the gateway")
         _wait(f"{url['hello']}/graphql", "the { hello } app", post={"query": "{ hello }"})
