@@ -48,6 +48,14 @@ class Result:
     added_method: str = ""
     errors: int = 0
     first_error: str = ""
+    baseline_rps: list[float] = field(default_factory=list)
+    """{ hello } only: req/s of its first and last runs (the better one is kept)."""
+
+    def repeated_gets(self) -> dict[str, float]:
+        """GET routes called more than once per operation: the same resource read twice, or
+        the same route for other ids (three name searches): the JSON's calls_by_route tells."""
+        return {route: calls for route, calls in self.calls_by_route.items()
+                if " GET " in route and calls > 1.05}  # fmt: skip
 
     def level(self, concurrency: int) -> Level | None:
         return next((lv for lv in self.levels if lv.concurrency == concurrency), None)
@@ -126,7 +134,9 @@ def table(run: Run) -> str:
     lines.insert(1, "  ".join("-" * w for w in widths))
     notes = [
         "",
-        f"req/s at c{levels[-1]}; x hello: its ratio to {{ hello }} in this run. "
+        f"req/s at c{levels[-1]}; x hello: its ratio to {{ hello }} in this run (the better of "
+        f"its first and last runs: {' and '.join(f'{r:.0f}' for r in run.results[0].baseline_rps)}"
+        " req/s). "
         f"Upstream latency {run.upstream_latency_ms} ms, {run.duration_s:g} s per level, "
         f"driver {run.driver}, {run.cpus} CPUs.",
         "! more upstream calls than the minimum. * added latency estimated as total minus "
@@ -140,6 +150,10 @@ def table(run: Run) -> str:
             f"({', '.join(rss.scenarios)} in turn): {rss.growth_pct:+.1f}% "
             f"(at start {rss.cold_kib / 1024:.1f} MiB)."
         )
+    for result in run.results:
+        if repeated := result.repeated_gets():
+            said = ", ".join(f"{route} x{calls:g}" for route, calls in repeated.items())
+            notes.append(f"{result.name}: GET routes per op: {said}")
     for result in run.results:
         if result.first_error:
             notes.append(f"{result.name}: first error: {result.first_error[:200]}")
