@@ -136,7 +136,12 @@ async def _drive(load: Load) -> Outcome:
                     replays += index >= len(load.items) and not load.reusable
                 path, body = request.render(f"{load.prefix}-{index}", item)
                 started = time.perf_counter()
-                answer = await client.request(request.method, path, content=body)
+                try:
+                    answer = await client.request(request.method, path, content=body)
+                except httpx.HTTPError as failed:
+                    errors += 1
+                    first_error = first_error or f"{type(failed).__name__}: {failed}"
+                    continue
                 elapsed = (time.perf_counter() - started) * 1000
                 if good(answer.status_code, answer.text, request.expect):
                     latencies.append(elapsed)
@@ -229,7 +234,7 @@ function done(summary, latency, requests)
         '{WRK_MARK}{{"requests": %d, "duration_us": %d, "errors": %d, "socket_errors": %d, '
         .. '"replays": %d, "p50_us": %d, "p90_us": %d, "p99_us": %d, "first_error": "%s"}}\\n',
         summary.requests, summary.duration, bad,
-        e.connect + e.read + e.write + e.timeout + e.status, replayed,
+        e.connect + e.read + e.write + e.timeout, replayed,
         latency:percentile(50), latency:percentile(90), latency:percentile(99), escape(first)))
 end
 """

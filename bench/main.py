@@ -235,6 +235,8 @@ class Bench:
             outcome = run(Load(self.stack.gateway, self.stack.headers(), requests, concurrency,
                                f"{self.prefix}-rss{done}", seconds=seconds, count=count),
                           python=self.python)  # fmt: skip
+            if outcome.completed + outcome.errors == 0:
+                break  # nothing answered: the gateway is stuck; the reading says so
             done += outcome.completed + outcome.errors
             rate = max(outcome.rps, 1.0)
         return Rss(done, self.cold, before, rss_kib(pid), [s.name for s in chosen])
