@@ -101,6 +101,9 @@ def arguments(argv: list[str] | None) -> argparse.Namespace:
         help="a smoke run: 2 s per level, 10 counted, 2000 RSS requests",
     )
     args = parser.parse_args(argv)
+    known = list(scenarios("-"))  # the names, before anything starts
+    if unknown := [name for name in args.scenario or () if name not in known]:
+        parser.error(f"unknown scenario {', '.join(unknown)}; known: {', '.join(known)}")
     if args.quick:
         args.duration, args.count, args.rss_requests = 2.0, 10, min(args.rss_requests, 2000)
     return args
@@ -122,10 +125,6 @@ class Bench:
 
     def chosen(self) -> list[Scenario]:
         names = self.args.scenario or list(self.all)
-        unknown = [n for n in names if n not in self.all]
-        if unknown:
-            raise SystemExit(f"unknown scenario {', '.join(unknown)}; "
-                             f"known: {', '.join(self.all)}")  # fmt: skip
         return [self.all["hello"], *(self.all[n] for n in names if n != "hello")]
 
     def prepare(self, chosen: list[Scenario]) -> None:
