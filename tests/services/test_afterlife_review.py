@@ -24,11 +24,11 @@ from gateway.services.context import Services
 from gateway.services.recovery import recover_once
 from gateway.store import activity, ledger
 from gateway.store.merchants import set_void_policy, webhook_secret
-from tests.services import test_order_afterlife as afterlife
 from tests.api.test_graphql_sales import balance, create, pay
 from tests.api.test_kounta_adapters import JOHN_KOUNTA, JOHN_ORDER
 from tests.demo_ids import CASH, GST, LOYALTY, REGISTER, TONY, TSHIRT, USER
 from tests.gateways import KOUNTA_COMPANY, Gateway, KountaPos, make_gateway, reward_url
+from tests.services import test_order_afterlife as afterlife
 from tests.services.test_order_afterlife import balance as kounta_balance
 from tests.services.test_order_afterlife import till
 from tests.support import SandboxHandle
