@@ -12,7 +12,7 @@ from gateway import jsonx
 from gateway.domain.errors import GatewayError, ValidationError
 from gateway.domain.merchant import Merchant, Pos
 from gateway.domain.text import check_text
-from gateway.services import catalog
+from gateway.services import catalog, customer_cache
 from gateway.services.context import Scope, Services
 from gateway.services.kounta_orders import follow_order
 from gateway.services.xseries_sales import follow_sale
@@ -100,6 +100,13 @@ async def xseries(request: Request) -> Response:
     if kind == "product.update" or any(key in payload for key in PRODUCT_FIELDS):
         await catalog.forget_product(scope, object_id)
     await catalog.forget_account(scope)  # cheap to reload; settings may have moved
+    # A customer changed (their balance, at the till), or a sale of theirs did: forgetting
+    # more than needed costs one read, so the payload's word is enough for this.
+    if kind == "customer.update" or "loyalty_balance" in payload:
+        await customer_cache.forget(scope, object_id)
+    customer_id = payload.get("customer_id")
+    if isinstance(customer_id, str) and customer_id:
+        await customer_cache.forget(scope, check_text(customer_id, "customer_id"))
     if kind == "sale.update" or "register_sale_products" in payload:
         await _follow_up_sale(scope, object_id)
     return JSONResponse({"received": kind or "update"})

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Sequence
 from typing import TypeVar
 
 import strawberry
+from strawberry.types.nodes import SelectedField, Selection
 
 from gateway.api.graphql import nodes
 from gateway.api.graphql.errors import top_level
@@ -69,9 +70,12 @@ class Query:
 
     @strawberry.field
     async def customer(self, info: Info, id: strawberry.ID) -> Customer | None:
+        """Asked for its rewards, the customer is read fresh once, so the balance shown and
+        what it offers agree; else the cached customer may do."""
         scope = info.context.scope
-        found = await _unless_not_found(customers.get_customer(scope, str(id)))
-        return Customer.of(found, scope.merchant.id) if found else None
+        fresh = asks_for(info.selected_fields, "rewards")
+        found = await _unless_not_found(customers.get_customer(scope, str(id), fresh=fresh))
+        return Customer.of(found, scope.merchant.id, fresh=fresh) if found else None
 
     @strawberry.field(description="An X-Series sale or a Kounta order.")
     async def sale(self, info: Info, id: strawberry.ID) -> Sale | None:
@@ -115,6 +119,17 @@ class Query:
             loyalty_earned=quote.loyalty_earned,
             total=quote.total,
         )
+
+
+def asks_for(selections: Sequence[Selection], name: str) -> bool:
+    """Whether the field's own selection (through fragments) names ``name``."""
+    for selection in selections:
+        for child in selection.selections:
+            if isinstance(child, SelectedField) and child.name == name:
+                return True
+            if not isinstance(child, SelectedField) and asks_for([child], name):
+                return True
+    return False
 
 
 async def _unless_not_found(lookup: Awaitable[T]) -> T | None:
