@@ -114,9 +114,13 @@ async def kounta_view(scope: Scope, customer: KountaCustomer, *, fresh: bool = F
     return kounta_customer(customer, balance=linked.balance, member=linked.loyalty_enabled)
 
 
-async def search_customers(scope: Scope, keyword: str, first: int = 20) -> list[Customer]:
+async def search_customers(
+    scope: Scope, keyword: str, first: int = 20, *, fresh: bool = False
+) -> list[Customer]:
     """Every POS of the merchant at once (so it takes as long as the slower one); a Kounta
-    customer linked to an X-Series customer (``reference_id``) is that person, once."""
+    customer linked to an X-Series customer (``reference_id``) is that person, once.
+    X-Series' own results are read now; ``fresh``: the linked ones too (else they may come
+    from the cache)."""
     keyword = clean_keyword(keyword)
     merchant = scope.merchant
     xseries_search = search_xseries(scope, keyword, first) if merchant.has(Pos.XSERIES) else None
@@ -133,8 +137,8 @@ async def search_customers(scope: Scope, keyword: str, first: int = 20) -> list[
         else:
             unlinked.append(customer)
     extra = await asyncio.gather(
-        *(_xseries_or_none(scope, reference) for reference in linked),
-        *(kounta_view(scope, customer) for customer in unlinked),
+        *(_xseries_or_none(scope, reference, fresh=fresh) for reference in linked),
+        *(kounta_view(scope, customer, fresh=fresh) for customer in unlinked),
     )
     found.extend(customer for customer in extra if customer is not None)
     return found[: _limit(first)]

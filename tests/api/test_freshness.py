@@ -289,6 +289,28 @@ async def test_the_next_read_after_a_balance_moves_shows_the_new_balance(
     assert with_rewards["customer"]["loyaltyBalance"] == f"{now:.2f}"
 
 
+async def test_a_payment_whose_answer_was_lost_shows_at_once_when_it_landed(
+    settings: Settings, clock: ManualClock, xseries: SandboxHandle, kounta: SandboxHandle
+) -> None:
+    """OUTCOME_PENDING: the payment may have landed, so what is shown is read again."""
+    runtime = await fresh_runtime(settings.model_copy(update={"upstream_settle_s": 60}), clock)
+    gw = await make_kounta_gateway(runtime, kounta, "Late Goods", xseries=xseries)
+    try:
+        sale_id = await open_sale(gw)
+        before = await shown(gw)
+        assert await shown(gw) == before  # cached
+        xseries.faults(
+            status=503, fail_next=1, method="POST", path="/api/register_sales", after=True
+        )
+        variables = {"input": {"idempotencyKey": "lost-1", "saleId": sale_id, "amount": "5"}}
+        assert (await gw.data(PAY, variables))["payWithLoyalty"]["code"] == "OUTCOME_PENDING"
+        assert xseries_balance(xseries, JOHN_SMITH) == before - 5  # it landed
+        assert await shown(gw) == before - 5
+    finally:
+        await gw.client.aclose()
+        await runtime.aclose()
+
+
 # --------------------------------------------------------------------------- the cache
 
 

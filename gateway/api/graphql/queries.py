@@ -62,11 +62,12 @@ class Query:
     @strawberry.field(description="Customers matching a name or an email, on every POS.")
     async def customers(self, info: Info, search: str, first: int | None = 20) -> list[Customer]:
         scope = info.context.scope
+        fresh = asks_for(info.selected_fields, "rewards")  # then every balance is read now
         try:
-            found = await customers.search_customers(scope, search, first or 20)
+            found = await customers.search_customers(scope, search, first or 20, fresh=fresh)
         except GatewayError as error:
             raise top_level(error) from None
-        return [Customer.of(c, scope.merchant.id) for c in found]
+        return [Customer.of(c, scope.merchant.id, fresh=fresh) for c in found]
 
     @strawberry.field
     async def customer(self, info: Info, id: strawberry.ID) -> Customer | None:
