@@ -35,6 +35,7 @@ REDIS_WAIT_S = 5.0  # for a free connection; aiocache gives up on any call after
 # How long a key's stamp outlives its last restamp: far longer than any entry lives plus
 # the longest load, so an entry stored under a stamp that has since expired is gone too.
 STAMP_TTL_S = 24 * 3600
+STAMP = "#stamp"  # the stamp of key K is kept under K#stamp
 
 
 class Cache:
@@ -229,9 +230,6 @@ class Cache:
             return cast(tuple[str, float, T], raw)
         stamp, read_at, value = str(raw).split("|", 2)
         return stamp, float(read_at), adapter.validate_json(value)
-
-
-STAMP = "#stamp"
 
 
 def _ttl(seconds: float) -> float:
