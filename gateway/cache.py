@@ -1,9 +1,11 @@
 """A small cache interface over aiocache: memory by default, Redis when configured.
 
-Only upstream reference data is cached (account config, payment types, products), never
-a balance a decision depends on. Values are pydantic-typed and cross the wire as JSON, so
-Redis never holds pickles. Misses are single-flight within a process: concurrent callers
-for one key share one load.
+Upstream reference data is cached (account config, payment types, products), and the
+customers the gateway shows (``get_or_load_stamped``, forgotten in every process by
+``restamp``: docs/architecture.md, "Caching and freshness"), never a balance a decision
+depends on. Values are pydantic-typed and cross the wire as JSON, so Redis never holds
+pickles. Misses are single-flight within a process: concurrent callers for one key share
+one load.
 
 It also holds what the gateway's processes must agree on about each POS's rate limit
 (``gateway/pos/budget.py``): short texts, marks, and counters that change atomically
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar, cast
 from urllib.parse import urlsplit
@@ -29,6 +32,10 @@ T = TypeVar("T")
 
 REDIS_CONNECTIONS = 100  # per process
 REDIS_WAIT_S = 5.0  # for a free connection; aiocache gives up on any call after 5 s too
+# How long a key's stamp outlives its last restamp: far longer than any entry lives plus
+# the longest load, so an entry stored under a stamp that has since expired is gone too.
+STAMP_TTL_S = 24 * 3600
+STAMP = "#stamp"  # the stamp of key K is kept under K#stamp
 
 
 class Cache:
@@ -67,6 +74,61 @@ class Cache:
             CACHE_LOOKUPS.labels(namespace=namespace, result="hit").inc()
             return self._decode(cached, adapter)
         CACHE_LOOKUPS.labels(namespace=namespace, result="miss").inc()
+
+        async def load_and_store() -> T:
+            value = await load()
+            await self._backend.set(full_key, self._encode(value, adapter), ttl=ttl)
+            return value
+
+        return await self._shared(full_key, load_and_store)
+
+    async def get_or_load_stamped(
+        self,
+        namespace: str,
+        key: str,
+        load: Callable[[], Awaitable[T]],
+        *,
+        ttl_s: float,
+        adapter: TypeAdapter[T],
+        now: Callable[[], float],
+        fresh: bool = False,
+    ) -> T:
+        """A value the gateway's own writes change: served while younger than ``ttl_s`` by
+        ``now`` (the runtime's clock, so tests move time) and while its key's stamp is the
+        one it was loaded under. ``restamp`` changes the stamp, so neither an entry stored
+        before nor one a load in flight stores after is ever served again, in any process
+        that shares the backend; and no load is shared across stamps. ``fresh``: load now,
+        whatever is cached (and store what was read for the next reader)."""
+        full_key = f"{namespace}:{key}"
+        raw, raw_stamp = await self._backend.multi_get([full_key, full_key + STAMP])
+        stamp = "" if raw_stamp is None else str(raw_stamp)
+        if raw is not None and not fresh:
+            entry_stamp, read_at, value = self._decode_stamped(raw, adapter)
+            if entry_stamp == stamp and 0 <= now() - read_at < ttl_s:
+                CACHE_LOOKUPS.labels(namespace=namespace, result="hit").inc()
+                return value
+        CACHE_LOOKUPS.labels(namespace=namespace, result="miss").inc()
+
+        async def load_and_store() -> T:
+            read_at = now()  # before the read: the entry is as old as the moment it began
+            value = await load()
+            entry = self._encode_stamped(stamp, read_at, value, adapter)
+            await self._backend.set(full_key, entry, ttl=_ttl(ttl_s))
+            return value
+
+        if fresh:
+            return await load_and_store()
+        return await self._shared(f"{full_key}{STAMP}{stamp}", load_and_store)
+
+    async def restamp(self, namespace: str, key: str) -> None:
+        """Forget a stamped value everywhere: what is cached, and what any load begun
+        before now would store."""
+        full_key = f"{namespace}:{key}"
+        await self._backend.set(full_key + STAMP, uuid.uuid4().hex, ttl=STAMP_TTL_S)
+        await self._backend.delete(full_key)
+
+    async def _shared(self, full_key: str, load_and_store: Callable[[], Awaitable[T]]) -> T:
+        """One load per key at a time in this process; concurrent callers wait for it."""
         pending = self._loading.get(full_key)
         if pending is not None:
             try:
@@ -78,8 +140,7 @@ class Cache:
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._loading[full_key] = future
         try:
-            value = await load()
-            await self._backend.set(full_key, self._encode(value, adapter), ttl=ttl)
+            value = await load_and_store()
         except asyncio.CancelledError:
             future.cancel()
             raise
@@ -158,6 +219,17 @@ class Cache:
         if self.backend_name == "memory":
             return cast(T, raw)
         return adapter.validate_json(raw)
+
+    def _encode_stamped(self, stamp: str, read_at: float, value: T, adapter: TypeAdapter[T]) -> Any:
+        if self.backend_name == "memory":
+            return (stamp, read_at, value)
+        return f"{stamp}|{read_at!r}|{adapter.dump_json(value).decode()}"
+
+    def _decode_stamped(self, raw: Any, adapter: TypeAdapter[T]) -> tuple[str, float, T]:
+        if self.backend_name == "memory":
+            return cast(tuple[str, float, T], raw)
+        stamp, read_at, value = str(raw).split("|", 2)
+        return stamp, float(read_at), adapter.validate_json(value)
 
 
 def _ttl(seconds: float) -> float:

@@ -100,6 +100,12 @@ class Settings(BaseSettings):
     # Cache TTLs (seconds) for upstream reference data.
     cache_ttl_config_s: int = 60
     cache_ttl_catalog_s: int = 300
+    # How long a customer read from X-Series (their balance) may be shown from the cache
+    # (docs/architecture.md, "Caching and freshness"): the gateway's own writes and the
+    # POS's webhooks forget it at once; this bounds how late a change made at the till
+    # shows when its webhook is lost. Decisions (redeeming, paying, the rewards offered)
+    # never read it.
+    cache_ttl_customer_s: float = Field(default=30.0, gt=0, le=3600)
 
     # GraphQL limits.
     graphql_max_depth: int = 10

@@ -3,6 +3,8 @@ nothing in a payload is trusted for money; the order is read back from the POS."
 
 from __future__ import annotations
 
+from contextlib import suppress
+
 import structlog
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -11,7 +13,7 @@ from starlette.routing import Route
 from gateway import jsonx
 from gateway.domain.errors import GatewayError, ValidationError
 from gateway.domain.text import check_text
-from gateway.services import catalog, merchants
+from gateway.services import catalog, customer_cache, merchants
 from gateway.services.context import Scope, Services
 from gateway.services.kounta_orders import follow_order
 from gateway.services.xseries_sales import follow_sale
@@ -91,6 +93,12 @@ async def xseries(request: Request) -> Response:
     if kind == "product.update" or any(key in payload for key in PRODUCT_FIELDS):
         await catalog.forget_product(scope, object_id)
     await catalog.forget_account(scope)  # cheap to reload; settings may have moved
+    # A customer changed (their balance, at the till), or a sale of theirs did: forgetting
+    # more than needed costs one read, so the payload's word is enough for this.
+    if kind == "customer.update" or "loyalty_balance" in payload:
+        await customer_cache.forget(scope, object_id)
+    with suppress(ValidationError):  # none named: the sale, read back below, says whose
+        await customer_cache.forget(scope, _id(payload, "customer_id"))
     if kind == "sale.update" or "register_sale_products" in payload:
         await _follow_up_sale(scope, object_id)
     return JSONResponse({"received": kind or "update"})

@@ -66,7 +66,7 @@ async def adjust_points(
     async def execute(attempt: Attempt) -> Adjusted:
         if attempt.checkpoint is not None:
             return await _apply(scope, attempt, attempt.checkpoint["member"], amount, why)
-        customer = await customers.get_customer(scope, customer_id)
+        customer = await customers.get_customer(scope, customer_id, fresh=True)
         member = await members.member_of(scope, customer)
         members.check_enabled(member)
         return await _apply(scope, attempt, member.id, amount, why)

@@ -37,7 +37,7 @@ from gateway.domain.sales import (
 from gateway.pos.xseries.models import LineWrite, PaymentWrite, RegisterSale
 from gateway.pos.xseries.models import NewSale as SaleWrite
 from gateway.pos.xseries.translate import to_sale
-from gateway.services import catalog, writes
+from gateway.services import catalog, customer_cache, writes
 from gateway.services.context import Scope
 from gateway.services.customers import get_xseries_customer
 from gateway.services.idempotency import Attempt, LeftForRetry
@@ -167,6 +167,15 @@ async def recover(scope: Scope, record: KeyRecord) -> Sale | None:
 
 
 async def _create(scope: Scope, checked: _CheckedSale, attempt: Attempt) -> Sale:
+    """A sale for a customer moves their balance at X-Series (its loyalty payment; what it
+    earns when it closes): whatever happens, their cached customer is forgotten."""
+    try:
+        return await _create_once(scope, checked, attempt)
+    finally:
+        await customer_cache.forget(scope, checked.customer_pos_id)
+
+
+async def _create_once(scope: Scope, checked: _CheckedSale, attempt: Attempt) -> Sale:
     done = await created_already(scope, attempt.key)
     if done is not None:
         return done
@@ -176,7 +185,8 @@ async def _create(scope: Scope, checked: _CheckedSale, attempt: Attempt) -> Sale
     if not checked.loyalty_payment:
         customer = None
         if checked.customer_pos_id:
-            customer = await get_xseries_customer(scope, checked.customer_pos_id)
+            # What its lines earn is decided on this: read now, not from the cache.
+            customer = await get_xseries_customer(scope, checked.customer_pos_id, fresh=True)
         sale = await _sale_to_post(scope, checked, customer, source_id)
         return await _post(scope, attempt.key, sale)
     assert checked.customer_pos_id is not None
@@ -196,7 +206,9 @@ async def created_already(scope: Scope, owner: str) -> Sale | None:
     write = await writes.settle(scope, write)
     if write.status is not WriteStatus.LANDED or not write.outcome:
         return None
-    return await get_xseries_sale(scope, str(write.outcome["sale_id"]), fresh=True)
+    sale = await get_xseries_sale(scope, str(write.outcome["sale_id"]), fresh=True)
+    await customer_cache.forget(scope, sale.customer_pos_id)  # settled by the worker, maybe
+    return sale
 
 
 @writes.read_back(KIND)

@@ -20,8 +20,9 @@ from gateway.domain.text import MAX_KEYWORD_LENGTH, check_text
 from gateway.pos.errors import UpstreamNotFound
 from gateway.pos.kounta.models import Customer as KountaCustomer
 from gateway.pos.kounta.translate import to_customer as kounta_customer
+from gateway.pos.xseries.models import Customer as XSeriesCustomer
 from gateway.pos.xseries.translate import to_customer, to_sale
-from gateway.services import catalog
+from gateway.services import catalog, customer_cache
 from gateway.services.context import Scope
 from gateway.services.points import points_book
 
@@ -99,21 +100,27 @@ def _names_match(customer: KountaCustomer, words: list[str]) -> bool:
     return all(any(name.startswith(word) for name in names) for word in words)
 
 
-async def kounta_view(scope: Scope, customer: KountaCustomer) -> Customer:
-    """A Kounta customer with the balance they hold: a LEDGER merchant's ledger balance;
-    for an XSERIES merchant, the linked X-Series customer's (not a member until linked)."""
+async def kounta_view(scope: Scope, customer: KountaCustomer, *, fresh: bool = False) -> Customer:
+    """A Kounta customer with the balance they hold: a LEDGER merchant's ledger balance
+    (never stale: the ledger is the balance); for an XSERIES merchant, the linked X-Series
+    customer's (not a member until linked)."""
     if scope.merchant.points_source is PointsSource.LEDGER:
         balance = await points_book(scope).balance(customer.id)
         return kounta_customer(customer, balance=balance, member=True)
-    linked = await _xseries_or_none(scope, customer.reference_id) if customer.reference_id else None
+    reference = customer.reference_id
+    linked = await _xseries_or_none(scope, reference, fresh=fresh) if reference else None
     if linked is None:
         return kounta_customer(customer, balance=ZERO, member=False)
     return kounta_customer(customer, balance=linked.balance, member=linked.loyalty_enabled)
 
 
-async def search_customers(scope: Scope, keyword: str, first: int = 20) -> list[Customer]:
+async def search_customers(
+    scope: Scope, keyword: str, first: int = 20, *, fresh: bool = False
+) -> list[Customer]:
     """Every POS of the merchant at once (so it takes as long as the slower one); a Kounta
-    customer linked to an X-Series customer (``reference_id``) is that person, once."""
+    customer linked to an X-Series customer (``reference_id``) is that person, once.
+    X-Series' own results are read now; ``fresh``: the linked ones too (else they may come
+    from the cache)."""
     keyword = clean_keyword(keyword)
     merchant = scope.merchant
     xseries_search = search_xseries(scope, keyword, first) if merchant.has(Pos.XSERIES) else None
@@ -130,8 +137,8 @@ async def search_customers(scope: Scope, keyword: str, first: int = 20) -> list[
         else:
             unlinked.append(customer)
     extra = await asyncio.gather(
-        *(_xseries_or_none(scope, reference) for reference in linked),
-        *(kounta_view(scope, customer) for customer in unlinked),
+        *(_xseries_or_none(scope, reference, fresh=fresh) for reference in linked),
+        *(kounta_view(scope, customer, fresh=fresh) for customer in unlinked),
     )
     found.extend(customer for customer in extra if customer is not None)
     return found[: _limit(first)]
@@ -141,27 +148,37 @@ async def _or_empty(search: Awaitable[list[T]] | None) -> list[T]:
     return [] if search is None else await search
 
 
-async def _xseries_or_none(scope: Scope, pos_id: str) -> Customer | None:
+async def _xseries_or_none(scope: Scope, pos_id: str, *, fresh: bool = False) -> Customer | None:
     try:
-        return await get_xseries_customer(scope, pos_id)
+        return await get_xseries_customer(scope, pos_id, fresh=fresh)
     except NotFound:
         return None
 
 
-async def get_customer(scope: Scope, customer_id: str) -> Customer:
-    """By global id; NOT_FOUND for an unknown id or another merchant's."""
+async def get_customer(scope: Scope, customer_id: str, *, fresh: bool = False) -> Customer:
+    """By global id; NOT_FOUND for an unknown id or another merchant's. ``fresh``: the
+    balance read now, for a decision (else it may come from the cache)."""
     gid = ids.decode(customer_id, Kind.CUSTOMER, scope.merchant.id)
     if gid.pos is Pos.KOUNTA:
-        return await kounta_view(scope, await get_kounta_customer(scope, gid.local_id))
-    return await get_xseries_customer(scope, gid.local_id)
+        kounta = await get_kounta_customer(scope, gid.local_id)
+        return await kounta_view(scope, kounta, fresh=fresh)
+    return await get_xseries_customer(scope, gid.local_id, fresh=fresh)
 
 
 async def get_xseries_customer(scope: Scope, pos_id: str, *, fresh: bool = False) -> Customer:
+    """``fresh``: read X-Series now, for a decision (what may be spent or offered); else
+    the cached customer may do (services/customer_cache.py)."""
     client = await scope.xseries()
+
+    async def load() -> XSeriesCustomer:
+        # Never shares a read in flight: one begun before a write would answer from before.
+        return await client.get_customer(pos_id, fresh=True)
+
     try:
-        return to_customer(await client.get_customer(pos_id, fresh=fresh))
+        found = await customer_cache.xseries_customer(scope, pos_id, load, fresh=fresh)
     except UpstreamNotFound:
         raise ids.not_found(Kind.CUSTOMER, pos_id) from None
+    return to_customer(found)
 
 
 async def get_kounta_customer(scope: Scope, pos_id: str) -> KountaCustomer:

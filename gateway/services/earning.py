@@ -104,7 +104,7 @@ async def earn(scope: Scope, order_id: str) -> Earning:
         member_id = kounta_customer.id
     if not member_id:
         return Earning(order_id, None, ZERO, "no member")
-    member = await members.member(scope, member_id)
+    member = await members.member(scope, member_id, fresh=True)  # decides what is earned
     earned = (await order_earning(scope, order, member.customer.loyalty_enabled)).loyalty_earned
     points = round_money(earned)  # a fractional quantity must not credit fractions of a cent
     if points <= 0:

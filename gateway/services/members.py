@@ -41,29 +41,33 @@ async def member(scope: Scope, member_id: str, *, fresh: bool = False) -> Member
     return Member(member_id, await customers.kounta_view(scope, kounta))
 
 
-async def member_of(scope: Scope, customer: Customer) -> Member:
-    """The member behind a customer of either POS."""
+async def member_of(scope: Scope, customer: Customer, *, fresh: bool = False) -> Member:
+    """The member behind a customer of either POS. ``fresh``: their balance read now (the
+    customer given may have come from the cache), for deciding what they may redeem."""
     if customer.pos is Pos.XSERIES:
         if not _xseries(scope):
             raise ValidationError(
                 "this merchant's points are kept by the gateway for Kounta customers",
                 field="customerId",
             )
+        if fresh:
+            return await member(scope, customer.pos_id, fresh=True)
         return Member(customer.pos_id, customer)
     if not _xseries(scope):
-        return Member(customer.pos_id, customer)
+        return Member(customer.pos_id, customer)  # the ledger's balance: never stale
     kounta = await customers.get_kounta_customer(scope, customer.pos_id)
     if not kounta.reference_id:
         raise ValidationError(
             "this Kounta customer is not linked to an X-Series customer yet",
             field="customerId",
         )
-    return await member(scope, kounta.reference_id)
+    return await member(scope, kounta.reference_id, fresh=fresh)
 
 
 async def member_from_kounta(scope: Scope, customer_id: str, reference_id: str) -> Member:
     """The member Kounta's reward lookup names: our ``reference_id`` when Kounta has it,
-    else the link stored on its customer."""
+    else the link stored on its customer. Their balance is read now: it decides which
+    rewards the till offers."""
     if not _xseries(scope):
         return await member(scope, customer_id or reference_id)
     if not reference_id:
@@ -71,7 +75,7 @@ async def member_from_kounta(scope: Scope, customer_id: str, reference_id: str) 
         reference_id = kounta.reference_id
     if not reference_id:
         raise ValidationError("this Kounta customer is not linked to a loyalty member")
-    return await member(scope, reference_id)
+    return await member(scope, reference_id, fresh=True)
 
 
 async def search_members(scope: Scope, keyword: str, first: int) -> list[Member]:

@@ -38,7 +38,7 @@ from gateway.domain.sales import (
 from gateway.pos.errors import UpstreamNotFound
 from gateway.pos.xseries.models import PaymentWrite, RegisterSale
 from gateway.pos.xseries.translate import to_sale
-from gateway.services import catalog, writes
+from gateway.services import catalog, customer_cache, writes
 from gateway.services.context import Scope
 from gateway.services.customers import get_xseries_customer
 from gateway.services.idempotency import Attempt, LeftForRetry
@@ -188,17 +188,21 @@ async def pay_from_balance(
     def new_payment(updated: RegisterSale) -> dict[str, Any]:
         return {"payment_id": _new_payment_id(updated, before)}
 
-    updated = await writes.send(
-        scope,
-        owner=owner,
-        target=writes.xseries_sale(scope, sale_id),
-        kind=KIND,
-        intent=intent,
-        write=lambda: client.add_payment(
-            sale, payment, status=closing_status(sale.status) if closes else sale.status
-        ),
-        outcome=new_payment,
-    )
+    try:
+        updated = await writes.send(
+            scope,
+            owner=owner,
+            target=writes.xseries_sale(scope, sale_id),
+            kind=KIND,
+            intent=intent,
+            write=lambda: client.add_payment(
+                sale, payment, status=closing_status(sale.status) if closes else sale.status
+            ),
+            outcome=new_payment,
+        )
+    except BaseException:
+        await customer_cache.forget(scope, sale.customer_id)  # it may have landed
+        raise
     payment_id = _new_payment_id(updated, before)
     balance_after = customer.balance - amount
     await _tell_payment(scope, updated, owner, payment_id, intent, balance_after)

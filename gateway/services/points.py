@@ -28,6 +28,7 @@ from gateway.domain.merchant import PointsSource, Pos
 from gateway.faults import crash_point
 from gateway.pos.errors import SessionConflict, UpstreamNotFound
 from gateway.pos.xseries import Adjustment, AdjustmentApplied
+from gateway.services import customer_cache
 from gateway.services.context import Scope
 from gateway.store import activity, ledger
 from gateway.store.leases import Lease
@@ -105,6 +106,9 @@ class XSeriesPoints:
             log.error("x-series session conflict: the same key sent other adjustments",
                       key=key, session_id=session, member=member_id)  # fmt: skip
             raise
+        except BaseException:
+            await customer_cache.forget(self.scope, member_id)  # it may have landed
+            raise
         crash_point(f"points.after:{key.split(':', 1)[0]}")
         if isinstance(outcome, AdjustmentApplied):
             await tell(self.scope, member_id, key, amount, movement, outcome.balance)
@@ -160,9 +164,15 @@ async def tell(
     movement: Movement,
     balance_after: Decimal | None = None,
 ) -> None:
-    """Write a movement the POS made (or the gateway made there) into the history, once."""
-    async with scope.runtime.db.transaction() as session:
-        await activity.record(
-            session, merchant_id=scope.merchant.id, member_id=member_id, key=key, points=points,
-            movement=movement, at=datetime.now(UTC), balance_after=balance_after,
-        )  # fmt: skip
+    """Write a movement the POS made (or the gateway made there) into the history, once;
+    and forget the cached customer (every movement at X-Series is told here), so the next
+    read shows the balance after it."""
+    try:
+        async with scope.runtime.db.transaction() as session:
+            await activity.record(
+                session, merchant_id=scope.merchant.id, member_id=member_id, key=key,
+                points=points, movement=movement, at=datetime.now(UTC),
+                balance_after=balance_after,
+            )  # fmt: skip
+    finally:
+        await customer_cache.forget(scope, member_id)

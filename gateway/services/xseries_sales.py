@@ -27,7 +27,7 @@ from gateway.domain.sales import SaleState, state_of
 from gateway.pos.errors import UpstreamNotFound
 from gateway.pos.xseries.models import RegisterSale, balance_step
 from gateway.pos.xseries.translate import to_sale
-from gateway.services import catalog, create_sale, pay_with_loyalty, writes
+from gateway.services import catalog, create_sale, customer_cache, pay_with_loyalty, writes
 from gateway.services.afterlife import ensure_settled, settle_redeemed
 from gateway.services.context import Scope
 from gateway.services.customers import get_xseries_customer
@@ -54,6 +54,8 @@ async def follow_sale(scope: Scope, sale_id: str, sale: RegisterSale | None = No
                 return "gone"
         if not sale.customer_id:
             return "no customer"
+        # The till may have moved the balance with it (a sale closed, voided, returned).
+        await customer_cache.forget(scope, sale.customer_id)
         state = state_of(sale.status)
         await _tell_till(scope, sale, state)
         if state is SaleState.VOIDED:
@@ -115,7 +117,7 @@ async def _earned_at_close(scope: Scope, sale: RegisterSale) -> Decimal:
     config = await catalog.account_config(scope)
     if not config.enable_loyalty:
         return ZERO
-    customer = await get_xseries_customer(scope, sale.customer_id or "")
+    customer = await get_xseries_customer(scope, sale.customer_id or "", fresh=True)
     if not customer.loyalty_enabled:
         return ZERO
     return balance_step(sum((line.loyalty_value * line.quantity for line in sale.lines), ZERO))

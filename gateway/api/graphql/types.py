@@ -94,9 +94,11 @@ class Customer(Node):
     )
     value: strawberry.Private[customers.Customer]
     merchant_id: strawberry.Private[str]
+    # Its balance was read from the POS in this request, not served from the cache.
+    fresh: strawberry.Private[bool] = False
 
     @classmethod
-    def of(cls, customer: customers.Customer, merchant_id: str) -> Customer:
+    def of(cls, customer: customers.Customer, merchant_id: str, *, fresh: bool = False) -> Customer:
         return cls(
             id=strawberry.ID(ids.encode(Kind.CUSTOMER, customer.pos, merchant_id, customer.pos_id)),
             pos=customer.pos,
@@ -108,13 +110,15 @@ class Customer(Node):
             loyalty_balance=customer.balance,
             value=customer,
             merchant_id=merchant_id,
+            fresh=fresh,
         )
 
     @strawberry.field(description="The catalogue, with what this customer can redeem now.")
     async def rewards(self, info: Info) -> list[Reward]:
+        """What may be redeemed is decided on a balance read now, never a cached one."""
         scope = info.context.scope
         try:
-            member = await members.member_of(scope, self.value)
+            member = await members.member_of(scope, self.value, fresh=not self.fresh)
         except ValidationError:
             catalogue = await reward_service.list_rewards(scope)  # not a member (yet)
             return [Reward.of(r, self.merchant_id, available=False) for r in catalogue]
