@@ -65,8 +65,8 @@ class Record:
     def server_timing(self, total_s: float) -> bytes:
         """The ``Server-Timing`` header's value (W3C syntax, milliseconds)."""
         return (
-            f"upstream;dur={self.upstream.busy_s * 1000:.1f}, "
-            f"db;dur={self.db.busy_s * 1000:.1f}, total;dur={total_s * 1000:.1f}"
+            f"upstream;dur={self.upstream.busy_s * 1000:.3f}, "
+            f"db;dur={self.db.busy_s * 1000:.3f}, total;dur={total_s * 1000:.3f}"
         ).encode()
 
 
