@@ -98,7 +98,8 @@ class Cache:
         one it was loaded under. ``restamp`` changes the stamp, so neither an entry stored
         before nor one a load in flight stores after is ever served again, in any process
         that shares the backend; and no load is shared across stamps. ``fresh``: load now,
-        whatever is cached (and store what was read for the next reader)."""
+        whatever is cached (and store what was read for the next reader); a load of the
+        same stamp already in flight in this process is as fresh, and is shared."""
         full_key = f"{namespace}:{key}"
         raw, raw_stamp = await self._backend.multi_get([full_key, full_key + STAMP])
         stamp = "" if raw_stamp is None else str(raw_stamp)
@@ -116,8 +117,6 @@ class Cache:
             await self._backend.set(full_key, entry, ttl=_ttl(ttl_s))
             return value
 
-        if fresh:
-            return await load_and_store()
         return await self._shared(f"{full_key}{STAMP}{stamp}", load_and_store)
 
     async def restamp(self, namespace: str, key: str) -> None:

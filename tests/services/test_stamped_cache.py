@@ -9,7 +9,9 @@ from collections.abc import Awaitable, Callable
 
 from pydantic import TypeAdapter
 
+from gateway.metrics import CACHE_LOOKUPS
 from gateway.runtime import Runtime
+from tests.support import until
 
 INT = TypeAdapter(int)
 TTL_S = 30.0
@@ -97,3 +99,42 @@ async def test_a_load_in_flight_across_a_restamp_is_never_served(runtime: Runtim
     release.set()
     assert await early == 120  # it began before the write: its caller may see the old one
     assert await read(load) == 80  # but it was not kept
+
+
+async def test_fresh_reads_in_flight_under_one_stamp_share_one_load(runtime: Runtime) -> None:
+    """Sixteen registers looking up one member at once: one read of the POS, begun after
+    the last write that moved the balance; a read after a restamp makes its own."""
+    clock = Clock()
+    started, release = asyncio.Event(), asyncio.Event()
+    loads = 0
+
+    async def slow_load() -> int:
+        nonlocal loads
+        loads += 1
+        seen = 120 if loads == 1 else 80  # the second read is after the write
+        started.set()
+        await release.wait()
+        return seen
+
+    def fresh_read() -> asyncio.Task[int]:
+        return asyncio.create_task(
+            runtime.cache.get_or_load_stamped(
+                "stamped", "k", slow_load, ttl_s=TTL_S, adapter=INT, now=clock, fresh=True
+            )
+        )
+
+    def misses() -> float:
+        return float(CACHE_LOOKUPS.labels(namespace="stamped", result="miss")._value.get())
+
+    before = misses()
+    first = fresh_read()
+    await started.wait()
+    together = [fresh_read() for _ in range(15)]
+    # Each counts its miss just before it joins the load in flight (or starts its own).
+    await until(lambda: misses() == before + 16, what="sixteen reads under way")
+    await runtime.cache.restamp("stamped", "k")  # a write: what follows is read anew
+    after = fresh_read()
+    release.set()
+    assert {await task for task in [first, *together]} == {120}
+    assert await after == 80
+    assert loads == 2

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable
 from typing import TypeVar
 
 import strawberry
-from strawberry.types.nodes import SelectedField, Selection
 
 from gateway.api.graphql import nodes
 from gateway.api.graphql.errors import top_level
@@ -62,21 +61,19 @@ class Query:
     @strawberry.field(description="Customers matching a name or an email, on every POS.")
     async def customers(self, info: Info, search: str, first: int | None = 20) -> list[Customer]:
         scope = info.context.scope
-        fresh = asks_for(info.selected_fields, "rewards")  # then every balance is read now
         try:
-            found = await customers.search_customers(scope, search, first or 20, fresh=fresh)
+            found = await customers.search_customers(scope, search, first or 20)
         except GatewayError as error:
             raise top_level(error) from None
-        return [Customer.of(c, scope.merchant.id, fresh=fresh) for c in found]
+        return [Customer.of(c, scope.merchant.id) for c in found]
 
     @strawberry.field
     async def customer(self, info: Info, id: strawberry.ID) -> Customer | None:
-        """Asked for its rewards, the customer is read fresh once, so the balance shown and
-        what it offers agree; else the cached customer may do."""
+        """The cached customer may do: its balance and the rewards it shows come from the
+        same read (docs/architecture.md, "Caching and freshness")."""
         scope = info.context.scope
-        fresh = asks_for(info.selected_fields, "rewards")
-        found = await _unless_not_found(customers.get_customer(scope, str(id), fresh=fresh))
-        return Customer.of(found, scope.merchant.id, fresh=fresh) if found else None
+        found = await _unless_not_found(customers.get_customer(scope, str(id)))
+        return Customer.of(found, scope.merchant.id) if found else None
 
     @strawberry.field(description="An X-Series sale or a Kounta order.")
     async def sale(self, info: Info, id: strawberry.ID) -> Sale | None:
@@ -120,17 +117,6 @@ class Query:
             loyalty_earned=quote.loyalty_earned,
             total=quote.total,
         )
-
-
-def asks_for(selections: Sequence[Selection], name: str) -> bool:
-    """Whether the field's own selection (through fragments) names ``name``."""
-    for selection in selections:
-        for child in selection.selections:
-            if isinstance(child, SelectedField) and child.name == name:
-                return True
-            if not isinstance(child, SelectedField) and asks_for([child], name):
-                return True
-    return False
 
 
 async def _unless_not_found(lookup: Awaitable[T]) -> T | None:

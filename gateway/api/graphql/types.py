@@ -94,11 +94,9 @@ class Customer(Node):
     )
     value: strawberry.Private[customers.Customer]
     merchant_id: strawberry.Private[str]
-    # Its balance was read from the POS in this request, not served from the cache.
-    fresh: strawberry.Private[bool] = False
 
     @classmethod
-    def of(cls, customer: customers.Customer, merchant_id: str, *, fresh: bool = False) -> Customer:
+    def of(cls, customer: customers.Customer, merchant_id: str) -> Customer:
         return cls(
             id=strawberry.ID(ids.encode(Kind.CUSTOMER, customer.pos, merchant_id, customer.pos_id)),
             pos=customer.pos,
@@ -110,15 +108,16 @@ class Customer(Node):
             loyalty_balance=customer.balance,
             value=customer,
             merchant_id=merchant_id,
-            fresh=fresh,
         )
 
     @strawberry.field(description="The catalogue, with what this customer can redeem now.")
     async def rewards(self, info: Info) -> list[Reward]:
-        """What may be redeemed is decided on a balance read now, never a cached one."""
+        """Offered on the balance shown beside them (cached for display: the gateway's own
+        writes and the POS's webhooks forget it at once, a till change without one shows
+        within GATEWAY_CACHE_TTL_CUSTOMER_S). Redeeming decides on the balance read then."""
         scope = info.context.scope
         try:
-            member = await members.member_of(scope, self.value, fresh=not self.fresh)
+            member = await members.member_of(scope, self.value)
         except ValidationError:
             catalogue = await reward_service.list_rewards(scope)  # not a member (yet)
             return [Reward.of(r, self.merchant_id, available=False) for r in catalogue]
