@@ -93,7 +93,8 @@ def arguments(argv: list[str] | None) -> argparse.Namespace:
         "--profile",
         type=Path,
         metavar="FILE",
-        help="record the gateway with py-spy during the timed runs (a flame graph, .svg)",
+        help="record the gateway with py-spy during the timed runs (a flame graph, .svg; "
+        "collapsed stacks, .txt)",
     )
     parser.add_argument(
         "--quick",
@@ -288,8 +289,11 @@ def profiling(output: Path | None, pid: int) -> Iterator[None]:
     spy = shutil.which("py-spy")
     if spy is None:
         raise SystemExit("py-spy is not installed: uv sync (it is a dev dependency)")
+    # A .txt output is py-spy's "raw" format (collapsed stacks, one per line with its
+    # count): what a script can sum up; anything else is a flame graph.
+    kind = ["--format", "raw"] if output.suffix == ".txt" else []
     recorder = subprocess.Popen([spy, "record", "--pid", str(pid), "--output", str(output),
-                                 "--rate", "200"])  # fmt: skip
+                                 "--rate", "200", *kind])  # fmt: skip
     try:
         yield
     finally:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Hashable
 from typing import Any, TypeVar, cast
 from urllib.parse import urlsplit
 
@@ -38,6 +38,41 @@ STAMP_TTL_S = 24 * 3600
 STAMP = "#stamp"  # the stamp of key K is kept under K#stamp
 
 
+class SingleFlight:
+    """One load per key at a time in this process; concurrent callers wait for it and share
+    its answer (or its failure). The one mechanism behind the cache and the memo: sixteen
+    requests finding an entry expired at once make one read, not sixteen."""
+
+    def __init__(self) -> None:
+        self._loading: dict[Hashable, asyncio.Future[Any]] = {}
+
+    async def run(self, key: Hashable, load: Callable[[], Awaitable[T]]) -> T:
+        pending = self._loading.get(key)
+        if pending is not None:
+            try:
+                return cast(T, await asyncio.shield(pending))
+            except asyncio.CancelledError:
+                if not pending.cancelled():
+                    raise  # we were cancelled ourselves
+                # the loader was cancelled, not us: load it ourselves below
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._loading[key] = future
+        try:
+            value = await load()
+        except asyncio.CancelledError:
+            future.cancel()
+            raise
+        except Exception as exc:
+            future.set_exception(exc)
+            future.exception()  # waiters re-raise it; nobody waiting is fine too
+            raise
+        else:
+            future.set_result(value)
+            return value
+        finally:
+            self._loading.pop(key, None)
+
+
 class Cache:
     def __init__(self, url: str = "memory://") -> None:
         scheme = urlsplit(url).scheme
@@ -56,7 +91,7 @@ class Cache:
             self._backend.client = redis.Redis.from_pool(pool)
         else:
             raise ValueError(f"GATEWAY_CACHE_URL must be memory:// or redis://..., not {url!r}")
-        self._loading: dict[str, asyncio.Future[Any]] = {}
+        self._flights = SingleFlight()
         self._counting = asyncio.Lock()  # memory backend: one counter change at a time
 
     async def get_or_load(
@@ -80,7 +115,7 @@ class Cache:
             await self._backend.set(full_key, self._encode(value, adapter), ttl=ttl)
             return value
 
-        return await self._shared(full_key, load_and_store)
+        return await self._flights.run(full_key, load_and_store)
 
     async def get_or_load_stamped(
         self,
@@ -117,7 +152,7 @@ class Cache:
             await self._backend.set(full_key, entry, ttl=_ttl(ttl_s))
             return value
 
-        return await self._shared(f"{full_key}{STAMP}{stamp}", load_and_store)
+        return await self._flights.run(f"{full_key}{STAMP}{stamp}", load_and_store)
 
     async def restamp(self, namespace: str, key: str) -> None:
         """Forget a stamped value everywhere: what is cached, and what any load begun
@@ -125,33 +160,6 @@ class Cache:
         full_key = f"{namespace}:{key}"
         await self._backend.set(full_key + STAMP, uuid.uuid4().hex, ttl=STAMP_TTL_S)
         await self._backend.delete(full_key)
-
-    async def _shared(self, full_key: str, load_and_store: Callable[[], Awaitable[T]]) -> T:
-        """One load per key at a time in this process; concurrent callers wait for it."""
-        pending = self._loading.get(full_key)
-        if pending is not None:
-            try:
-                return cast(T, await asyncio.shield(pending))
-            except asyncio.CancelledError:
-                if not pending.cancelled():
-                    raise  # we were cancelled ourselves
-                # the loader was cancelled, not us: load it ourselves below
-        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._loading[full_key] = future
-        try:
-            value = await load_and_store()
-        except asyncio.CancelledError:
-            future.cancel()
-            raise
-        except Exception as exc:
-            future.set_exception(exc)
-            future.exception()  # waiters re-raise it; nobody waiting is fine too
-            raise
-        else:
-            future.set_result(value)
-            return value
-        finally:
-            self._loading.pop(full_key, None)
 
     async def delete(self, namespace: str, key: str) -> None:
         await self._backend.delete(f"{namespace}:{key}")
@@ -265,18 +273,23 @@ class Memo:
         self.ttl_s = ttl_s
         self.max_entries = max_entries
         self._entries: dict[tuple[str, str], tuple[float, Any]] = {}
+        self._flights = SingleFlight()
 
     async def get_or_load(self, namespace: str, key: str, load: Callable[[], Awaitable[T]]) -> T:
-        now = time.monotonic()
         entry = self._entries.get((namespace, key))
-        if entry is not None and entry[0] > now:
+        if entry is not None and entry[0] > time.monotonic():
             return cast(T, entry[1])
-        value = await load()
-        self._entries.pop((namespace, key), None)
-        while len(self._entries) >= self.max_entries:
-            self._entries.pop(next(iter(self._entries)))
-        self._entries[(namespace, key)] = (now + self.ttl_s, value)
-        return value
+
+        async def load_and_keep() -> T:
+            loaded_at = time.monotonic()
+            value = await load()
+            self._entries.pop((namespace, key), None)
+            while len(self._entries) >= self.max_entries:
+                self._entries.pop(next(iter(self._entries)))
+            self._entries[(namespace, key)] = (loaded_at + self.ttl_s, value)
+            return value
+
+        return await self._flights.run((namespace, key), load_and_keep)
 
     def forget(self, namespace: str, key: str) -> None:
         self._entries.pop((namespace, key), None)

@@ -10,12 +10,14 @@ import pytest
 from pydantic import TypeAdapter
 from sqlalchemy import insert, update
 
+from gateway.cache import Memo
 from gateway.domain.errors import ErrorCode, GatewayError, Unavailable
 from gateway.runtime import Runtime
 from gateway.services.idempotency import Attempt, Idempotency, fingerprint, lease_name
 from gateway.store.idempotency import IdempotencyStore
 from gateway.store.leases import LeaseBusy, LeaseLost, Leases
 from gateway.store.models import LockRow
+from tests.support import until
 
 INT = TypeAdapter(int)
 
@@ -280,3 +282,25 @@ async def test_reads_do_not_wait_for_a_writer(runtime: Runtime) -> None:
         async with asyncio.timeout(5), runtime.db.read() as reader:
             count = await reader.scalar(select(func.count()).select_from(LockRow))
         assert count == 0  # a snapshot from before the writer's uncommitted row
+
+
+async def test_the_memo_loads_an_expired_entry_once_for_everyone_waiting() -> None:
+    """Sixteen requests finding the merchant behind their API key expired at once: one read
+    of the database, shared (it was sixteen, every ten seconds, at the tail's expense)."""
+    memo = Memo(ttl_s=10.0)
+    release = asyncio.Event()
+    loads = 0
+
+    async def load() -> str:
+        nonlocal loads
+        loads += 1
+        await release.wait()
+        return "merchant-1"
+
+    readers = [asyncio.create_task(memo.get_or_load("api-key", "digest", load)) for _ in range(16)]
+    await until(lambda: loads >= 1, what="the first load under way (all sixteen have asked)")
+    release.set()
+    assert [await reader for reader in readers] == ["merchant-1"] * 16
+    assert loads == 1
+    assert await memo.get_or_load("api-key", "digest", load) == "merchant-1"
+    assert loads == 1
