@@ -92,7 +92,11 @@ async def xseries(request: Request) -> Response:
     kind = str(form.get("type") or "")
     if kind == "product.update" or any(key in payload for key in PRODUCT_FIELDS):
         await catalog.forget_product(scope, object_id)
-    await catalog.forget_account(scope)  # cheap to reload; settings may have moved
+    if kind not in MODELLED_KINDS:
+        # None of the kinds the gateway subscribes to tells of the store's settings, payment
+        # types or registers (those live by their TTL); a kind it does not know might.
+        # Forgetting them on every sale cost each next write three reads.
+        await catalog.forget_account(scope)
     # A customer changed (their balance, at the till), or a sale of theirs did: forgetting
     # more than needed costs one read, so the payload's word is enough for this.
     if kind == "customer.update" or "loyalty_balance" in payload:
@@ -105,6 +109,7 @@ async def xseries(request: Request) -> Response:
 
 
 PRODUCT_FIELDS = ("sku", "handle", "price_book_entries", "supply_price")
+MODELLED_KINDS = frozenset({"sale.update", "customer.update", "product.update", "inventory.update"})
 
 
 async def _follow_up_sale(scope: Scope, sale_id: str) -> None:
