@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -22,10 +22,11 @@ from gateway.sandbox.xseries import DEMO_FIXTURES
 from gateway.services import rewards
 from gateway.services.context import Services
 from gateway.services.merchants import KountaCredentials, XSeriesCredentials, add_merchant
+from gateway.settings import Settings
 from gateway.store.api_keys import create_api_key
 from tests.conftest import XSERIES_TOKEN
 from tests.demo_ids import GOLD_WATCH, MUG, VIP_GROUP
-from tests.support import SandboxHandle
+from tests.support import SandboxHandle, ServerThread, free_port
 
 
 @dataclass
@@ -71,6 +72,21 @@ async def make_gateway(runtime: Runtime, xseries: SandboxHandle, name: str) -> G
     app = create_app(runtime=runtime)
     client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gw")
     return Gateway(client, runtime, merchant, key)
+
+
+@pytest.fixture
+def public_port() -> int:
+    """Where ``live`` serves: a module overrides ``settings`` to make it the gateway's
+    ``public_url`` when the POS must call it back (webhooks, OAuth redirects)."""
+    return free_port()
+
+
+@pytest.fixture
+def live(runtime: Runtime, settings: Settings, public_port: int) -> Iterator[ServerThread]:
+    """The gateway as a real server in its own thread and loop, on the test's store."""
+    server = ServerThread(create_app(settings), port=public_port, lifespan=True).start()
+    yield server
+    server.stop()
 
 
 @pytest.fixture

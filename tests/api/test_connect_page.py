@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -43,22 +43,10 @@ EVENT_HANDLER = re.compile(r"<[^>]*\son[a-z]+\s*=", re.IGNORECASE)  # onclick=..
 
 
 @pytest.fixture
-def public_port() -> int:
-    return free_port()
-
-
-@pytest.fixture
 def settings(
     settings: Settings, public_port: int, xseries: SandboxHandle, kounta: SandboxHandle
 ) -> Settings:
     return pointed_at_sandboxes(settings, f"http://127.0.0.1:{public_port}", xseries, kounta)
-
-
-@pytest.fixture
-def live(runtime: Runtime, settings: Settings, public_port: int) -> Iterator[ServerThread]:
-    server = ServerThread(create_app(settings), port=public_port, lifespan=True).start()
-    yield server
-    server.stop()
 
 
 @dataclass

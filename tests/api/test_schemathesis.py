@@ -16,7 +16,7 @@ import asyncio
 import os
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -34,7 +34,6 @@ from schemathesis.graphql import nodes
 from schemathesis.graphql.checks import GraphQLServerError
 from schemathesis.schemas import APIOperation, BaseSchema
 
-from gateway.app import create_app
 from gateway.domain.errors import ErrorCode
 from gateway.domain.ids import Kind
 from gateway.domain.merchant import Pos
@@ -64,7 +63,7 @@ from tests.gateways import (
     make_kounta_gateway,
     reward_url,
 )
-from tests.support import SandboxHandle, ServerThread, free_port
+from tests.support import SandboxHandle, ServerThread
 
 MAX_EXAMPLES = int(os.environ.get("GATEWAY_TEST_SCHEMATHESIS_EXAMPLES", "50"))
 REQUEST_TIMEOUT_S = 30.0  # far above the gateway's own deadlines: a hang is a failure
@@ -120,20 +119,8 @@ class Tally:
 
 
 @pytest.fixture
-def public_port() -> int:
-    return free_port()
-
-
-@pytest.fixture
 def settings(settings: Settings, public_port: int) -> Settings:
     return settings.model_copy(update={"public_url": f"http://127.0.0.1:{public_port}"})
-
-
-@pytest.fixture
-def live(runtime: Runtime, settings: Settings, public_port: int) -> Iterator[ServerThread]:
-    server = ServerThread(create_app(settings), port=public_port, lifespan=True).start()
-    yield server
-    server.stop()
 
 
 @pytest.fixture

@@ -6,37 +6,24 @@ his activity."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from decimal import Decimal
 
 import pytest
 
 from examples import client as example
-from gateway.app import create_app
 from gateway.domain.ids import Kind
 from gateway.runtime import Runtime
 from gateway.settings import Settings
 from tests.api.test_kounta_adapters import xseries_balance
 from tests.demo_ids import JOHNNY, JOHNNY_SALE
 from tests.gateways import Gateway, make_kounta_gateway
-from tests.support import SandboxHandle, ServerThread, free_port
-
-
-@pytest.fixture
-def public_port() -> int:
-    return free_port()
+from tests.support import SandboxHandle, ServerThread
 
 
 @pytest.fixture
 def settings(settings: Settings, public_port: int) -> Settings:
     return settings.model_copy(update={"public_url": f"http://127.0.0.1:{public_port}"})
-
-
-@pytest.fixture
-def live(runtime: Runtime, settings: Settings, public_port: int) -> Iterator[ServerThread]:
-    server = ServerThread(create_app(settings), port=public_port, lifespan=True).start()
-    yield server
-    server.stop()
 
 
 @pytest.fixture

@@ -33,9 +33,8 @@ from tests.services.test_order_afterlife import balance as kounta_balance
 from tests.services.test_order_afterlife import till
 from tests.support import SandboxHandle
 
-# The Kounta café, and the gateway server its till's webhooks reach (its fixtures).
-café, live = afterlife.café, afterlife.live
-public_port, settings = afterlife.public_port, afterlife.settings
+# The Kounta café, at the address its till's webhooks reach (its fixtures).
+café, settings = afterlife.café, afterlife.settings
 
 LUCY_KOUNTA = "3843"
 START = Decimal(50)  # Tony's balance in the X-Series demo data

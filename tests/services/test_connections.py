@@ -5,14 +5,12 @@ connection registers. The merchant connects through the sandboxes' own consent p
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
 
 import httpx
 import pytest
 
-from gateway.app import create_app
 from gateway.domain import ids
 from gateway.domain.ids import Kind
 from gateway.domain.merchant import ConnectionStatus, Merchant, PointsSource, Pos
@@ -28,14 +26,9 @@ from tests.api.test_kounta_adapters import JOHN_KOUNTA, JOHN_ORDER, kounta_order
 from tests.demo_ids import CASH, JOHN_SMITH, JOHNNY, JOHNNY_SALE, TONY
 from tests.gateways import KOUNTA_COMPANY, reward_url
 from tests.sandbox.consent import read_form, redirect_params
-from tests.support import GatewayProcess, SandboxHandle, ServerThread, free_port, until
+from tests.support import GatewayProcess, SandboxHandle, ServerThread, until
 
 XSERIES_TOKEN_POST = "POST /api/1.0/token"
-
-
-@pytest.fixture
-def public_port() -> int:
-    return free_port()
 
 
 @pytest.fixture
@@ -52,13 +45,6 @@ def settings(
             "kounta_api_url": kounta.url,
         }
     )
-
-
-@pytest.fixture
-def live(runtime: Runtime, settings: Settings, public_port: int) -> Iterator[ServerThread]:
-    server = ServerThread(create_app(settings), port=public_port, lifespan=True).start()
-    yield server
-    server.stop()
 
 
 async def consent(url: str) -> dict[str, str]:

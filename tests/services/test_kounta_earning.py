@@ -3,14 +3,13 @@ real gateway server, which credits the member once however the webhook arrives."
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 import httpx
 import pytest
 
-from gateway.app import create_app
 from gateway.domain.ids import Kind
 from gateway.runtime import Runtime
 from gateway.services.subscriptions import KOUNTA_TOPICS
@@ -23,28 +22,15 @@ from tests.services.test_loyalty_permission import (
     adjustments,
     worker_pass_long_after,
 )
-from tests.support import SandboxHandle, ServerThread, free_port
+from tests.support import SandboxHandle, ServerThread
 
 WEBHOOKS = f"/v1/companies/{KOUNTA_COMPANY}/webhooks"
-
-
-@pytest.fixture
-def public_port() -> int:
-    return free_port()
 
 
 @pytest.fixture
 def settings(settings: Settings, public_port: int) -> Settings:
     """The gateway is reachable by the POS at this URL (webhooks are registered there)."""
     return settings.model_copy(update={"public_url": f"http://127.0.0.1:{public_port}"})
-
-
-@pytest.fixture
-def live(runtime: Runtime, settings: Settings, public_port: int) -> Iterator[ServerThread]:
-    """The gateway as a real server in its own thread and loop, on the test's store."""
-    server = ServerThread(create_app(settings), port=public_port, lifespan=True).start()
-    yield server
-    server.stop()
 
 
 @pytest.fixture

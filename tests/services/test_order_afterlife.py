@@ -5,7 +5,7 @@ come, and the worker's reconciliation does the same when they never come."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
@@ -26,7 +26,7 @@ from tests.api.test_kounta_adapters import JOHN_KOUNTA, JOHN_ORDER, kounta_order
 from tests.demo_ids import JOHN_SMITH
 from tests.gateways import KOUNTA_COMPANY, Gateway, KountaPos, make_kounta_gateway, reward_url
 from tests.services.test_loyalty_permission import NO_LOYALTY_WRITE
-from tests.support import SandboxHandle, ServerThread, free_port
+from tests.support import SandboxHandle, ServerThread
 
 CASH = 1
 EARNED = Decimal("3.30")  # JOHN_ORDER at a ratio of 0.10 (tests/services/test_kounta_ledger.py)
@@ -34,20 +34,8 @@ TOTAL = Decimal("37.95")
 
 
 @pytest.fixture
-def public_port() -> int:
-    return free_port()
-
-
-@pytest.fixture
 def settings(settings: Settings, public_port: int) -> Settings:
     return settings.model_copy(update={"public_url": f"http://127.0.0.1:{public_port}"})
-
-
-@pytest.fixture
-def live(runtime: Runtime, settings: Settings, public_port: int) -> Iterator[ServerThread]:
-    server = ServerThread(create_app(settings), port=public_port, lifespan=True).start()
-    yield server
-    server.stop()
 
 
 @pytest.fixture

@@ -6,14 +6,12 @@ Which browser, and when the test is skipped: tests/e2e/browser/conftest.py.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import httpx
 import pytest
 
-from gateway.app import create_app
 from gateway.runtime import Runtime
 from gateway.services import connect
 from gateway.services.context import Services
@@ -21,7 +19,7 @@ from gateway.settings import Settings
 from tests.api.pages import pointed_at_sandboxes
 from tests.conftest import Backend
 from tests.e2e.browser.conftest import CHROMIUM_FLAGS, SCREENSHOTS
-from tests.support import SandboxHandle, ServerThread, free_port
+from tests.support import SandboxHandle, ServerThread
 
 if TYPE_CHECKING:
     from playwright.async_api import ViewportSize
@@ -39,22 +37,10 @@ def backend() -> Backend:
 
 
 @pytest.fixture
-def public_port() -> int:
-    return free_port()
-
-
-@pytest.fixture
 def settings(
     settings: Settings, public_port: int, xseries: SandboxHandle, kounta: SandboxHandle
 ) -> Settings:
     return pointed_at_sandboxes(settings, f"http://127.0.0.1:{public_port}", xseries, kounta)
-
-
-@pytest.fixture
-def live(runtime: Runtime, settings: Settings, public_port: int) -> Iterator[ServerThread]:
-    server = ServerThread(create_app(settings), port=public_port, lifespan=True).start()
-    yield server
-    server.stop()
 
 
 async def test_a_merchant_connects_both_pos_in_a_browser(
