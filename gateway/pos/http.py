@@ -34,7 +34,7 @@ import random
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, TypedDict, Unpack
 from urllib.parse import urlencode
 
 import httpx
@@ -223,6 +223,15 @@ class HttpLayer:
         return breaker
 
 
+class CallOptions(TypedDict, total=False):
+    params: Params | None
+    json_body: object
+    form: Mapping[str, str] | None
+    extra_headers: Mapping[str, str] | None
+    idempotent: bool
+    authenticated: bool
+
+
 class Upstream:
     """One POS account as seen through the layer: a base URL and its credentials."""
 
@@ -285,31 +294,14 @@ class Upstream:
         return await self.request("PUT", path, json_body=body, idempotent=idempotent)
 
     async def request(
-        self,
-        method: str,
-        path: str,
-        *,
-        params: Params | None = None,
-        json_body: object = None,
-        form: Mapping[str, str] | None = None,
-        extra_headers: Mapping[str, str] | None = None,
-        idempotent: bool = False,
-        authenticated: bool = True,
+        self, method: str, path: str, **options: Unpack[CallOptions]
     ) -> UpstreamResponse:
-        """One call with the layer's guarantees. ``form`` sends a form-encoded body (OAuth
-        token endpoints); ``authenticated=False`` sends no credentials (the same)."""
+        """One call with the layer's guarantees, its time told to the request's record
+        (``Server-Timing``). ``form`` sends a form-encoded body (OAuth token endpoints);
+        ``authenticated=False`` sends no credentials (the same)."""
         record = telemetry.upstream_begin()
         try:
-            return await self._request(
-                method,
-                path,
-                params=params,
-                json_body=json_body,
-                form=form,
-                extra_headers=extra_headers,
-                idempotent=idempotent,
-                authenticated=authenticated,
-            )
+            return await self._request(method, path, **options)
         finally:
             telemetry.upstream_end(record)
 
