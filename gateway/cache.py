@@ -274,26 +274,39 @@ class Memo:
         self.max_entries = max_entries
         self._entries: dict[tuple[str, str], tuple[float, Any]] = {}
         self._flights = SingleFlight()
+        # Bumped by forget (one key) and clear (every key): a load begun before is neither
+        # joined after it nor kept (the change it was forgotten for may be missing from it).
+        self._generations: dict[tuple[str, str], int] = {}
+        self._epoch = 0
+
+    def _generation(self, entry_key: tuple[str, str]) -> tuple[int, int]:
+        return self._epoch, self._generations.get(entry_key, 0)
 
     async def get_or_load(self, namespace: str, key: str, load: Callable[[], Awaitable[T]]) -> T:
-        entry = self._entries.get((namespace, key))
+        entry_key = (namespace, key)
+        entry = self._entries.get(entry_key)
         if entry is not None and entry[0] > time.monotonic():
             return cast(T, entry[1])
+        generation = self._generation(entry_key)
 
         async def load_and_keep() -> T:
             loaded_at = time.monotonic()
             value = await load()
-            self._entries.pop((namespace, key), None)
-            while len(self._entries) >= self.max_entries:
-                self._entries.pop(next(iter(self._entries)))
-            self._entries[(namespace, key)] = (loaded_at + self.ttl_s, value)
+            if self._generation(entry_key) == generation:
+                self._entries.pop(entry_key, None)
+                while len(self._entries) >= self.max_entries:
+                    self._entries.pop(next(iter(self._entries)))
+                self._entries[entry_key] = (loaded_at + self.ttl_s, value)
             return value
 
-        return await self._flights.run((namespace, key), load_and_keep)
+        return await self._flights.run((namespace, key, generation), load_and_keep)
 
     def forget(self, namespace: str, key: str) -> None:
         self._entries.pop((namespace, key), None)
+        self._generations[(namespace, key)] = self._generations.get((namespace, key), 0) + 1
 
     def clear(self) -> None:
         """Everything, after a change that touches much (a POS connected or disconnected)."""
         self._entries.clear()
+        self._generations.clear()
+        self._epoch += 1

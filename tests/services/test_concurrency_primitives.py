@@ -304,3 +304,31 @@ async def test_the_memo_loads_an_expired_entry_once_for_everyone_waiting() -> No
     assert loads == 1
     assert await memo.get_or_load("api-key", "digest", load) == "merchant-1"
     assert loads == 1
+
+
+async def test_a_memo_load_begun_before_a_forget_is_neither_joined_nor_kept() -> None:
+    """A reward archived while the catalogue was being read: the next request reads it
+    again instead of sharing (or later finding) the catalogue from before."""
+    memo = Memo(ttl_s=10.0)
+    started, release = asyncio.Event(), asyncio.Event()
+    catalogue = ["coffee", "muffin"]
+
+    async def slow_load() -> list[str]:
+        seen = list(catalogue)  # read before the archive
+        started.set()
+        await release.wait()
+        return seen
+
+    async def load() -> list[str]:
+        return list(catalogue)
+
+    early = asyncio.create_task(memo.get_or_load("rewards", "m1", slow_load))
+    await started.wait()
+    catalogue.remove("muffin")  # archived...
+    memo.forget("rewards", "m1")  # ...and forgotten before the archive is answered
+    # Joined to the load from before, this would wait for it (and get the muffin).
+    after = memo.get_or_load("rewards", "m1", load)
+    assert await asyncio.wait_for(after, timeout=5) == ["coffee"]
+    release.set()
+    assert await early == ["coffee", "muffin"]  # begun before: its caller may see the old one
+    assert await memo.get_or_load("rewards", "m1", load) == ["coffee"]  # but it was not kept
