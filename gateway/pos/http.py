@@ -193,6 +193,12 @@ class HttpLayer:
         self.in_flight: dict[tuple[str, ...], asyncio.Task[UpstreamResponse]] = {}
 
     async def aclose(self) -> None:
+        """Shared GETs outlive a caller that gave up on them; at shutdown nobody waits for
+        them, and left running they would use the cache and the pool after both closed."""
+        pending = list(self.in_flight.values())
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
         await self.client.aclose()
 
     def upstream(

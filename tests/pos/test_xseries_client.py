@@ -56,7 +56,7 @@ from tests.demo_ids import (
     USER,
     VIP_GROUP,
 )
-from tests.support import SandboxHandle
+from tests.support import SandboxHandle, until
 
 pytestmark = pytest.mark.asyncio
 
@@ -709,3 +709,19 @@ async def test_typed_sale_writes_create_and_add_a_payment(
     assert [p.amount for p in paid.payments] == [Decimal(23)]
     assert paid.lines[0].loyalty_value == Decimal(2)  # as it was written
     assert [p.paid_at for p in paid.payments] == [now.replace(microsecond=0)]
+
+
+async def test_closing_the_layer_ends_a_shared_get_its_caller_gave_up_on(
+    http_layer: HttpLayer, xseries_client: XSeriesClient, xseries: SandboxHandle
+) -> None:
+    """Left running after shutdown, it would spend from the cache and open connections
+    after both were closed (an unclosed socket, found by CI with warnings as errors)."""
+    xseries.faults(latency_ms=3000)
+    caller = asyncio.create_task(xseries_client.get_customer(TONY))
+    await until(lambda: bool(http_layer.in_flight), what="the GET under way")
+    shared = list(http_layer.in_flight.values())
+    caller.cancel()  # the caller gives up; the shared call goes on for anyone else
+    await asyncio.gather(caller, return_exceptions=True)
+    assert not any(task.done() for task in shared)
+    await http_layer.aclose()
+    assert all(task.done() for task in shared)
