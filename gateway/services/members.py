@@ -41,17 +41,16 @@ async def member(scope: Scope, member_id: str, *, fresh: bool = False) -> Member
     return Member(member_id, await customers.kounta_view(scope, kounta))
 
 
-async def member_of(scope: Scope, customer: Customer, *, fresh: bool = False) -> Member:
-    """The member behind a customer of either POS. ``fresh``: their balance read now (the
-    customer given may have come from the cache), for deciding what they may redeem."""
+async def member_of(scope: Scope, customer: Customer) -> Member:
+    """The member behind a customer of either POS, with the balance as the customer was
+    read (perhaps from the cache: docs/architecture.md, "Caching and freshness"); what
+    decides a redemption reads it again (``member(..., fresh=True)``)."""
     if customer.pos is Pos.XSERIES:
         if not _xseries(scope):
             raise ValidationError(
                 "this merchant's points are kept by the gateway for Kounta customers",
                 field="customerId",
             )
-        if fresh:
-            return await member(scope, customer.pos_id, fresh=True)
         return Member(customer.pos_id, customer)
     if not _xseries(scope):
         return Member(customer.pos_id, customer)  # the ledger's balance: never stale
@@ -61,7 +60,7 @@ async def member_of(scope: Scope, customer: Customer, *, fresh: bool = False) ->
             "this Kounta customer is not linked to an X-Series customer yet",
             field="customerId",
         )
-    return await member(scope, kounta.reference_id, fresh=fresh)
+    return await member(scope, kounta.reference_id)
 
 
 async def member_from_kounta(scope: Scope, customer_id: str, reference_id: str) -> Member:
