@@ -126,13 +126,15 @@ def observe(
     rule: RateRule,
 ) -> Observation | None:
     """Read the budget off one answer. A 429 says it is spent until its ``Retry-After``
-    (one that does not say until when teaches nothing: the layer backs off as for any
-    429). Without the headers the rule's limit stands in (never for a 5xx, which may come
+    (one that does not say until when, or says now, teaches nothing: the layer backs off
+    as for any 429). Without the headers the rule's limit stands in (never for a 5xx, which may come
     from a proxy that knows nothing of the budget). A window the answer says has ended
     teaches nothing (an answer overtaken by the next window's)."""
     limit, remaining, reset_at = (_count(headers.get(h)) for h in (LIMIT, REMAINING, RESET))
     if status == 429:
         remaining = 0
+        if retry_after_s is not None and retry_after_s <= 0:
+            return None  # "again now" (0, or a date gone by): nothing to wait for
         if retry_after_s is not None:
             reset_at = math.ceil(now + retry_after_s)
         if reset_at is None:

@@ -87,6 +87,14 @@ def test_a_429_that_does_not_say_until_when_teaches_nothing() -> None:
     assert observe(429, {}, retry_after_s=None, now=NOW, rule=RULE) is None
 
 
+def test_a_429_to_try_again_now_teaches_nothing() -> None:
+    """``Retry-After: 0``, or a date gone by: rounded up to the next whole second it would
+    refuse the retry the POS just allowed (a flaky 1 where 0 was due, seen in CI)."""
+    headers = {LIMIT: "350", REMAINING: "0", RESET: str(int(NOW) + 100)}
+    assert observe(429, headers, retry_after_s=0.0, now=NOW, rule=RULE) is None
+    assert observe(429, {}, retry_after_s=0.0, now=NOW, rule=RULE) is None
+
+
 def test_a_429_without_the_headers_spends_the_rules_limit() -> None:
     seen = observe(429, {}, retry_after_s=30, now=NOW, rule=RULE)
     assert seen == Observation(350, 350, math.ceil(NOW + 30))
